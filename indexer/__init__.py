@@ -1,0 +1,12 @@
+"""Inverted index over learned sparse vectors, with a native SIMD scoring core.
+
+Public API: :class:`IndexBuilder` (writer), :class:`Index` (reader),
+:class:`SparseBatch` (CSR input) and the errors. ``indexer._core`` is private.
+"""
+
+from .builder import IndexBuilder
+from .csr import SparseBatch
+from .errors import CorruptIndexError, IndexExistsError
+from .index import BatchResults, Hit, Index
+
+__all__ = ["BatchResults", "CorruptIndexError", "Hit", "Index", "IndexBuilder", "IndexExistsError", "SparseBatch"]

@@ -1,0 +1,63 @@
+"""Crash-safe file and directory writes: temporary name, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
+def staging_dir(final: Path) -> Path:
+    """A fresh hidden directory beside ``final`` to build into."""
+    tmp = final.with_name(f".{final.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=False)
+    return tmp
+
+
+def publish_dir(staged: Path, final: Path, *, overwrite: bool) -> None:
+    """Move a completely written ``staged`` directory to ``final``.
+
+    The rename is atomic when ``final`` does not exist. When replacing, the old
+    directory is first renamed aside, so a crash in between leaves either the
+    old or the new index under a hidden name, never a half-written one at ``final``.
+    """
+    for child in staged.iterdir():
+        if child.is_file():
+            with open(child, "rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(staged)
+    old = None
+    if final.exists():
+        if not overwrite:
+            raise FileExistsError(f"{final} exists; pass overwrite=True to replace it")
+        old = final.with_name(f".{final.name}.replaced-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+    os.rename(staged, final)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,127 @@
+"""Sparse batches in CSR form and their validation.
+
+A :class:`SparseBatch` is the only shape in which vectors reach the native
+core: ``indptr`` (uint64, ``nrows + 1``), ``indices`` (uint32 term ids) and
+``values`` (float32 weights). Term ids and weights are never converted
+silently: other dtypes are refused with a message that says how to cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["SparseBatch"]
+
+
+class SparseBatch(NamedTuple):
+    """Rows of sparse vectors: row ``i`` is ``indices[indptr[i]:indptr[i+1]]`` with ``values``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
+        return self.indices[lo:hi], self.values[lo:hi]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[int, float] | tuple[Iterable[int], Iterable[float]]]) -> SparseBatch:
+        """Build from ``{term: weight}`` mappings or ``(indices, values)`` pairs (converted explicitly)."""
+        indptr = [0]
+        idx: list[int] = []
+        val: list[float] = []
+        for row in rows:
+            if isinstance(row, Mapping):
+                terms, weights = list(row.keys()), list(row.values())
+            else:
+                terms, weights = list(row[0]), list(row[1])
+                if len(terms) != len(weights):
+                    raise ValueError(f"row {len(indptr) - 1}: {len(terms)} indices but {len(weights)} values")
+            for t in terms:
+                if not isinstance(t, (int, np.integer)) or t < 0 or t > 0xFFFFFFFF:
+                    raise ValueError(f"row {len(indptr) - 1}: term id {t!r} is not a uint32")
+            idx.extend(int(t) for t in terms)
+            val.extend(float(w) for w in weights)
+            indptr.append(len(idx))
+        return cls(
+            np.asarray(indptr, dtype=np.uint64),
+            np.asarray(idx, dtype=np.uint32),
+            np.asarray(val, dtype=np.float32),
+        )
+
+    @classmethod
+    def from_scipy(cls, matrix) -> SparseBatch:  # noqa: ANN001 - scipy is optional at type level
+        """From a ``scipy.sparse`` matrix (CSR or convertible); index dtype converted after a range check."""
+        csr = matrix.tocsr()
+        indices = np.asarray(csr.indices)
+        if indices.size and (indices.min() < 0 or indices.max() > 0xFFFFFFFF):
+            raise ValueError("term ids do not fit in uint32")
+        data = np.asarray(csr.data)
+        if data.dtype != np.float32:
+            raise TypeError(f"values must be float32, got {data.dtype}; cast the matrix with .astype(np.float32)")
+        return cls(np.asarray(csr.indptr, dtype=np.uint64), indices.astype(np.uint32), data)
+
+    def validated(self, vocab_size: int, *, what: str = "batch", allow_empty_rows: bool = True) -> SparseBatch:
+        """Check every invariant the native core relies on; return C-contiguous arrays.
+
+        Raises ``TypeError`` for wrong dtypes and ``ValueError`` (naming the row) for
+        shapes, out-of-range term ids, NaN/inf/negative weights and, when
+        ``allow_empty_rows`` is false, rows without a positive weight.
+        """
+        indptr, indices, values = self
+        for name, arr in (("indptr", indptr), ("indices", indices), ("values", values)):
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"{what}: {name} must be a numpy array, got {type(arr).__name__}")
+            if arr.ndim != 1:
+                raise ValueError(f"{what}: {name} must be 1-D, got shape {arr.shape}")
+        if indices.dtype != np.uint32:
+            raise TypeError(
+                f"{what}: indices must be uint32, got {indices.dtype}; "
+                "check the range and cast with .astype(np.uint32)"
+            )
+        if values.dtype != np.float32:
+            raise TypeError(f"{what}: values must be float32, got {values.dtype}; cast with .astype(np.float32)")
+        if not np.issubdtype(indptr.dtype, np.integer):
+            raise TypeError(f"{what}: indptr must be an integer array, got {indptr.dtype}")
+        if indptr.shape[0] < 1:
+            raise ValueError(f"{what}: indptr must have nrows + 1 >= 1 entries")
+        if indices.shape[0] != values.shape[0]:
+            raise ValueError(f"{what}: {indices.shape[0]} indices but {values.shape[0]} values")
+        if indptr[0] != 0:
+            raise ValueError(f"{what}: indptr[0] must be 0, got {indptr[0]}")
+        if indptr.shape[0] > 1 and np.any(np.diff(indptr.astype(np.int64)) < 0):
+            raise ValueError(f"{what}: indptr must be non-decreasing")
+        if int(indptr[-1]) != indices.shape[0]:
+            raise ValueError(f"{what}: indptr[-1] = {int(indptr[-1])} but there are {indices.shape[0]} non-zeros")
+        indptr64 = np.ascontiguousarray(indptr, dtype=np.uint64)
+        if indices.size and int(indices.max()) >= vocab_size:
+            bad = int(np.argmax(indices >= vocab_size))
+            row = int(np.searchsorted(indptr64, bad, side="right") - 1)
+            raise ValueError(
+                f"{what}: row {row} has term id {int(indices[bad])} >= vocab_size {vocab_size}"
+            )
+        finite = np.isfinite(values)
+        if not finite.all() or (values < 0).any():
+            bad = int(np.argmax(~finite | (values < 0)))
+            row = int(np.searchsorted(indptr64, bad, side="right") - 1)
+            raise ValueError(f"{what}: row {row} has weight {values[bad]!r}; weights must be finite and >= 0")
+        if not allow_empty_rows:
+            lengths = np.diff(indptr64.astype(np.int64))
+            row_of = np.repeat(np.arange(self.num_rows), lengths)
+            positive = np.bincount(row_of[values > 0], minlength=self.num_rows)
+            empty = np.flatnonzero(positive == 0)
+            if empty.size:
+                shown = ", ".join(str(int(r)) for r in empty[:10])
+                raise ValueError(f"{what}: row(s) {shown} have no term with a positive weight (empty query)")
+        return SparseBatch(indptr64, np.ascontiguousarray(indices), np.ascontiguousarray(values))

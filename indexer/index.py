@@ -1,0 +1,112 @@
+"""Index: the reader. Opens a published index directory (memory-mapped,
+fully verified) and answers exact top-k queries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from .csr import SparseBatch
+from .errors import CorruptIndexError
+from .lexicon import Lexicon
+from .manifest import LEXICON, POSTINGS, Manifest
+
+
+class Hit(NamedTuple):
+    doc_id: str
+    score: float
+
+
+class BatchResults(NamedTuple):
+    """Top-k of each query. ``docs`` are internal doc numbers (``-1`` pads rows with fewer hits)."""
+
+    docs: np.ndarray  # int64 [nq, k]
+    scores: np.ndarray  # float32 [nq, k]
+    counts: np.ndarray  # int64 [nq]
+    postings: np.ndarray  # int64 [nq]: postings scored per query
+
+
+class Index:
+    """A read-only index. Safe to share between threads."""
+
+    def __init__(self, path: Path, manifest: Manifest, core: _core.Searcher, lexicon: Lexicon) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._core = core
+        self.lexicon = lexicon
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Index:
+        """Open and verify an index; raises :class:`CorruptIndexError` for anything incomplete or damaged."""
+        path = Path(path)
+        manifest = Manifest.read(path)
+        manifest.check_files(path)
+        try:
+            core = _core.Searcher(str(path / POSTINGS))
+        except _core.FormatError as e:
+            raise CorruptIndexError(f"{path / POSTINGS}: {e}") from None
+        lexicon = Lexicon(path / LEXICON)
+        if (core.num_docs, core.vocab_size, core.num_postings) != (
+            manifest.num_docs,
+            manifest.vocab_size,
+            manifest.num_postings,
+        ) or len(lexicon) != manifest.num_docs:
+            raise CorruptIndexError(f"{path}: postings, lexicon and manifest disagree on their counts")
+        return cls(path, manifest, core, lexicon)
+
+    @property
+    def num_docs(self) -> int:
+        return self._core.num_docs
+
+    @property
+    def vocab_size(self) -> int:
+        return self._core.vocab_size
+
+    @property
+    def num_postings(self) -> int:
+        return self._core.num_postings
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(int(f["bytes"]) for f in self.manifest.files.values())
+
+    @property
+    def postings_bytes(self) -> int:
+        return self._core.file_size
+
+    def term_df(self) -> np.ndarray:
+        return self._core.term_df()
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded (doc numbers, uint8 impacts) of one term."""
+        if not 0 <= term < self.vocab_size:
+            raise ValueError(f"term id {term} out of range (vocab_size {self.vocab_size})")
+        return self._core.postings(term)
+
+    def search_batch(self, queries: SparseBatch, k: int = 10, threads: int | None = None) -> BatchResults:
+        """Exact top-``k`` of every query; every query must have a positive weight."""
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        threads = os.cpu_count() or 1 if threads is None else threads
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
+        k_eff = int(min(k, max(self.num_docs, 1)))
+        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads)
+        docs = docs.astype(np.int64)
+        docs[docs == 0xFFFFFFFF] = -1
+        return BatchResults(docs, scores, counts.astype(np.int64), postings.astype(np.int64))
+
+    def search(self, indices: np.ndarray, values: np.ndarray, k: int = 10) -> list[Hit]:
+        """Exact top-``k`` of one query given as uint32 term ids and float32 weights."""
+        batch = SparseBatch(np.array([0, len(indices)], dtype=np.uint64), indices, values)
+        res = self.search_batch(batch, k=k, threads=1)
+        return self.hits(res, 0)
+
+    def hits(self, results: BatchResults, row: int) -> list[Hit]:
+        n = int(results.counts[row])
+        return [Hit(self.lexicon[int(d)], float(s)) for d, s in zip(results.docs[row, :n], results.scores[row, :n])]

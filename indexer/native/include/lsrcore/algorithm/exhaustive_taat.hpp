@@ -1,0 +1,118 @@
+// Exhaustive term-at-a-time (TAAT) scoring: the exact algorithm.
+//
+// For each query term, walk every block of its posting list (BlockCursor),
+// decode it and add weight * impact into a dense u32 accumulator per
+// document. Then one pass over the touched doc range [lo, hi] feeds every
+// positive accumulator to the top-k queue and zeroes the accumulator again.
+// Scores are exact integers (no overflow: see search.cpp), so every kernel,
+// and indexer/reference.py, agrees bit for bit, ties going to the smaller doc.
+//
+// This file is included by src/kernels/taat_<isa>.cpp inside
+// namespace lsrcore::kernels::<isa>; the ISA comes from the compiler flags of
+// that translation unit. Helpers live in an anonymous namespace.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "../posting_cursor.hpp"
+#include "../topk_queue.hpp"
+
+namespace lsrcore {
+namespace {
+
+/// acc[docs[i]] += w * imps[i] for i < n. Doc ids within a block are
+/// distinct, so vector gather/scatter has no conflicts.
+inline void accumulate(uint32_t* acc, const uint32_t* docs, const uint32_t* imps, uint32_t n, uint32_t w) {
+    uint32_t i = 0;
+#if defined(LSR_USE_SCATTER) && defined(__AVX512F__)
+    const __m512i wv = _mm512_set1_epi32(static_cast<int>(w));
+    for (; i + 16 <= n; i += 16) {
+        const __m512i idx = _mm512_load_si512(docs + i);
+        const __m512i prod = _mm512_mullo_epi32(_mm512_load_si512(imps + i), wv);
+        const __m512i cur = _mm512_i32gather_epi32(idx, acc, 4);
+        _mm512_i32scatter_epi32(acc, idx, _mm512_add_epi32(cur, prod), 4);
+    }
+#endif
+    for (; i < n; ++i) acc[docs[i]] += w * imps[i];
+}
+
+/// Offer acc[d] for d in [lo, end) to q in doc order and zero acc there.
+inline void select_and_clear(uint32_t* acc, uint32_t lo, uint32_t end, TopkQueue& q) {
+    uint32_t d = lo;
+    uint32_t thr = q.threshold();
+#if defined(__AVX512F__)
+    const __m512i zero = _mm512_setzero_si512();
+    for (; d + 16 <= end; d += 16) {
+        const __m512i v = _mm512_loadu_si512(acc + d);
+        if (_mm512_test_epi32_mask(v, v) == 0) continue;
+        __mmask16 m = _mm512_cmpgt_epu32_mask(v, _mm512_set1_epi32(static_cast<int>(thr)));
+        while (m) {
+            const uint32_t j = static_cast<uint32_t>(__builtin_ctz(m));
+            if (acc[d + j] > thr) {
+                q.insert(acc[d + j], d + j);
+                thr = q.threshold();
+            }
+            m &= m - 1;
+        }
+        _mm512_storeu_si512(acc + d, zero);
+    }
+#elif defined(__AVX2__)
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i bias = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+    for (; d + 8 <= end; d += 8) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + d));
+        if (_mm256_testz_si256(v, v)) continue;
+        const __m256i gt = _mm256_cmpgt_epi32(_mm256_xor_si256(v, bias),
+                                              _mm256_xor_si256(_mm256_set1_epi32(static_cast<int>(thr)), bias));
+        uint32_t m = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(gt)));
+        while (m) {
+            const uint32_t j = static_cast<uint32_t>(__builtin_ctz(m));
+            if (acc[d + j] > thr) {
+                q.insert(acc[d + j], d + j);
+                thr = q.threshold();
+            }
+            m &= m - 1;
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + d), zero);
+    }
+#endif
+    for (; d < end; ++d) {
+        const uint32_t s = acc[d];
+        if (s > thr) {
+            q.insert(s, d);
+            thr = q.threshold();
+        }
+        acc[d] = 0;
+    }
+}
+
+inline uint32_t exhaustive_taat_impl(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc,
+                                     uint32_t k, ScoredDoc* out, uint64_t* postings) {
+    uint32_t lo = UINT32_MAX, hi = 0;
+    uint64_t scored = 0;
+    for (size_t j = 0; j < nterms; ++j) {
+        BlockCursor c(ix, terms[j].term);
+        const uint32_t w = terms[j].weight;
+        while (c.next_block()) {
+            c.decode();
+            lo = c.first_doc() < lo ? c.first_doc() : lo;
+            hi = c.last_doc() > hi ? c.last_doc() : hi;
+            accumulate(acc, c.docs(), c.impacts(), c.size(), w);
+            scored += c.size();
+        }
+    }
+    *postings += scored;
+    if (lo > hi) return 0;
+    TopkQueue q(k);
+    select_and_clear(acc, lo, hi + 1, q);
+    const auto& best = q.finalize();
+    for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
+    return static_cast<uint32_t>(best.size());
+}
+
+}  // namespace
+}  // namespace lsrcore

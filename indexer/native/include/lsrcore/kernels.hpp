@@ -1,0 +1,46 @@
+// Search kernels, one set per instruction set, chosen at run time.
+//
+// Every kernel computes the same thing bit for bit; they differ only in the
+// instructions used to decode blocks, accumulate impacts and select the top k.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "index_view.hpp"
+
+namespace lsrcore::kernels {
+
+/// Exhaustive term-at-a-time scoring (algorithm/exhaustive_taat.hpp).
+/// `acc` has ix.num_docs entries, all zero on entry, and is all zero again on
+/// return. Writes up to k hits to `out`, best first (score desc, doc asc),
+/// only documents with a positive score; returns the number written and adds
+/// the number of postings scored to *postings.
+using TaatFn = uint32_t (*)(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc,
+                            uint32_t k, ScoredDoc* out, uint64_t* postings);
+
+struct Kernel {
+    const char* name;
+    TaatFn exhaustive_taat;
+};
+
+namespace scalar {
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+}
+namespace avx2 {
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+}
+namespace avx512 {
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+}
+
+/// Kernels this CPU can run, slowest first.
+std::vector<std::string> available();
+/// The kernel in use (the fastest available unless select() was called).
+const Kernel& active();
+/// Use the named kernel; throws std::invalid_argument if unknown or unsupported.
+void select(const std::string& name);
+
+}  // namespace lsrcore::kernels

@@ -1,0 +1,63 @@
+// Reader: a memory-mapped index file and exact top-k search over it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "index_view.hpp"
+
+namespace lsrcore {
+
+/// Query weights become integers so that scores are exact: with n distinct
+/// positive terms, Q = min(65535, floor((2^32 - 1) / (255 n))) and
+/// weight_int = rint(w * Q / max_w) (double arithmetic), which keeps every
+/// score below 2^32. Mirrored by indexer/reference.py.
+struct PreparedQuery {
+    std::vector<QueryTerm> terms;  // terms with postings and weight_int > 0
+    double score_scale = 0.0;      // float score = int score * score_scale
+};
+
+/// Merge duplicate terms (summed in double, then float), drop zero weights,
+/// quantise. Throws std::invalid_argument for term ids >= vocab_size,
+/// non-finite or negative weights, and queries with no positive weight.
+PreparedQuery prepare_query(const IndexView& ix, const uint32_t* indices, const float* values, size_t n);
+
+class Searcher {
+   public:
+    /// Map and validate the file; throws FormatError or std::system_error.
+    explicit Searcher(const std::string& path);
+    ~Searcher();
+    Searcher(const Searcher&) = delete;
+    Searcher& operator=(const Searcher&) = delete;
+
+    const IndexView& view() const { return ix_; }
+    uint64_t file_size() const { return size_; }
+
+    /// Exact top-k for each CSR row of queries, on `threads` threads (exactly
+    /// min(threads, nq) are started). Outputs are nq x k (docs padded with
+    /// UINT32_MAX, scores with 0) plus per-query hit and posting counts. All
+    /// queries are validated before any is searched.
+    void search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values, uint32_t k,
+                      uint32_t threads, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
+                      uint64_t* out_postings);
+
+    /// Decoded posting list of one term (for tests and explanations).
+    void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;
+
+   private:
+    std::unique_ptr<uint32_t[]> acquire_accumulator();
+    void release_accumulator(std::unique_ptr<uint32_t[]> acc);
+
+    int fd_ = -1;
+    void* map_ = nullptr;
+    uint64_t size_ = 0;
+    IndexView ix_;
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<uint32_t[]>> pool_;  // all-zero accumulators
+};
+
+}  // namespace lsrcore

@@ -1,0 +1,192 @@
+// Memory mapping, query preparation and multi-threaded batch search.
+#include "lsrcore/searcher.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <exception>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "lsrcore/kernels.hpp"
+#include "lsrcore/posting_cursor.hpp"
+
+namespace lsrcore {
+
+PreparedQuery prepare_query(const IndexView& ix, const uint32_t* indices, const float* values, size_t n) {
+    struct Item {
+        uint32_t term;
+        double weight;
+    };
+    std::vector<Item> items;
+    items.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        if (indices[i] >= ix.vocab_size)
+            throw std::invalid_argument("query term id " + std::to_string(indices[i]) + " >= vocab_size " +
+                                        std::to_string(ix.vocab_size));
+        if (!std::isfinite(values[i]) || values[i] < 0.0f)
+            throw std::invalid_argument("query weights must be finite and non-negative");
+        items.push_back({indices[i], double(values[i])});
+    }
+    std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.term < b.term; });
+    struct Merged {
+        uint32_t term;
+        float weight;
+    };
+    std::vector<Merged> merged;
+    float wmax = 0.0f;
+    for (size_t i = 0; i < items.size();) {
+        const uint32_t t = items[i].term;
+        double w = 0.0;
+        for (; i < items.size() && items[i].term == t; ++i) w += items[i].weight;
+        const float wf = static_cast<float>(w);
+        if (!(wf > 0.0f)) continue;
+        if (!std::isfinite(wf)) throw std::invalid_argument("summed duplicate query weights overflow float32");
+        merged.push_back({t, wf});
+        wmax = std::max(wmax, wf);
+    }
+    if (merged.empty()) throw std::invalid_argument("query has no term with a positive weight");
+    const uint64_t cap = 0xFFFFFFFFull / (255ull * merged.size());
+    const double Q = double(std::min<uint64_t>(65535, cap));
+    PreparedQuery pq;
+    pq.score_scale = ix.impact_scale * double(wmax) / Q;
+    for (const Merged& m : merged) {
+        const double q = std::nearbyint(double(m.weight) * Q / double(wmax));
+        if (q < 1.0 || ix.term_df[m.term] == 0) continue;
+        pq.terms.push_back({m.term, static_cast<uint32_t>(q)});
+    }
+    return pq;
+}
+
+Searcher::Searcher(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "opening " + path);
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) {
+        const int err = errno;
+        ::close(fd_);
+        throw std::system_error(err, std::generic_category(), "stat " + path);
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ == 0) {
+        ::close(fd_);
+        throw FormatError("corrupt or incomplete index: " + path + " is empty");
+    }
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (map_ == MAP_FAILED) {
+        const int err = errno;
+        ::close(fd_);
+        throw std::system_error(err, std::generic_category(), "mmap " + path);
+    }
+    try {
+        ix_ = parse_index(static_cast<const uint8_t*>(map_), size_);
+    } catch (...) {
+        ::munmap(map_, size_);
+        ::close(fd_);
+        throw;
+    }
+}
+
+Searcher::~Searcher() {
+    if (map_ != nullptr && map_ != MAP_FAILED) ::munmap(map_, size_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::unique_ptr<uint32_t[]> Searcher::acquire_accumulator() {
+    {
+        std::lock_guard<std::mutex> lock(pool_mutex_);
+        if (!pool_.empty()) {
+            auto acc = std::move(pool_.back());
+            pool_.pop_back();
+            return acc;
+        }
+    }
+    return std::unique_ptr<uint32_t[]>(new uint32_t[std::max<uint32_t>(ix_.num_docs, 1)]());
+}
+
+void Searcher::release_accumulator(std::unique_ptr<uint32_t[]> acc) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    pool_.push_back(std::move(acc));
+}
+
+void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values,
+                            uint32_t k, uint32_t threads, uint32_t* out_docs, float* out_scores,
+                            uint32_t* out_counts, uint64_t* out_postings) {
+    if (k == 0) throw std::invalid_argument("k must be positive");
+    if (threads == 0) throw std::invalid_argument("threads must be positive");
+    if (indptr[0] != 0) throw std::invalid_argument("query indptr[0] must be 0");
+    for (size_t q = 0; q < nq; ++q)
+        if (indptr[q + 1] < indptr[q]) throw std::invalid_argument("query indptr must be non-decreasing");
+
+    std::vector<PreparedQuery> prepared(nq);
+    for (size_t q = 0; q < nq; ++q) {
+        try {
+            prepared[q] = prepare_query(ix_, indices + indptr[q], values + indptr[q], indptr[q + 1] - indptr[q]);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("query " + std::to_string(q) + ": " + e.what());
+        }
+    }
+
+    const kernels::TaatFn taat = kernels::active().exhaustive_taat;
+    std::atomic<size_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto worker = [&]() {
+        try {
+            auto acc = acquire_accumulator();
+            std::vector<ScoredDoc> hits(k);
+            for (size_t q; (q = next.fetch_add(1)) < nq;) {
+                const PreparedQuery& pq = prepared[q];
+                uint64_t scored = 0;
+                const uint32_t n = taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(), &scored);
+                uint32_t* docs = out_docs + q * k;
+                float* scores = out_scores + q * k;
+                for (uint32_t i = 0; i < n; ++i) {
+                    docs[i] = hits[i].doc;
+                    scores[i] = static_cast<float>(double(hits[i].score) * pq.score_scale);
+                }
+                std::fill(docs + n, docs + k, UINT32_MAX);
+                std::fill(scores + n, scores + k, 0.0f);
+                out_counts[q] = n;
+                out_postings[q] = scored;
+            }
+            release_accumulator(std::move(acc));
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    };
+    const size_t nthreads = std::min<size_t>(threads, nq);
+    if (nthreads <= 1) {
+        worker();
+    } else {
+        std::vector<std::thread> pool;
+        pool.reserve(nthreads);
+        for (size_t t = 0; t < nthreads; ++t) pool.emplace_back(worker);
+        for (auto& th : pool) th.join();
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+void Searcher::postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const {
+    if (term >= ix_.vocab_size) throw std::invalid_argument("term id out of range");
+    docs.clear();
+    impacts.clear();
+    BlockCursor c(ix_, term);
+    while (c.next_block()) {
+        c.decode();
+        for (uint32_t i = 0; i < c.size(); ++i) {
+            docs.push_back(c.docs()[i]);
+            impacts.push_back(static_cast<uint8_t>(c.impacts()[i]));
+        }
+    }
+}
+
+}  // namespace lsrcore

@@ -1,0 +1,151 @@
+"""Every native search path against indexer.reference on random corpora."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import corpora, random_batch
+from hypothesis import given
+
+from indexer import Index, IndexBuilder, SparseBatch, _core
+from indexer.reference import ReferenceIndex
+
+KERNELS = _core.available_kernels()
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _restore_kernel():
+    before = _core.active_kernel()
+    yield
+    _core.select_kernel(before)
+
+
+def build(tmp: Path, docs: SparseBatch, vocab: int, batches: int = 1) -> Index:
+    path = tmp / f"idx{next(_counter)}"
+    with IndexBuilder(path, vocab_size=vocab) as b:
+        bounds = np.linspace(0, docs.num_rows, batches + 1).astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            sub = SparseBatch(
+                (docs.indptr[lo : hi + 1] - docs.indptr[lo]).astype(np.uint64),
+                docs.indices[int(docs.indptr[lo]) : int(docs.indptr[hi])],
+                docs.values[int(docs.indptr[lo]) : int(docs.indptr[hi])],
+            )
+            b.add([f"doc-{i}" for i in range(lo, hi)], sub)
+    return Index.open(path)
+
+
+def nonempty_queries(ref: ReferenceIndex, queries: SparseBatch) -> SparseBatch:
+    rows = []
+    for i in range(queries.num_rows):
+        t, w = queries.row(i)
+        try:
+            ref.quantize_query(t, w)
+        except ValueError:
+            continue
+        rows.append((t.tolist(), w.tolist()))
+    return SparseBatch.from_rows(rows)
+
+
+def check_against_reference(index: Index, ref: ReferenceIndex, queries: SparseBatch, k: int) -> None:
+    for kernel in KERNELS:
+        _core.select_kernel(kernel)
+        res = index.search_batch(queries, k=k, threads=2)
+        for i in range(queries.num_rows):
+            expect = ref.search(*queries.row(i), k=k)
+            n = int(res.counts[i])
+            assert n == len(expect), kernel
+            assert res.docs[i, :n].tolist() == [h.doc for h in expect], kernel
+            assert res.scores[i, :n].tolist() == [h.score for h in expect], kernel
+            assert (res.docs[i, n:] == -1).all() and (res.scores[i, n:] == 0).all()
+
+
+@given(corpora())
+def test_search_matches_reference(tmp_path_factory, params) -> None:
+    rng, nrows, vocab, nnz = params
+    docs = random_batch(rng, nrows, vocab, nnz)
+    tmp = tmp_path_factory.mktemp("p")
+    index = build(tmp, docs, vocab, batches=int(rng.integers(1, 4)))
+    ref = ReferenceIndex(docs, vocab)
+    assert index.num_docs == nrows and index.num_postings == ref.impacts.nnz
+    for term in range(vocab):
+        got_docs, got_imp = index.postings(term)
+        want_docs, want_imp = ref.postings(term)
+        np.testing.assert_array_equal(got_docs, want_docs)
+        np.testing.assert_array_equal(got_imp, want_imp)
+    queries = nonempty_queries(ref, random_batch(rng, 12, vocab, 12, zero_rate=0.2))
+    if queries.num_rows:
+        for k in (1, 3, 1000):
+            check_against_reference(index, ref, queries, k)
+
+
+def test_long_lists_many_blocks(tmp_path) -> None:
+    """A few terms in almost every document: lists of thousands of postings, full and partial blocks."""
+    rng = np.random.default_rng(7)
+    docs = random_batch(rng, 5000, 6, 8)
+    index = build(tmp_path, docs, 6, batches=3)
+    ref = ReferenceIndex(docs, 6)
+    for term in range(6):
+        np.testing.assert_array_equal(index.postings(term)[0], ref.postings(term)[0])
+        np.testing.assert_array_equal(index.postings(term)[1], ref.postings(term)[1])
+    queries = nonempty_queries(ref, random_batch(rng, 20, 6, 6, zero_rate=0.0))
+    check_against_reference(index, ref, queries, 10)
+    check_against_reference(index, ref, queries, 1000)
+
+
+def test_single_document_and_duplicate_query_terms(tmp_path) -> None:
+    docs = SparseBatch.from_rows([{3: 0.5, 1: 2.0}])
+    index = build(tmp_path, docs, 5)
+    hits = index.search(np.array([3, 3, 1], dtype=np.uint32), np.array([0.25, 0.25, 1.0], dtype=np.float32), k=5)
+    assert [h.doc_id for h in hits] == ["doc-0"]
+    ref = ReferenceIndex(docs, 5).search(np.array([3, 3, 1], np.uint32), np.array([0.25, 0.25, 1.0], np.float32), 5)
+    assert hits[0].score == ref[0].score
+    # the float score is close to the float dot product 0.5*0.5 + 2.0*1.0
+    assert hits[0].score == pytest.approx(2.25, rel=1e-2)
+
+
+def test_empty_index_and_terms_without_postings(tmp_path) -> None:
+    docs = SparseBatch.from_rows([{}, {0: 0.0}])
+    index = build(tmp_path, docs, 4)
+    assert index.num_docs == 2 and index.num_postings == 0
+    assert index.search(np.array([2], np.uint32), np.array([1.0], np.float32), k=10) == []
+
+
+def test_ties_go_to_the_smaller_doc(tmp_path) -> None:
+    docs = SparseBatch.from_rows([{0: 1.0}] * 50)
+    index = build(tmp_path, docs, 1)
+    hits = index.search(np.array([0], np.uint32), np.array([1.0], np.float32), k=7)
+    assert [h.doc_id for h in hits] == [f"doc-{i}" for i in range(7)]
+
+
+def test_thread_counts_agree(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    docs = random_batch(rng, 2000, 200, 30)
+    index = build(tmp_path, docs, 200)
+    ref = ReferenceIndex(docs, 200)
+    queries = nonempty_queries(ref, random_batch(rng, 64, 200, 15))
+    base = index.search_batch(queries, k=20, threads=1)
+    for threads in (2, 3, 16, 1000):
+        other = index.search_batch(queries, k=20, threads=threads)
+        np.testing.assert_array_equal(base.docs, other.docs)
+        np.testing.assert_array_equal(base.scores, other.scores)
+        np.testing.assert_array_equal(base.postings, other.postings)
+
+
+def test_float_recall_is_high(tmp_path) -> None:
+    """8-bit impacts and 16-bit query weights keep the float ranking almost intact."""
+    rng = np.random.default_rng(11)
+    docs = random_batch(rng, 3000, 500, 60, zero_rate=0.0)
+    index = build(tmp_path, docs, 500)
+    ref = ReferenceIndex(docs, 500)
+    queries = nonempty_queries(ref, random_batch(rng, 50, 500, 20, zero_rate=0.0))
+    res = index.search_batch(queries, k=10, threads=2)
+    recalls = []
+    for i in range(queries.num_rows):
+        want = set(ref.search_float(*queries.row(i), k=10))
+        got = set(res.docs[i, : res.counts[i]].tolist())
+        recalls.append(len(want & got) / max(len(want), 1))
+    assert np.mean(recalls) >= 0.97
