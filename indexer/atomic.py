@@ -39,6 +39,22 @@ def staging_dir(final: Path) -> Path:
     return tmp
 
 
+def remove_stale_staging(final: Path) -> None:
+    """Delete staging directories beside ``final`` left by processes that died."""
+    prefix = f".{final.name}.building-"
+    for p in final.parent.glob(prefix + "*"):
+        try:
+            pid = int(p.name[len(prefix) :].split("-")[0])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def publish_dir(staged: Path, final: Path, *, overwrite: bool) -> None:
     """Move a completely written ``staged`` directory to ``final``.
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import _core
-from .atomic import publish_dir, staging_dir, write_bytes
+from .atomic import publish_dir, remove_stale_staging, staging_dir, write_bytes
 from .csr import SparseBatch
 from .errors import IndexExistsError
 from .lexicon import encode_lexicon
@@ -102,6 +102,7 @@ class IndexBuilder:
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
+        remove_stale_staging(self.path)
         logger.info("built %s: %d docs, %d postings", self.path, manifest.num_docs, manifest.num_postings)
         return manifest
 

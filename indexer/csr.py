@@ -87,8 +87,7 @@ class SparseBatch(NamedTuple):
                 raise ValueError(f"{what}: {name} must be 1-D, got shape {arr.shape}")
         if indices.dtype != np.uint32:
             raise TypeError(
-                f"{what}: indices must be uint32, got {indices.dtype}; "
-                "check the range and cast with .astype(np.uint32)"
+                f"{what}: indices must be uint32, got {indices.dtype}; check the range and cast with .astype(np.uint32)"
             )
         if values.dtype != np.float32:
             raise TypeError(f"{what}: values must be float32, got {values.dtype}; cast with .astype(np.float32)")
@@ -108,14 +107,12 @@ class SparseBatch(NamedTuple):
         if indices.size and int(indices.max()) >= vocab_size:
             bad = int(np.argmax(indices >= vocab_size))
             row = int(np.searchsorted(indptr64, bad, side="right") - 1)
-            raise ValueError(
-                f"{what}: row {row} has term id {int(indices[bad])} >= vocab_size {vocab_size}"
-            )
+            raise ValueError(f"{what}: row {row} has term id {int(indices[bad])} >= vocab_size {vocab_size}")
         finite = np.isfinite(values)
         if not finite.all() or (values < 0).any():
             bad = int(np.argmax(~finite | (values < 0)))
             row = int(np.searchsorted(indptr64, bad, side="right") - 1)
-            raise ValueError(f"{what}: row {row} has weight {values[bad]!r}; weights must be finite and >= 0")
+            raise ValueError(f"{what}: row {row} has weight {float(values[bad])}; weights must be finite and >= 0")
         if not allow_empty_rows:
             lengths = np.diff(indptr64.astype(np.int64))
             row_of = np.repeat(np.arange(self.num_rows), lengths)

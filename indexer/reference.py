@@ -89,9 +89,7 @@ class ReferenceIndex:
             scores = np.asarray(self.impacts[:, terms.astype(np.int64)] @ q).ravel()
         docs = np.flatnonzero(scores > 0)
         order = np.lexsort((docs, -scores[docs]))[:k]
-        return [
-            RefHit(int(d), int(scores[d]), float(np.float32(float(scores[d]) * score_scale))) for d in docs[order]
-        ]
+        return [RefHit(int(d), int(scores[d]), float(np.float32(float(scores[d]) * score_scale))) for d in docs[order]]
 
     def search_float(self, indices: np.ndarray, values: np.ndarray, k: int) -> list[int]:
         """Top-k doc numbers by the unquantised float dot product (ties to the smaller doc)."""
