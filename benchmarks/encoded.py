@@ -74,6 +74,13 @@ def load(directory: Path, name: str) -> tuple[list[str], SparseBatch]:
         indptrs.append((indptr[1:] + offset).astype(np.uint64))
         offset += int(indptr[-1])
     batch = SparseBatch(np.concatenate(indptrs), np.concatenate(indices), np.concatenate(values))
+    # weights below float16's range were stored as 0: drop them so rows stay canonical
+    keep = batch.values > 0
+    if not keep.all():
+        rows = np.repeat(np.arange(batch.num_rows), np.diff(batch.indptr.astype(np.int64)))
+        counts = np.bincount(rows[keep], minlength=batch.num_rows)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
+        batch = SparseBatch(indptr, batch.indices[keep], batch.values[keep])
     if batch.num_rows != len(ids):
         raise ValueError(f"{directory}/{name}: {len(ids)} ids but {batch.num_rows} rows")
     return ids, batch
@@ -105,7 +112,12 @@ def main() -> None:
     dt = time.perf_counter() - t0
     logger.info(
         "%s: %d texts in %.1f s (%.0f/s), avg nnz %.1f, truncated %d",
-        args.name, len(texts), dt, len(texts) / dt, batch.nnz / max(len(texts), 1), enc.truncated,
+        args.name,
+        len(texts),
+        dt,
+        len(texts) / dt,
+        batch.nnz / max(len(texts), 1),
+        enc.truncated,
     )
     save(args.out, args.name, ids, batch, args.part_bytes)
 

@@ -51,9 +51,9 @@ def nonempty_queries(ref: ReferenceIndex, queries: SparseBatch) -> SparseBatch:
 
 
 def check_against_reference(index: Index, ref: ReferenceIndex, queries: SparseBatch, k: int) -> None:
-    for kernel in KERNELS:
+    for kernel, algorithm in itertools.product(KERNELS, ("maxscore", "exhaustive")):
         _core.select_kernel(kernel)
-        res = index.search_batch(queries, k=k, threads=2)
+        res = index.search_batch(queries, k=k, threads=2, algorithm=algorithm)
         for i in range(queries.num_rows):
             expect = ref.search(*queries.row(i), k=k)
             n = int(res.counts[i])
@@ -133,6 +133,26 @@ def test_thread_counts_agree(tmp_path) -> None:
         np.testing.assert_array_equal(base.docs, other.docs)
         np.testing.assert_array_equal(base.scores, other.scores)
         np.testing.assert_array_equal(base.postings, other.postings)
+    for threads in (1, 2):
+        other = index.search_batch(queries, k=20, threads=threads, algorithm="exhaustive")
+        np.testing.assert_array_equal(base.docs, other.docs)
+        np.testing.assert_array_equal(base.scores, other.scores)
+
+
+def test_maxscore_prunes_and_agrees(tmp_path) -> None:
+    """A corpus where pruning must kick in: it scores fewer postings and returns the same hits."""
+    rng = np.random.default_rng(9)
+    docs = random_batch(rng, 20000, 300, 40, zero_rate=0.0)
+    index = build(tmp_path, docs, 300)
+    ref = ReferenceIndex(docs, 300)
+    queries = nonempty_queries(ref, random_batch(rng, 40, 300, 20, zero_rate=0.0))
+    for k in (1, 10, 100):
+        fast = index.search_batch(queries, k=k, threads=2, algorithm="maxscore")
+        slow = index.search_batch(queries, k=k, threads=2, algorithm="exhaustive")
+        np.testing.assert_array_equal(fast.docs, slow.docs)
+        np.testing.assert_array_equal(fast.scores, slow.scores)
+        assert fast.postings.sum() < slow.postings.sum()
+    check_against_reference(index, ref, queries, 10)
 
 
 def test_float_recall_is_high(tmp_path) -> None:
@@ -149,3 +169,15 @@ def test_float_recall_is_high(tmp_path) -> None:
         got = set(res.docs[i, : res.counts[i]].tolist())
         recalls.append(len(want & got) / max(len(want), 1))
     assert np.mean(recalls) >= 0.97
+
+
+def test_canonical_reference_equals_reference() -> None:
+    from indexer.reference import canonical_reference, merge_terms
+
+    rng = np.random.default_rng(5)
+    raw = random_batch(rng, 400, 80, 20)
+    canon = SparseBatch.from_rows([tuple(x.tolist() for x in merge_terms(*raw.row(i))) for i in range(raw.num_rows)])
+    a, b = ReferenceIndex(raw, 80), canonical_reference(canon, 80)
+    assert a.scale == b.scale and (a.impacts != b.impacts).nnz == 0
+    with pytest.raises(ValueError, match="not canonical"):
+        canonical_reference(raw, 80)
