@@ -87,16 +87,8 @@ class Index:
             raise ValueError(f"term id {term} out of range (vocab_size {self.vocab_size})")
         return self._core.postings(term)
 
-    def search_batch(
-        self, queries: SparseBatch, k: int = 10, threads: int | None = None, algorithm: str = "maxscore"
-    ) -> BatchResults:
-        """Exact top-``k`` of every query; every query must have a positive weight.
-
-        ``algorithm``: ``"maxscore"`` (term-at-a-time with MaxScore pruning) or ``"exhaustive"``
-        (scores every posting); both return identical results.
-        """
-        if algorithm not in ("maxscore", "exhaustive"):
-            raise ValueError(f"algorithm must be 'maxscore' or 'exhaustive', got {algorithm!r}")
+    def search_batch(self, queries: SparseBatch, k: int = 10, threads: int | None = None) -> BatchResults:
+        """Exact top-``k`` of every query; every query must have a positive weight."""
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         threads = os.cpu_count() or 1 if threads is None else threads
@@ -104,15 +96,15 @@ class Index:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
         k_eff = int(min(k, max(self.num_docs, 1)))
-        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads, algorithm)
+        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads)
         docs = docs.astype(np.int64)
         docs[docs == 0xFFFFFFFF] = -1
         return BatchResults(docs, scores, counts.astype(np.int64), postings.astype(np.int64))
 
-    def search(self, indices: np.ndarray, values: np.ndarray, k: int = 10, algorithm: str = "maxscore") -> list[Hit]:
+    def search(self, indices: np.ndarray, values: np.ndarray, k: int = 10) -> list[Hit]:
         """Exact top-``k`` of one query given as uint32 term ids and float32 weights."""
         batch = SparseBatch(np.array([0, len(indices)], dtype=np.uint64), indices, values)
-        res = self.search_batch(batch, k=k, threads=1, algorithm=algorithm)
+        res = self.search_batch(batch, k=k, threads=1)
         return self.hits(res, 0)
 
     def hits(self, results: BatchResults, row: int) -> list[Hit]:

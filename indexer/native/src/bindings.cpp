@@ -124,14 +124,7 @@ NB_MODULE(_core, m) {
         .def(
             "search_batch",
             [](lsrcore::Searcher& s, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values, uint32_t k,
-               uint32_t threads, const std::string& algorithm) {
-                lsrcore::Algorithm algo;
-                if (algorithm == "maxscore")
-                    algo = lsrcore::Algorithm::MaxScore;
-                else if (algorithm == "exhaustive")
-                    algo = lsrcore::Algorithm::Exhaustive;
-                else
-                    throw std::invalid_argument("algorithm must be 'maxscore' or 'exhaustive'");
+               uint32_t threads) {
                 check_csr(indptr, indices, values);
                 const size_t nq = indptr.shape(0) - 1;
                 if (indptr.data()[nq] != indices.shape(0))
@@ -142,12 +135,12 @@ NB_MODULE(_core, m) {
                 auto postings = new_array<uint64_t>(nq);
                 {
                     nb::gil_scoped_release release;
-                    s.search_batch(indptr.data(), nq, indices.data(), values.data(), k, threads, algo, docs.data(),
+                    s.search_batch(indptr.data(), nq, indices.data(), values.data(), k, threads, docs.data(),
                                    scores.data(), counts.data(), postings.data());
                 }
                 return nb::make_tuple(docs, scores, counts, postings);
             },
-            "indptr"_a, "indices"_a, "values"_a, "k"_a, "threads"_a, "algorithm"_a);
+            "indptr"_a, "indices"_a, "values"_a, "k"_a, "threads"_a);
 
     m.def("available_kernels", &lsrcore::kernels::available);
     m.def("active_kernel", []() { return std::string(lsrcore::kernels::active().name); });

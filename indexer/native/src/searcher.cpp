@@ -117,7 +117,7 @@ void Searcher::release_accumulator(std::unique_ptr<uint32_t[]> acc) {
 }
 
 void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values,
-                            uint32_t k, uint32_t threads, Algorithm algorithm, uint32_t* out_docs, float* out_scores,
+                            uint32_t k, uint32_t threads, uint32_t* out_docs, float* out_scores,
                             uint32_t* out_counts, uint64_t* out_postings) {
     if (k == 0) throw std::invalid_argument("k must be positive");
     if (threads == 0) throw std::invalid_argument("threads must be positive");
@@ -134,8 +134,7 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
         }
     }
 
-    const kernels::TaatFn taat = algorithm == Algorithm::MaxScore ? kernels::active().maxscore_taat
-                                                                  : kernels::active().exhaustive_taat;
+    const kernels::TaatFn taat = kernels::active().exhaustive_taat;
     std::atomic<size_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;

@@ -24,20 +24,16 @@ using TaatFn = uint32_t (*)(const IndexView& ix, const QueryTerm* terms, size_t 
 struct Kernel {
     const char* name;
     TaatFn exhaustive_taat;
-    TaatFn maxscore_taat;  // same contract and results, with pruning (algorithm/maxscore_taat.hpp)
 };
 
 namespace scalar {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
-uint32_t maxscore_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
 }
 namespace avx2 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
-uint32_t maxscore_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
 }
 namespace avx512 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
-uint32_t maxscore_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
 }
 
 /// Kernels this CPU can run, slowest first.

@@ -18,11 +18,54 @@
 #include <algorithm>
 #include <cstdint>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "codec.hpp"
 #include "index_view.hpp"
 
 namespace lsrcore {
 namespace {
+
+/// In place: v[i] <- base + sum_{m<=i} (v[i] + 1) for i < n (n <= kBlockSize; entries
+/// past n may be overwritten). With v[0] == 0 and base = first - 1 this turns
+/// the gaps of a block into its doc ids (u32 arithmetic wraps as intended).
+inline void gaps_to_docs(uint32_t* v, uint32_t n, uint32_t base) {
+#if defined(__AVX512F__)
+    const __m512i ones = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+    __m512i carry = _mm512_set1_epi32(static_cast<int>(base));
+    for (uint32_t i = 0; i < n; i += 16) {
+        __m512i x = _mm512_add_epi32(_mm512_load_si512(v + i), ones);
+        x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 15));
+        x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 14));
+        x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 12));
+        x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 8));
+        x = _mm512_add_epi32(x, carry);
+        _mm512_store_si512(v + i, x);
+        carry = _mm512_permutexvar_epi32(_mm512_set1_epi32(15), x);
+    }
+#elif defined(__AVX2__)
+    const __m256i ones = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    const __m256i last_of_low = _mm256_set1_epi32(3), last = _mm256_set1_epi32(7);
+    __m256i carry = _mm256_set1_epi32(static_cast<int>(base));
+    for (uint32_t i = 0; i < n; i += 8) {
+        __m256i x = _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(v + i)), ones);
+        x = _mm256_add_epi32(x, _mm256_slli_si256(x, 4));
+        x = _mm256_add_epi32(x, _mm256_slli_si256(x, 8));
+        x = _mm256_add_epi32(x, _mm256_blend_epi32(zero, _mm256_permutevar8x32_epi32(x, last_of_low), 0xF0));
+        x = _mm256_add_epi32(x, carry);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(v + i), x);
+        carry = _mm256_permutevar8x32_epi32(x, last);
+    }
+#else
+    uint32_t d = base;
+    for (uint32_t i = 0; i < n; ++i) {
+        d += v[i] + 1;
+        v[i] = d;
+    }
+#endif
+}
 
 class BlockCursor {
    public:
@@ -57,12 +100,7 @@ class BlockCursor {
         const uint8_t* p = ix_.data + ix_.block_offset[block_];
         unpack_block(p, size_, db, docs_);
         unpack_block(p + packed_bytes(size_, db), size_, ib, impacts_);
-        uint32_t d = first_doc();
-        docs_[0] = d;
-        for (uint32_t i = 1; i < size_; ++i) {
-            d += docs_[i] + 1;
-            docs_[i] = d;
-        }
+        gaps_to_docs(docs_, size_, first_doc() - 1);
     }
 
     const uint32_t* docs() const { return docs_; }

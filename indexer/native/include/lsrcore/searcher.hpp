@@ -26,8 +26,6 @@ struct PreparedQuery {
 /// non-finite or negative weights, and queries with no positive weight.
 PreparedQuery prepare_query(const IndexView& ix, const uint32_t* indices, const float* values, size_t n);
 
-enum class Algorithm { MaxScore, Exhaustive };
-
 class Searcher {
    public:
     /// Map and validate the file; throws FormatError or std::system_error.
@@ -44,7 +42,7 @@ class Searcher {
     /// UINT32_MAX, scores with 0) plus per-query hit and posting counts. All
     /// queries are validated before any is searched.
     void search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values, uint32_t k,
-                      uint32_t threads, Algorithm algorithm, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
+                      uint32_t threads, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
                       uint64_t* out_postings);
 
     /// Decoded posting list of one term (for tests and explanations).

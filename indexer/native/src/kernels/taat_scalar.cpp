@@ -1,6 +1,5 @@
-// The search algorithms compiled for the scalar instruction set (flags set in CMakeLists.txt).
+// Exhaustive TAAT compiled for the scalar instruction set (flags set in CMakeLists.txt).
 #include "lsrcore/algorithm/exhaustive_taat.hpp"
-#include "lsrcore/algorithm/maxscore_taat.hpp"
 #include "lsrcore/kernels.hpp"
 
 namespace lsrcore::kernels::scalar {
@@ -8,11 +7,6 @@ namespace lsrcore::kernels::scalar {
 uint32_t exhaustive_taat(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc, uint32_t k,
                          ScoredDoc* out, uint64_t* postings) {
     return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings);
-}
-
-uint32_t maxscore_taat(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc, uint32_t k,
-                       ScoredDoc* out, uint64_t* postings) {
-    return maxscore_taat_impl(ix, terms, nterms, acc, k, out, postings);
 }
 
 }  // namespace lsrcore::kernels::scalar
