@@ -201,10 +201,7 @@ class Scipy(Engine):
         t, v = self.rows[qi]
         scores = self.csc[:, t.astype(np.int64)] @ v.astype(np.float32)
         scores = np.asarray(scores).ravel()
-        if k < scores.size:
-            top = np.argpartition(-scores, k)[:k]
-        else:
-            top = np.arange(scores.size)
+        top = np.argpartition(-scores, k)[:k] if k < scores.size else np.arange(scores.size)
         top = top[scores[top] > 0]
         return top[np.lexsort((top, -scores[top]))].tolist()
 

@@ -54,7 +54,9 @@ def test_matches_naive_reference() -> None:
         terms, weights = batch.row(i)
         got = dict(zip(terms.tolist(), weights.tolist()))
         assert got.keys() == want.keys(), i
-        np.testing.assert_allclose([got[t] for t in want], list(want.values()), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            [got[t] for t in want], list(want.values()), rtol=1e-4, atol=1e-5
+        )  # batching with padding changes fp32 sums slightly
     assert batch.row(1)[0].size == 0  # the empty text has no terms
 
 

@@ -2,9 +2,10 @@
 //
 // Order: a is better than b when a.score > b.score, or the scores are equal
 // and a.doc < b.doc (ties go to the smaller doc id). The queue keeps the k
-// best entries seen; `threshold()` is the score an entry must beat to have a
-// chance of entering (0 until the queue is full, so zero scores never enter).
-// `finalize()` sorts best-first. Internal linkage, see codec.hpp.
+// best entries seen, in any insertion order; `threshold()` is the score an
+// entry offered in increasing doc order must beat (0 until the first
+// compaction, so zero scores never enter). `finalize()` sorts best-first.
+// Internal linkage, see codec.hpp.
 #pragma once
 
 #include <algorithm>
@@ -25,45 +26,49 @@ inline bool better(const Entry& a, const Entry& b) {
 
 class TopkQueue {
    public:
-    explicit TopkQueue(uint32_t k) : k_(k) { heap_.reserve(k); }
+    explicit TopkQueue(uint32_t k) : k_(k) { buf_.reserve(2 * size_t(k)); }
 
-    void clear() { heap_.clear(); }
     uint32_t k() const { return k_; }
-    size_t size() const { return heap_.size(); }
-    bool full() const { return heap_.size() == k_; }
 
-    /// Scores <= threshold() cannot enter through `insert_increasing`.
+    /// Entries not better than the current k-th best are rejected; for entries
+    /// offered in increasing doc order that means every score <= threshold().
     uint32_t threshold() const {
         if (k_ == 0) return UINT32_MAX;
-        return full() ? heap_.front().score : 0;
+        return has_bar_ ? bar_.score : 0;
     }
 
-    /// Offer an entry; returns true if it was kept.
+    /// Offer an entry; returns false if it was rejected outright.
     bool insert(uint32_t score, uint32_t doc) {
         if (k_ == 0 || score == 0) return false;
         const Entry e{score, doc};
-        if (!full()) {
-            heap_.push_back(e);
-            std::push_heap(heap_.begin(), heap_.end(), better);
-            return true;
-        }
-        if (!better(e, heap_.front())) return false;
-        std::pop_heap(heap_.begin(), heap_.end(), better);
-        heap_.back() = e;
-        std::push_heap(heap_.begin(), heap_.end(), better);
+        if (has_bar_ && !better(e, bar_)) return false;
+        buf_.push_back(e);
+        if (buf_.size() >= 2 * size_t(k_)) compact();
         return true;
     }
 
-    /// Sorted best-first; the queue is left empty.
+    /// The k best, sorted best-first; the queue is left unusable.
     std::vector<Entry>& finalize() {
-        std::sort_heap(heap_.begin(), heap_.end(), better);
-        return heap_;
+        if (buf_.size() > k_) compact();
+        std::sort(buf_.begin(), buf_.end(), better);
+        return buf_;
     }
 
    private:
+    // Keep the k best of the buffer (linear time); the k-th best becomes the bar.
+    void compact() {
+        std::nth_element(buf_.begin(), buf_.begin() + (k_ - 1), buf_.end(), better);
+        buf_.resize(k_);
+        bar_ = buf_[k_ - 1];
+        has_bar_ = true;
+    }
+
     uint32_t k_;
-    // A heap under `better` keeps the *worst* entry at the front.
-    std::vector<Entry> heap_;
+    bool has_bar_ = false;
+    Entry bar_{0, 0};
+    // Up to 2k candidates, unordered; compacted to the k best when full, so an
+    // insert costs amortised O(1) instead of a heap's O(log k).
+    std::vector<Entry> buf_;
 };
 
 }  // namespace
