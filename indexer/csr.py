@@ -97,28 +97,39 @@ class SparseBatch(NamedTuple):
             raise ValueError(f"{what}: indptr must have nrows + 1 >= 1 entries")
         if indices.shape[0] != values.shape[0]:
             raise ValueError(f"{what}: {indices.shape[0]} indices but {values.shape[0]} values")
-        if indptr[0] != 0:
-            raise ValueError(f"{what}: indptr[0] must be 0, got {indptr[0]}")
-        if indptr.shape[0] > 1 and np.any(np.diff(indptr.astype(np.int64)) < 0):
+        nrows = indptr.shape[0] - 1
+        first, last = int(indptr[0]), int(indptr[-1])
+        if first != 0:
+            raise ValueError(f"{what}: indptr[0] must be 0, got {first}")
+        if nrows > 1 and np.any(np.diff(indptr.astype(np.int64)) < 0):
             raise ValueError(f"{what}: indptr must be non-decreasing")
-        if int(indptr[-1]) != indices.shape[0]:
-            raise ValueError(f"{what}: indptr[-1] = {int(indptr[-1])} but there are {indices.shape[0]} non-zeros")
-        indptr64 = np.ascontiguousarray(indptr, dtype=np.uint64)
-        if indices.size and int(indices.max()) >= vocab_size:
-            bad = int(np.argmax(indices >= vocab_size))
-            row = int(np.searchsorted(indptr64, bad, side="right") - 1)
-            raise ValueError(f"{what}: row {row} has term id {int(indices[bad])} >= vocab_size {vocab_size}")
-        finite = np.isfinite(values)
-        if not finite.all() or (values < 0).any():
-            bad = int(np.argmax(~finite | (values < 0)))
-            row = int(np.searchsorted(indptr64, bad, side="right") - 1)
-            raise ValueError(f"{what}: row {row} has weight {float(values[bad])}; weights must be finite and >= 0")
+        if last != indices.shape[0]:
+            raise ValueError(f"{what}: indptr[-1] = {last} but there are {indices.shape[0]} non-zeros")
+        indptr64 = indptr if indptr.dtype == np.uint64 else indptr.astype(np.uint64)
+        if indices.size:
+            if int(indices.max()) >= vocab_size:
+                bad = int(np.argmax(indices >= vocab_size))
+                row = int(np.searchsorted(indptr64, bad, side="right") - 1)
+                raise ValueError(f"{what}: row {row} has term id {int(indices[bad])} >= vocab_size {vocab_size}")
+            # min >= 0 is False for NaN; max < inf rules out +inf
+            if not (values.min() >= 0 and values.max() < np.inf):
+                bad = int(np.argmax(~np.isfinite(values) | (values < 0)))
+                row = int(np.searchsorted(indptr64, bad, side="right") - 1)
+                raise ValueError(f"{what}: row {row} has weight {float(values[bad])}; weights must be finite and >= 0")
         if not allow_empty_rows:
-            lengths = np.diff(indptr64.astype(np.int64))
-            row_of = np.repeat(np.arange(self.num_rows), lengths)
-            positive = np.bincount(row_of[values > 0], minlength=self.num_rows)
-            empty = np.flatnonzero(positive == 0)
+            if nrows == 1:
+                empty = np.zeros(0 if (values > 0).any() else 1, dtype=np.int64)
+            else:
+                positive = np.concatenate([[0], np.cumsum(values > 0)])
+                per_row = positive[indptr64[1:].astype(np.int64)] - positive[indptr64[:-1].astype(np.int64)]
+                empty = np.flatnonzero(per_row == 0)
             if empty.size:
                 shown = ", ".join(str(int(r)) for r in empty[:10])
                 raise ValueError(f"{what}: row(s) {shown} have no term with a positive weight (empty query)")
-        return SparseBatch(indptr64, np.ascontiguousarray(indices), np.ascontiguousarray(values))
+        if not indptr64.flags.c_contiguous:
+            indptr64 = np.ascontiguousarray(indptr64)
+        if not indices.flags.c_contiguous:
+            indices = np.ascontiguousarray(indices)
+        if not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values)
+        return SparseBatch(indptr64, indices, values)

@@ -161,3 +161,38 @@ def test_canonical_reference_equals_reference() -> None:
     assert a.scale == b.scale and (a.impacts != b.impacts).nnz == 0
     with pytest.raises(ValueError, match="not canonical"):
         canonical_reference(raw, 80)
+
+
+def test_search_releases_the_gil(tmp_path) -> None:
+    """A Python thread keeps running while a long native search is in flight."""
+    import threading
+    import time
+
+    rng = np.random.default_rng(2)
+    docs = random_batch(rng, 20000, 400, 60, zero_rate=0.0)
+    index = build(tmp_path, docs, 400)
+    queries = random_batch(rng, 3000, 400, 40, zero_rate=0.0)
+    queries = SparseBatch.from_rows(
+        [tuple(x.tolist() for x in queries.row(i)) for i in range(3000) if queries.row(i)[0].size]
+    )
+    counter = [0]
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        t0, c0 = time.perf_counter(), counter[0]
+        index.search_batch(queries, k=10, threads=1)
+        took, during = time.perf_counter() - t0, counter[0] - c0
+        c1 = counter[0]
+        time.sleep(took)
+        idle = counter[0] - c1
+    finally:
+        stop.set()
+        thread.join()
+    assert took > 0.02, "workload too small to tell"
+    assert during > 0.3 * idle, (during, idle)
