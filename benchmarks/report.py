@@ -1,6 +1,6 @@
 """Markdown tables from bench_index JSON files (several runs of one workload are merged by engine).
 
-    python -m benchmarks.report bench-out/index-scifact-debian.json bench-out/index-synth1m.json
+python -m benchmarks.report bench-out/index-scifact-debian.json bench-out/index-synth1m.json
 """
 
 from __future__ import annotations
