@@ -39,8 +39,9 @@ os.environ.setdefault("RAYON_NUM_THREADS", "2")  # Seismic and BMP ignore their 
 import numpy as np  # noqa: E402
 
 from benchmarks.encoded import load  # noqa: E402
+from benchmarks.report import table  # noqa: E402
 from indexer import Index, IndexBuilder, SparseBatch  # noqa: E402
-from indexer.reference import canonical_reference  # noqa: E402
+from indexer.reference import canonical_reference, quantize  # noqa: E402
 
 VOCAB = 30522
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -430,7 +431,7 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
     nq = w.queries.num_rows
     nnz = w.docs.nnz
     ref = canonical_reference(w.docs, VOCAB)
-    impacts = np.clip(np.rint(w.docs.values.astype(np.float64) / ref.scale), 1, 255).astype(np.int64)
+    impacts = quantize(w.docs.values, ref.scale)
     info = {
         "workload": w.name,
         "docs": w.docs.num_rows,
@@ -442,6 +443,7 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
     }
     print(f"\n== {w.name}: {w.docs.num_rows:,} docs, {nnz:,} postings, {nq} queries", flush=True)
     truth: dict[int, list[list[int]]] = {}
+    ours_got: dict[int, list[list[int]]] = {}  # scored once scipy's truth exists
     results = []
     for name in engines:
         eng = ENGINES[name]()
@@ -467,7 +469,7 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
                             for qi in range(min(nq, check_queries))
                         )
                     )
-                    r.recall[f"_got{k}"] = got  # type: ignore[assignment]
+                    ours_got[k] = got
                     ok = r.recall[f"exact@{k}"] == 1.0
                     r.notes += f" k={k}: {'identical to' if ok else 'DIFFERS from'} the quantised reference ranking"
                     r.notes += f" on {min(nq, check_queries)} queries;"
@@ -490,48 +492,21 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
     # recall of engines that ran before scipy
     for r in results:
         if r.engine == "ours":
-            for k in (10, 1000):
-                got = r.recall.pop(f"_got{k}")
+            for k, got in ours_got.items():
                 if k in truth:
                     r.recall[f"R@{k}"] = recall(got, truth[k], k)
     return info, results
 
 
-def fmt(x: float, nd: int = 2) -> str:
-    return "—" if x != x else f"{x:.{nd}f}"
-
-
 def print_table(info: dict, results: list[Result]) -> None:
     print(
         f"\n### {info['workload']}: {info['docs']:,} docs, {info['postings']:,} postings, {info['queries']} queries "
-        f"(avg nnz doc {info['avg_doc_nnz']:.0f}, query {info['avg_query_nnz']:.0f})"
+        f"(avg nnz doc {info['avg_doc_nnz']:.0f}, query {info['avg_query_nnz']:.0f})\n"
     )
-    head = (
-        "| engine | build s | B/posting | p50@10 ms | p99@10 ms | cpu@10 ms | p50@1000 ms | p99@1000 ms "
-        "| cpu@1000 ms | 2-thread QPS@10 | R@10 | R@1000 | notes |"
-    )
-    print(head)
-    print("|---" * 13 + "|")
+    print(table([r.__dict__ for r in results]))
     for r in results:
-        L = r.lat
-        cells = [
-            r.engine,
-            fmt(r.build_s, 1),
-            fmt(r.bytes_per_posting),
-            *(fmt(L.get(f"{m}@{k}", np.nan), 3) for k in (10, 1000) for m in ("p50", "p99", "cpu")),
-            fmt(r.qps_2t, 0),
-            fmt(r.recall.get("R@10", np.nan), 4),
-            fmt(r.recall.get("R@1000", np.nan), 4),
-            r.notes.strip(),
-        ]
-        print("| " + " | ".join(cells) + " |")
-    by = {r.engine: r for r in results}
-    exact_peers = [by[e] for e in ("bmp", "pisa") if e in by and "p50@10" in by[e].lat]
-    if "ours" in by and exact_peers:
-        for k in (10, 1000):
-            best = min(exact_peers, key=lambda r: r.lat[f"p50@{k}"])
-            ratio = best.lat[f"p50@{k}"] / by["ours"].lat[f"p50@{k}"]
-            print(f"ours vs the fastest exact peer ({best.engine}) at k={k}: {ratio:.2f}x faster (single-thread p50)")
+        if r.notes.strip():
+            print(f"- {r.engine}: {r.notes.strip()}")
 
 
 def main() -> None:

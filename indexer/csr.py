@@ -126,10 +126,5 @@ class SparseBatch(NamedTuple):
             if empty.size:
                 shown = ", ".join(str(int(r)) for r in empty[:10])
                 raise ValueError(f"{what}: row(s) {shown} have no term with a positive weight (empty query)")
-        if not indptr64.flags.c_contiguous:
-            indptr64 = np.ascontiguousarray(indptr64)
-        if not indices.flags.c_contiguous:
-            indices = np.ascontiguousarray(indices)
-        if not values.flags.c_contiguous:
-            values = np.ascontiguousarray(values)
-        return SparseBatch(indptr64, indices, values)
+        # no copies for arrays that are already contiguous
+        return SparseBatch(np.ascontiguousarray(indptr64), np.ascontiguousarray(indices), np.ascontiguousarray(values))

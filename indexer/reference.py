@@ -34,6 +34,11 @@ class RefHit(NamedTuple):
     score: float
 
 
+def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
+    """Document impacts: clip(rint(w / scale), 1, 255) in float64."""
+    return np.clip(np.rint(weights.astype(np.float64) / scale), 1, MAX_IMPACT).astype(np.int64)
+
+
 def merge_terms(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum duplicate terms (float64, in order of appearance), round to float32, keep weights > 0."""
     sums: dict[int, float] = {}
@@ -51,20 +56,24 @@ class ReferenceIndex:
             rows.extend([i] * len(terms))
             cols.extend(terms.tolist())
             vals.extend(weights.tolist())
-        shape = (docs.num_rows, vocab_size)
-        self.num_docs = docs.num_rows
-        self.vocab_size = vocab_size
-        self.weights = sp.csc_matrix(
-            (np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
-            shape=shape,
-            dtype=np.float32,
+        self._set_matrix(
+            docs.num_rows,
+            vocab_size,
+            np.asarray(rows, np.int64),
+            np.asarray(cols, np.int64),
+            np.asarray(vals, np.float32),
         )
-        max_w = float(np.float32(max(vals))) if vals else 0.0
+
+    def _set_matrix(self, num_docs: int, vocab_size: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        """Float weights from (doc, term, weight) triples of merged rows, then their quantised impacts."""
+        self.num_docs = num_docs
+        self.vocab_size = vocab_size
+        self.weights = sp.csc_matrix((vals, (rows, cols)), shape=(num_docs, vocab_size), dtype=np.float32)
+        max_w = float(vals.max()) if vals.size else 0.0
         self.scale = max_w / MAX_IMPACT if max_w > 0 else 0.0
         self.impacts = self.weights.copy().astype(np.int64)
-        if vals:
-            q = np.rint(self.weights.data.astype(np.float64) / self.scale)
-            self.impacts.data = np.clip(q, 1, MAX_IMPACT).astype(np.int64)
+        if vals.size:
+            self.impacts.data = quantize(self.weights.data, self.scale)
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         col = self.impacts.getcol(term).tocoo()
@@ -109,15 +118,5 @@ def canonical_reference(docs: SparseBatch, vocab_size: int) -> ReferenceIndex:
         if np.any(same_row & (docs.indices[1:] <= docs.indices[:-1])) or np.any(docs.values <= 0):
             raise ValueError("rows are not canonical (sorted unique terms, positive weights)")
     ref = ReferenceIndex.__new__(ReferenceIndex)
-    ref.num_docs, ref.vocab_size = docs.num_rows, vocab_size
-    ref.weights = sp.csc_matrix(
-        (docs.values, (rows, docs.indices.astype(np.int64))), shape=(docs.num_rows, vocab_size), dtype=np.float32
-    )
-    max_w = float(docs.values.max()) if docs.nnz else 0.0
-    ref.scale = max_w / MAX_IMPACT if max_w > 0 else 0.0
-    ref.impacts = ref.weights.copy().astype(np.int64)
-    if docs.nnz:
-        ref.impacts.data = np.clip(np.rint(ref.weights.data.astype(np.float64) / ref.scale), 1, MAX_IMPACT).astype(
-            np.int64
-        )
+    ref._set_matrix(docs.num_rows, vocab_size, rows, docs.indices.astype(np.int64), docs.values)
     return ref

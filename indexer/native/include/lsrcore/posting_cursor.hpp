@@ -28,7 +28,7 @@
 namespace lsrcore {
 namespace {
 
-/// In place: v[i] <- base + sum_{m<=i} (v[i] + 1) for i < n (n <= kBlockSize; entries
+/// In place: v[i] <- base + sum_{m<=i} (v[m] + 1) for i < n (n <= kBlockSize; entries
 /// past n may be overwritten). With v[0] == 0 and base = first - 1 this turns
 /// the gaps of a block into its doc ids (u32 arithmetic wraps as intended).
 inline void gaps_to_docs(uint32_t* v, uint32_t n, uint32_t base) {
