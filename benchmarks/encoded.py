@@ -100,9 +100,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from lsr.splade import SpladeEncoder
+    from lsr import SparseEncoder
 
-    enc = SpladeEncoder.from_pretrained(args.model, device=args.device)
+    enc = SparseEncoder.from_pretrained(args.model, device=args.device)
     ids, texts = read_jsonl(args.input, tuple(args.fields.split(",")))
     if args.limit:
         ids, texts = ids[: args.limit], texts[: args.limit]
@@ -117,7 +117,7 @@ def main() -> None:
         dt,
         len(texts) / dt,
         batch.nnz / max(len(texts), 1),
-        enc.truncated,
+        enc.stats["truncated"],
     )
     save(args.out, args.name, ids, batch, args.part_bytes)
 

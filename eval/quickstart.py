@@ -52,29 +52,36 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    from lsr.splade import SpladeEncoder
+    from lsr import SparseEncoder
 
-    encoder = SpladeEncoder.from_pretrained(args.model)
+    encoder = SparseEncoder.from_pretrained(args.model)
     if args.rebuild or not (args.index / "manifest.json").exists():
         corpus = read_beir(find(args.data, "corpus"))
         ids = [str(d["_id"]) for d in corpus]
         texts = [f"{d.get('title') or ''} {d.get('text') or ''}".strip() for d in corpus]
         logger.info("encoding %d documents with %s on CPU", len(texts), args.model)
         t0 = time.perf_counter()
-        with IndexBuilder(args.index, vocab_size=encoder.vocab_size, model_id=args.model, overwrite=True) as b:
+        with IndexBuilder(
+            args.index,
+            vocab_size=encoder.vocab_size,
+            model_id=args.model,
+            vocab_hash=encoder.vocab_hash,
+            overwrite=True,
+        ) as b:
             step = 512
             for lo in range(0, len(texts), step):
-                b.add(ids[lo : lo + step], encoder.encode_documents(texts[lo : lo + step], args.batch_size))
+                b.add(ids[lo : lo + step], encoder.encode_documents(texts[lo : lo + step], batch_size=args.batch_size))
                 done = min(lo + step, len(texts))
                 rate = done / (time.perf_counter() - t0)
                 logger.info("  %d/%d docs, %.0f docs/s, ETA %.0f s", done, len(texts), rate, (len(texts) - done) / rate)
         logger.info(
             "indexed in %.1f s (%d truncated at %d tokens)",
             time.perf_counter() - t0,
-            encoder.truncated,
-            encoder.max_length,
+            encoder.stats["truncated"],
+            encoder.config.max_length,
         )
     index = Index.open(args.index)
+    index.check_vocab(encoder.vocab_hash)
     logger.info(
         "index %s: %d docs, %d postings, %.1f MB",
         args.index,

@@ -6,7 +6,16 @@ Public API: :class:`IndexBuilder` (writer), :class:`Index` (reader),
 
 from .builder import IndexBuilder
 from .csr import SparseBatch
-from .errors import CorruptIndexError, IndexExistsError
+from .errors import CorruptIndexError, IndexExistsError, VocabularyMismatchError
 from .index import BatchResults, Hit, Index
 
-__all__ = ["BatchResults", "CorruptIndexError", "Hit", "Index", "IndexBuilder", "IndexExistsError", "SparseBatch"]
+__all__ = [
+    "BatchResults",
+    "CorruptIndexError",
+    "Hit",
+    "Index",
+    "IndexBuilder",
+    "IndexExistsError",
+    "SparseBatch",
+    "VocabularyMismatchError",
+]

@@ -9,3 +9,7 @@ class CorruptIndexError(ValueError):
 
 class IndexExistsError(FileExistsError):
     """A build would replace an existing index without ``overwrite=True``."""
+
+
+class VocabularyMismatchError(ValueError):
+    """Queries were encoded over another vocabulary than the one the index was built with."""

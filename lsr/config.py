@@ -1,0 +1,60 @@
+"""The settings that define what a sparse encoder computes; saved beside its weights as lsr_config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+CONFIG_NAME = "lsr_config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SparseEncoderConfig:
+    kind: str  # "mlm" (SPLADE on an encoder) or "causal" (decoder-only LLM)
+    vocab_size: int
+    vocab_hash: str
+    base_model: str = ""  # where the backbone came from (alias, folder or hub id), informational
+    pooling: str = "max"  # "max": SPLADE max over tokens; "last": the last token's logits (PromptReps)
+    echo: bool = False  # input repeated, pooled over the second copy only (causal backbones)
+    bidirectional: bool = False  # causal backbones: attend both ways (padding-only mask)
+    max_length: int = 256  # document tokens, special tokens included (both copies in echo mode)
+    query_max_length: int = 64
+    literal_residual: bool = False  # PROSPER: W = w + I * (max(w') - w'), w' = FC(h_last)
+    focus_window: bool = False  # PROSPER lexical focusing window: top-k per text
+    focus_k_query: int = 256
+    focus_k_document: int = 512
+    query_l2_norm: bool = False
+    dense_pooling: str | None = None  # dense head from the same forward pass: "last", "mean" or None
+    lora: dict | None = None  # {"r", "alpha", "dropout", "target_modules"} once adapters are added
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mlm", "causal"):
+            raise ValueError(f"kind must be 'mlm' or 'causal', not {self.kind!r}")
+        if self.pooling not in ("max", "last"):
+            raise ValueError(f"pooling must be 'max' or 'last', not {self.pooling!r}")
+        if self.dense_pooling not in (None, "last", "mean"):
+            raise ValueError(f"dense_pooling must be 'last', 'mean' or None, not {self.dense_pooling!r}")
+        if self.kind == "mlm" and (self.echo or self.bidirectional or self.pooling == "last"):
+            raise ValueError("echo, bidirectional and last-token pooling apply to causal (decoder-only) backbones")
+        minimum = 4 if self.echo else 2
+        if self.max_length < minimum or self.query_max_length < minimum:
+            raise ValueError(f"max_length and query_max_length must be at least {minimum}")
+        if self.focus_k_query < 1 or self.focus_k_document < 1:
+            raise ValueError("focusing window sizes must be positive")
+
+    def save(self, folder: Path) -> None:
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> SparseEncoderConfig:
+        raw = json.loads((folder / CONFIG_NAME).read_text())
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: encoder format version {raw.get('format_version')}, expected {FORMAT_VERSION}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{folder / CONFIG_NAME}: unknown settings {sorted(unknown)}")
+        return cls(**raw)

@@ -1,0 +1,303 @@
+"""SparseEncoder: texts -> sparse vectors over a language model's vocabulary (and optionally a dense vector).
+
+Backbones (lsr.backbone): an MLM encoder (SPLADE v2+, Formal et al. 2021) or a decoder-only LLM
+(Mistral-SPLADE, Doshi et al. 2024: LM-head logits, echo input, optional bidirectional
+attention, LoRA). Pooling (lsr.pooling): w_v = max over the text's tokens of log(1 + ReLU(logit)),
+or the last token's logits (PromptReps, Zhuang et al. 2024); PROSPER's literal residual and
+lexical focusing window (Song et al. 2025) as options; a dense vector from the same forward pass.
+
+Throughput: texts are tokenized once (in a background thread, overlapping the model), sorted
+by length so batches carry little padding, the (B, T, V) logits are never held whole (running
+max over token chunks sized to a memory budget), and only the non-zeros leave the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from indexer import SparseBatch
+
+from . import pooling
+from .backbone import Backbone, add_lora, detect_kind, model_class
+from .config import CONFIG_NAME, SparseEncoderConfig
+from .layout import Batch, Layout
+from .models import resolve
+from .vocab import vocab_hash
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+SIDES = ("query", "document")
+
+
+class Encoding(NamedTuple):
+    sparse: SparseBatch
+    dense: np.ndarray | None  # (n, hidden) float32, L2-normalised, when the config has a dense head
+
+
+class SparseEncoder(nn.Module):
+    """A sparse (and optionally dense) text encoder; ``forward`` is differentiable, ``encode_*`` is inference."""
+
+    def __init__(self, lm: nn.Module, tokenizer: Any, config: SparseEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.backbone = Backbone(lm, config.kind, bidirectional=config.bidirectional)
+        if self.backbone.vocab_size != config.vocab_size:
+            raise ValueError(f"config says vocab_size {config.vocab_size}, the model has {self.backbone.vocab_size}")
+        self.layout = Layout(tokenizer, echo=config.echo)
+        self.residual: nn.Linear | None = None
+        if config.literal_residual:
+            # zero-initialised: a fresh residual leaves the SPLADE vector unchanged
+            self.residual = nn.Linear(self.backbone.hidden_size, config.vocab_size)
+            nn.init.zeros_(self.residual.weight)
+            nn.init.zeros_(self.residual.bias)
+        self.token_chunk: int | None = None  # positions per head call; None sizes it to logits_budget_bytes
+        self.logits_budget_bytes = 256 << 20
+        self.stats = {"texts": 0, "tokens": 0, "padded_tokens": 0, "truncated": 0, "peak_logits_bytes": 0}
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(
+        cls, name: str | Path, *, device: str = "cpu", dtype: str = "float32", **settings: Any
+    ) -> SparseEncoder:
+        """Load a saved encoder folder, or build one on a Hugging Face model (alias, folder, .gguf, cached id).
+
+        ``settings`` are SparseEncoderConfig fields (pooling, echo, literal_residual, ...); for a
+        saved encoder only max_length / query_max_length may be changed.
+        """
+        from transformers import AutoConfig, AutoTokenizer
+
+        src = resolve(name)
+        torch_dtype = getattr(torch, dtype)
+        if (src.path / CONFIG_NAME).is_file():
+            config = SparseEncoderConfig.load(src.path)
+            changed = set(settings) - {"max_length", "query_max_length"}
+            if changed:
+                raise ValueError(f"a saved encoder's settings are fixed by its weights: {sorted(changed)}")
+            for k, v in settings.items():
+                setattr(config, k, v)
+            config.__post_init__()
+            tokenizer = AutoTokenizer.from_pretrained(src.path)
+            hf_config = AutoConfig.from_pretrained(src.path)
+            lm = model_class(config.kind).from_config(hf_config, dtype=torch.float32)
+            enc = cls(lm, tokenizer, config)
+            if config.lora:
+                add_lora(enc.backbone, **{"target_modules": None, **config.lora})
+            from safetensors.torch import load_model
+
+            load_model(enc, src.path / WEIGHTS_NAME, strict=True)
+            if vocab_hash(tokenizer, config.vocab_size) != config.vocab_hash:
+                raise ValueError(f"{src.path}: the tokenizer does not match the recorded vocabulary hash")
+            return enc.to(device=device, dtype=torch_dtype).eval()
+        hf_config = AutoConfig.from_pretrained(src.path, **src.hf_kwargs())
+        kind = detect_kind(hf_config)
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **src.hf_kwargs())
+        lm = model_class(kind).from_pretrained(src.path, dtype=torch_dtype, **src.hf_kwargs())
+        V = int(lm.get_output_embeddings().weight.shape[0])
+        config = SparseEncoderConfig(
+            kind=kind, vocab_size=V, vocab_hash=vocab_hash(tokenizer, V), base_model=str(name), **settings
+        )
+        return cls(lm, tokenizer, config).to(device=device, dtype=torch_dtype).eval()
+
+    def add_lora(self, r: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules: list[str] | None = None):
+        """Inject LoRA adapters (peft) into the backbone; the base weights are then usually frozen for training."""
+        if self.config.lora:
+            raise ValueError("this encoder already has LoRA adapters")
+        self.config.lora = add_lora(self.backbone, r, alpha, dropout, target_modules)
+        return self
+
+    def save(self, folder: str | Path) -> Path:
+        """Write config, tokenizer and weights (one safetensors file, LoRA and heads included) atomically."""
+        from safetensors.torch import save_model
+
+        from indexer.atomic import publish_dir, staging_dir
+
+        final = Path(folder)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = staging_dir(final)
+        self.config.save(staged)
+        self.tokenizer.save_pretrained(staged)
+        self.backbone.lm.config.save_pretrained(staged)
+        save_model(self, str(staged / WEIGHTS_NAME))
+        publish_dir(staged, final, overwrite=True)
+        return final
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def vocab_hash(self) -> str:
+        return self.config.vocab_hash
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dense_dim(self) -> int | None:
+        return self.backbone.hidden_size if self.config.dense_pooling else None
+
+    def max_length_for(self, side: str) -> int:
+        return self.config.query_max_length if side == "query" else self.config.max_length
+
+    # ------------------------------------------------------------------ the model
+    def forward(self, batch: Batch, side: str = "document") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, V) sparse weights (dense tensor, mostly zeros) and the (B, H) dense vectors or None."""
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+        cfg, bb = self.config, self.backbone
+        hidden = bb.body(batch.input_ids, batch.attention_mask)
+        has_terms = batch.keep.any(dim=1, keepdim=True)
+        if cfg.pooling == "max":
+            logits = pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden))
+        else:
+            logits = bb.head(pooling.gather_rows(hidden, batch.last))
+        w = pooling.saturate(logits)
+        if self.residual is not None:
+            w_prime = self.residual(pooling.gather_rows(hidden, batch.last))
+            indicator = pooling.input_indicator(batch.input_ids, batch.keep, cfg.vocab_size)
+            w = pooling.literal_residual(w, w_prime, indicator)
+        if cfg.focus_window:
+            w = pooling.top_k(w, cfg.focus_k_query if side == "query" else cfg.focus_k_document)
+        if side == "query" and cfg.query_l2_norm:
+            w = pooling.l2_normalize(w)
+        w = w * has_terms  # a text with no tokens has no terms (and never NaNs from an empty row)
+        dense = None
+        if cfg.dense_pooling:
+            pooled = (
+                pooling.gather_rows(hidden, batch.last)
+                if cfg.dense_pooling == "last"
+                else pooling.mean_pool(hidden, batch.keep)
+            )
+            dense = pooling.l2_normalize(pooled) * has_terms
+        return w, dense
+
+    def _chunk(self, hidden: torch.Tensor) -> int:
+        B, T = hidden.shape[:2]
+        per_position = B * self.config.vocab_size * hidden.element_size()
+        chunk = self.token_chunk or max(1, self.logits_budget_bytes // per_position)
+        chunk = min(chunk, T)
+        self.stats["peak_logits_bytes"] = max(self.stats["peak_logits_bytes"], chunk * per_position)
+        return chunk
+
+    # ------------------------------------------------------------------ inference
+    def encode_queries(self, texts: Sequence[str], **kwargs: Any) -> SparseBatch:
+        return self.encode(texts, side="query", **kwargs).sparse
+
+    def encode_documents(self, texts: Sequence[str], **kwargs: Any) -> SparseBatch:
+        return self.encode(texts, side="document", **kwargs).sparse
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        side: str = "document",
+        *,
+        batch_size: int = 32,
+        top_k: int | None = None,
+        threshold: float = 0.0,
+        show_progress: bool = False,
+    ) -> Encoding:
+        """Encode texts in their given order; ``top_k`` / ``threshold`` prune each vector (keep > threshold)."""
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        if top_k is not None and top_k < 1:
+            raise ValueError("top_k must be positive")
+        if not np.isfinite(threshold) or threshold < 0:
+            raise ValueError("threshold must be a finite number >= 0")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a sequence of str, not a single string")
+        n = len(texts)
+        rows: list[tuple[np.ndarray, np.ndarray]] = [None] * n  # type: ignore[list-item]
+        dense = np.zeros((n, self.dense_dim), dtype=np.float32) if self.dense_dim else None
+        max_length = self.max_length_for(side)
+        progress = _progress(n, show_progress, f"encode {side}s")
+        t0 = time.perf_counter()
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for idx, contents in self._blocks(texts, batch_size):
+                    batch = self.layout.batch(contents, max_length, self.device)
+                    self.stats["truncated"] += batch.truncated
+                    self.stats["tokens"] += batch.tokens
+                    self.stats["padded_tokens"] += batch.input_ids.numel()
+                    w, d = self(batch, side)
+                    if top_k is not None:
+                        w = pooling.top_k(w, top_k)
+                    if threshold > 0:
+                        w = pooling.threshold(w, threshold)
+                    self._collect(w, idx, rows)
+                    if dense is not None:
+                        dense[idx] = d.float().cpu().numpy()
+                    progress.update(len(idx))
+        finally:
+            progress.close()
+            self.train(was_training)
+        self.stats["texts"] += n
+        self.stats["seconds"] = self.stats.get("seconds", 0.0) + time.perf_counter() - t0
+        if self.device.type == "cuda":
+            self.stats["peak_device_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
+        return Encoding(_to_csr(rows), dense)
+
+    def _blocks(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
+        """(original indices, token ids) per batch; the next block is tokenized while this one runs."""
+        block = max(batch_size * 32, 2048)
+        starts = list(range(0, len(texts), block))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.layout.tokenize, texts[0:block]) if starts else None
+            for s in starts:
+                ids = pending.result()
+                nxt = s + block
+                pending = pool.submit(self.layout.tokenize, texts[nxt : nxt + block]) if nxt < len(texts) else None
+                order = np.argsort([-len(x) for x in ids], kind="stable")
+                for b0 in range(0, len(order), batch_size):
+                    sel = order[b0 : b0 + batch_size]
+                    yield sel + s, [ids[i] for i in sel]
+
+    @staticmethod
+    def _collect(w: torch.Tensor, idx: np.ndarray, rows: list) -> None:
+        nz = w.nonzero()  # on the device: only the non-zeros are copied back
+        vals = w[nz[:, 0], nz[:, 1]].float().cpu().numpy()
+        nz = nz.cpu().numpy()
+        splits = np.searchsorted(nz[:, 0], np.arange(len(idx) + 1))
+        for j, i in enumerate(idx):
+            lo, hi = splits[j], splits[j + 1]
+            rows[i] = (nz[lo:hi, 1].astype(np.uint32), vals[lo:hi].astype(np.float32))
+
+
+def _to_csr(rows: list[tuple[np.ndarray, np.ndarray]]) -> SparseBatch:
+    indptr = np.zeros(len(rows) + 1, dtype=np.uint64)
+    if not rows:
+        return SparseBatch(indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32))
+    indptr[1:] = np.cumsum([len(r[0]) for r in rows])
+    return SparseBatch(indptr, np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool, desc: str):  # noqa: ANN202
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", smoothing=0.05)

@@ -1,0 +1,116 @@
+"""The packaged real weights (SPLADE-tiny, MiniLM, SmolLM2) against straightforward reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from lsr.models import resolve  # noqa: E402
+
+
+def packaged(name: str):  # noqa: ANN201
+    try:
+        return resolve(name)
+    except FileNotFoundError as e:  # depends on the optional packages (installed by the README's commands)
+        pytest.skip(str(e))
+
+
+TEXTS = [
+    "Aspirin reduces the risk of myocardial infarction in elderly patients.",
+    "",
+    "short",
+    "A much longer passage " * 60,  # truncated at max_length
+    "naïve café — non-ASCII text, with punctuation!",
+]
+
+
+def naive_splade(texts: list[str], max_length: int) -> list[dict[int, float]]:
+    MODEL_DIR = packaged("splade-tiny").path
+    """Full logits, log(1 + ReLU), padding and special tokens masked, max over tokens."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(MODEL_DIR)
+    model = AutoModelForMaskedLM.from_pretrained(MODEL_DIR).eval()
+    out = []
+    with torch.no_grad():
+        for t in texts:
+            enc = tok([t], truncation=True, max_length=max_length, return_tensors="pt")
+            logits = model(**enc).logits[0]  # T x V
+            keep = torch.tensor([i not in tok.all_special_ids for i in enc["input_ids"][0].tolist()])
+            w = torch.log1p(torch.relu(logits))[keep]
+            vec = w.max(dim=0).values if len(w) else torch.zeros(logits.shape[1])
+            nz = vec.nonzero().ravel()
+            out.append({int(i): float(vec[i]) for i in nz})
+    return out
+
+
+def test_matches_naive_reference() -> None:
+    from lsr import SparseEncoder
+
+    packaged("splade-tiny")
+    enc = SparseEncoder.from_pretrained("splade-tiny", max_length=64)
+    enc.token_chunk = 7
+    batch = enc.encode_documents(TEXTS, batch_size=2)
+    assert batch.indices.dtype == np.uint32 and batch.values.dtype == np.float32
+    assert enc.stats["truncated"] == 1
+    for i, want in enumerate(naive_splade(TEXTS, 64)):
+        terms, weights = batch.row(i)
+        got = dict(zip(terms.tolist(), weights.tolist()))
+        assert got.keys() == want.keys(), i
+        np.testing.assert_allclose(
+            [got[t] for t in want], list(want.values()), rtol=1e-4, atol=1e-5
+        )  # batching with padding changes fp32 sums slightly
+    assert batch.row(1)[0].size == 0  # the empty text has no terms
+
+
+def test_minilm_dense_matches_mean_pooling() -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    from lsr import DenseEncoder
+
+    path = packaged("minilm-l6").path
+    pytest.importorskip("sentence_transformers")
+    enc = DenseEncoder.from_pretrained("minilm-l6")
+    got = enc.encode_documents(TEXTS, batch_size=2)
+    assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    with torch.no_grad():
+        for i, t in enumerate(TEXTS):
+            x = tok([t], truncation=True, max_length=enc.max_length, return_tensors="pt")
+            h = model(**x).last_hidden_state[0]
+            v = h.mean(dim=0)  # one text, no padding: mean over all its tokens, [CLS]/[SEP] included
+            np.testing.assert_allclose(got[i], (v / v.norm()).numpy(), atol=2e-5)
+
+
+@pytest.fixture(scope="module")
+def smollm2():  # noqa: ANN201
+    from lsr import SparseEncoder
+
+    packaged("smollm2-135m")
+    return SparseEncoder.from_pretrained("smollm2-135m", echo=True, max_length=48)
+
+
+def test_smollm2_echo_matches_naive(smollm2) -> None:  # noqa: ANN001
+    """Mistral-SPLADE-style echo pooling on the real SmolLM2-135M (GGUF) vs full logits of one text."""
+    enc = smollm2
+    texts = ["Aspirin reduces the risk of myocardial infarction.", "short", ""]
+    got = enc.encode_documents(texts, batch_size=3)
+    tok, lm = enc.tokenizer, enc.backbone.lm
+    with torch.no_grad():
+        for i, t in enumerate(texts):
+            terms, weights = got.row(i)
+            c = tok(t, add_special_tokens=False)["input_ids"][: (48 - len(enc.layout.prefix)) // 2]
+            if not c:
+                assert terms.size == 0
+                continue
+            ids = torch.tensor([enc.layout.prefix + c + c])
+            logits = lm(input_ids=ids).logits[0, -len(c) :]
+            vec = torch.log1p(torch.relu(logits)).max(dim=0).values
+            want = {int(v): float(vec[v]) for v in vec.nonzero().ravel()}
+            assert set(terms.tolist()) == set(want)
+            np.testing.assert_allclose(weights, [want[t] for t in terms.tolist()], rtol=1e-4, atol=1e-4)
+    assert enc.vocab_size == 49152
