@@ -75,10 +75,17 @@ class Backbone(nn.Module):
         out = inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state
 
+    def pre_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the vocabulary projection sees: the MLM transform's output, or the hidden state itself."""
+        return self._transform(hidden) if self._transform is not None else hidden
+
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self._transform is not None:
-            hidden = self._transform(hidden)
-        return self.lm.get_output_embeddings()(hidden)
+        return self.lm.get_output_embeddings()(self.pre_head(hidden))
+
+    def projection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The vocabulary projection's (V, H') weight and bias (None when it has none)."""
+        out = self.lm.get_output_embeddings()
+        return out.weight, out.bias
 
 
 def _mlm_transform(lm: nn.Module):  # noqa: ANN202

@@ -26,7 +26,7 @@ from torch import nn
 
 from indexer import SparseBatch
 
-from . import pooling
+from . import fast_head, pooling
 from .backbone import Backbone, add_lora, detect_kind, model_class
 from .config import CONFIG_NAME, SparseEncoderConfig
 from .layout import Batch, Layout
@@ -61,6 +61,9 @@ class SparseEncoder(nn.Module):
             self.residual = nn.Linear(self.backbone.hidden_size, config.vocab_size)
             nn.init.zeros_(self.residual.weight)
             nn.init.zeros_(self.residual.bias)
+        # CPU inference of max pooling goes through the native int8-screened head (exact in float32)
+        self.use_fast_head = fast_head.available()
+        self._fast_head = fast_head.FastHead()
         self.token_chunk: int | None = None  # positions per head call; None sizes it to logits_budget_bytes
         self.logits_budget_bytes = 256 << 20
         self.stats = {"texts": 0, "tokens": 0, "padded_tokens": 0, "truncated": 0, "peak_logits_bytes": 0}
@@ -160,7 +163,11 @@ class SparseEncoder(nn.Module):
         cfg, bb = self.config, self.backbone
         hidden = bb.body(batch.input_ids, batch.attention_mask)
         has_terms = batch.keep.any(dim=1, keepdim=True)
-        if cfg.pooling == "max":
+        if cfg.pooling == "max" and self._fast_path(hidden):
+            weight, bias = bb.projection()
+            x = bb.pre_head(hidden[batch.keep])
+            logits = self._fast_head.max_logits(x, batch.keep.sum(dim=1), weight, bias, torch.get_num_threads())
+        elif cfg.pooling == "max":
             logits = pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden))
         else:
             logits = bb.head(pooling.gather_rows(hidden, batch.last))
@@ -183,6 +190,14 @@ class SparseEncoder(nn.Module):
             )
             dense = pooling.l2_normalize(pooled) * has_terms
         return w, dense
+
+    def _fast_path(self, hidden: torch.Tensor) -> bool:
+        return (
+            self.use_fast_head
+            and hidden.device.type == "cpu"
+            and hidden.dtype == torch.float32
+            and not torch.is_grad_enabled()
+        )
 
     def _chunk(self, hidden: torch.Tensor) -> int:
         B, T = hidden.shape[:2]

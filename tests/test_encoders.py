@@ -16,7 +16,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from tiny_models import WORDS, tiny_bert, tiny_llama  # noqa: E402
 
-from lsr import pooling  # noqa: E402
+from lsr import fast_head, pooling  # noqa: E402
 from lsr.config import SparseEncoderConfig  # noqa: E402
 from lsr.layout import Layout  # noqa: E402
 from lsr.sparse_encoder import SparseEncoder  # noqa: E402
@@ -89,10 +89,12 @@ def naive_vectors(enc: SparseEncoder, texts: list[str], side: str = "document") 
 
 
 @settings(max_examples=25)
-@given(texts=texts_st, batch_size=st.integers(1, 5), chunk=st.integers(1, 9))
-def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk: int) -> None:
+@given(texts=texts_st, batch_size=st.integers(1, 5), chunk=st.integers(1, 9), fast=st.booleans())
+def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk: int, fast: bool) -> None:
+    """Both max-pooling paths: torch over token chunks, and the native int8-screened head (CPU, when built)."""
     enc = make("mlm", max_length=24)
     enc.token_chunk = chunk
+    enc.use_fast_head = fast and fast_head.available()
     got = enc.encode_documents(texts, batch_size=batch_size)
     assert got.indices.dtype == np.uint32 and got.values.dtype == np.float32
     assert_same(as_dicts(got), naive_vectors(enc, texts))
@@ -105,10 +107,14 @@ def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk:
     padding=st.sampled_from(["left", "right"]),
     echo=st.booleans(),
     pool=st.sampled_from(["max", "last"]),
+    fast=st.booleans(),
 )
-def test_causal_pooling_matches_naive(texts: list[str], batch_size: int, padding: str, echo: bool, pool: str) -> None:
+def test_causal_pooling_matches_naive(
+    texts: list[str], batch_size: int, padding: str, echo: bool, pool: str, fast: bool
+) -> None:
     enc = make("causal", padding_side=padding, max_length=30, echo=echo, pooling=pool)
     enc.token_chunk = 7
+    enc.use_fast_head = fast and fast_head.available()
     assert_same(as_dicts(enc.encode_documents(texts, batch_size=batch_size)), naive_vectors(enc, texts), atol=1e-4)
 
 

@@ -47,12 +47,16 @@ def naive_splade(texts: list[str], max_length: int) -> list[dict[int, float]]:
     return out
 
 
-def test_matches_naive_reference() -> None:
-    from lsr import SparseEncoder
+@pytest.mark.parametrize("fast", [True, False])
+def test_matches_naive_reference(fast: bool) -> None:
+    from lsr import SparseEncoder, fast_head
 
     packaged("splade-tiny")
+    if fast and not fast_head.available():
+        pytest.skip("the native head needs AVX-512 VNNI")
     enc = SparseEncoder.from_pretrained("splade-tiny", max_length=64)
     enc.token_chunk = 7
+    enc.use_fast_head = fast
     batch = enc.encode_documents(TEXTS, batch_size=2)
     assert batch.indices.dtype == np.uint32 and batch.values.dtype == np.float32
     assert enc.stats["truncated"] == 1
