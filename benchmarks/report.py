@@ -16,6 +16,13 @@ def fmt(x: float | None, nd: int) -> str:
     return "—" if x is None or x != x else f"{x:.{nd}f}"
 
 
+def grid(headers: list[str], rows: list[list]) -> str:
+    """A plain Markdown table."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def table(results: list[dict]) -> str:
     rows = [
         "| engine | build s | B/posting | p50@10 ms | p99@10 ms | CPU@10 ms | p50@1000 ms | p99@1000 ms "

@@ -19,6 +19,7 @@ class SparseEncoderConfig:
     pooling: str = "max"  # "max": SPLADE max over tokens; "last": the last token's logits (PromptReps)
     echo: bool = False  # input repeated, pooled over the second copy only (causal backbones)
     bidirectional: bool = False  # causal backbones: attend both ways (padding-only mask)
+    pool_special_tokens: bool = False  # pool over [CLS]/[SEP] too, as SPLADE's code and sentence-transformers do
     max_length: int = 256  # document tokens, special tokens included (both copies in echo mode)
     query_max_length: int = 64
     literal_residual: bool = False  # PROSPER: W = w + I * (max(w') - w'), w' = FC(h_last)
@@ -39,6 +40,8 @@ class SparseEncoderConfig:
             raise ValueError(f"dense_pooling must be 'last', 'mean' or None, not {self.dense_pooling!r}")
         if self.kind == "mlm" and (self.echo or self.bidirectional or self.pooling == "last"):
             raise ValueError("echo, bidirectional and last-token pooling apply to causal (decoder-only) backbones")
+        if self.echo and self.pool_special_tokens:
+            raise ValueError("echo mode pools over the second copy only, never over special tokens")
         minimum = 4 if self.echo else 2
         if self.max_length < minimum or self.query_max_length < minimum:
             raise ValueError(f"max_length and query_max_length must be at least {minimum}")

@@ -23,9 +23,14 @@ class Batch(NamedTuple):
 
 
 class Layout:
-    def __init__(self, tokenizer: Any, *, echo: bool = False, padding_side: str | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, *, echo: bool = False, padding_side: str | None = None, pool_special: bool = False
+    ) -> None:
+        if echo and pool_special:
+            raise ValueError("echo mode pools over the second copy only; it cannot pool over special tokens")
         self.tokenizer = tokenizer
         self.echo = echo
+        self.pool_special = pool_special
         self.padding_side = padding_side or getattr(tokenizer, "padding_side", "right") or "right"
         if self.padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', not {self.padding_side!r}")
@@ -60,11 +65,14 @@ class Layout:
             if self.echo:
                 row = self.prefix + c + c + self.suffix
                 span = (first + len(c), first + 2 * len(c))
+            elif self.pool_special:  # SPLADE's reference code / sentence-transformers: every attended token
+                row = self.prefix + c + self.suffix
+                span = (0, len(row))
             else:
                 row = self.prefix + c + self.suffix
                 span = (first, first + len(c))
             rows.append(row)
-            spans.append((span, [i for i in range(*span) if row[i] in special]))
+            spans.append((span, [] if self.pool_special else [i for i in range(*span) if row[i] in special]))
         T = max(1, max((len(r) for r in rows), default=1))
         B = len(rows)
         ids = torch.full((B, T), self.pad_id, dtype=torch.long)

@@ -26,7 +26,7 @@ def max_logits(hidden: torch.Tensor, keep: torch.Tensor, head: Head, vocab_size:
         if not bool(k.any()):
             continue
         logits = head(hidden[:, t0 : t0 + token_chunk])
-        logits = logits.masked_fill(~k[..., None], float("-inf")).amax(dim=1)
+        logits = logits.masked_fill_(~k[..., None], float("-inf")).amax(dim=1)
         best = logits if best is None else torch.maximum(best, logits)
     if best is None:
         return torch.full((hidden.shape[0], vocab_size), float("-inf"), device=hidden.device, dtype=hidden.dtype)

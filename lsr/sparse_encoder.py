@@ -54,7 +54,7 @@ class SparseEncoder(nn.Module):
         self.backbone = Backbone(lm, config.kind, bidirectional=config.bidirectional)
         if self.backbone.vocab_size != config.vocab_size:
             raise ValueError(f"config says vocab_size {config.vocab_size}, the model has {self.backbone.vocab_size}")
-        self.layout = Layout(tokenizer, echo=config.echo)
+        self.layout = Layout(tokenizer, echo=config.echo, pool_special=config.pool_special_tokens)
         self.residual: nn.Linear | None = None
         if config.literal_residual:
             # zero-initialised: a fresh residual leaves the SPLADE vector unchanged
@@ -64,8 +64,7 @@ class SparseEncoder(nn.Module):
         # CPU inference of max pooling goes through the native int8-screened head (exact in float32)
         self.use_fast_head = fast_head.available()
         self._fast_head = fast_head.FastHead()
-        self.token_chunk: int | None = None  # positions per head call; None sizes it to logits_budget_bytes
-        self.logits_budget_bytes = 256 << 20
+        self.token_chunk: int | None = None  # positions per head call; None sizes it to a memory budget
         self.stats = {"texts": 0, "tokens": 0, "padded_tokens": 0, "truncated": 0, "peak_logits_bytes": 0}
 
     # ------------------------------------------------------------------ loading and saving
@@ -202,7 +201,8 @@ class SparseEncoder(nn.Module):
     def _chunk(self, hidden: torch.Tensor) -> int:
         B, T = hidden.shape[:2]
         per_position = B * self.config.vocab_size * hidden.element_size()
-        chunk = self.token_chunk or max(1, self.logits_budget_bytes // per_position)
+        budget = (1 << 30) if hidden.device.type == "cuda" else (256 << 20)  # bytes of logits per head call
+        chunk = self.token_chunk or max(1, budget // per_position)
         chunk = min(chunk, T)
         self.stats["peak_logits_bytes"] = max(self.stats["peak_logits_bytes"], chunk * per_position)
         return chunk

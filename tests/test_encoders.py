@@ -138,6 +138,19 @@ def test_echo_layout_offsets_by_hand() -> None:
     assert cut.input_ids.tolist() == [[2, a, b, a, b]] and cut.truncated == 1
 
 
+def test_pool_special_tokens_matches_sentence_transformers_style_pooling() -> None:
+    """SPLADE's reference code masks padding only, so [CLS]/[SEP] count; pool_special_tokens reproduces it."""
+    enc = make("mlm", max_length=24, pool_special_tokens=True)
+    texts = ["w1 w2 w3", "", "w4 w5 w6 w7 w8"]
+    got = as_dicts(enc.encode_documents(texts, batch_size=2))
+    with torch.no_grad():
+        for g, t in zip(got, texts):
+            logits = enc.backbone.lm(**enc.tokenizer([t], return_tensors="pt")).logits[0]
+            vec = torch.log1p(torch.relu(logits)).max(dim=0).values
+            assert_same([g], [{int(v): float(vec[v]) for v in vec.nonzero().ravel()}])
+    assert got[1]  # the empty text still has [CLS] and [SEP]
+
+
 def test_bidirectional_attention_sees_the_future_and_ignores_padding() -> None:
     causal = make("causal")
     bidi = make("causal", bidirectional=True)

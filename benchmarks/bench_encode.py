@@ -1,0 +1,201 @@
+"""Encoding throughput: our SparseEncoder beside sentence-transformers' SparseEncoder, same model and batch size.
+
+    python -m benchmarks.bench_encode --device cpu --n 5183 [--st-n 1024] [--models splade-tiny,smollm2-135m]
+
+Rows (documents from BEIR scifact, title + text, max_length tokens):
+- ours            our default SPLADE pooling (special tokens excluded); on CPU the native int8-screened head
+- ours[st-pool]   pool_special_tokens=True, i.e. exactly the vectors sentence-transformers computes (checked)
+- ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
+- st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
+- smollm2 rows    our decoder-only backbone, with and without echo (sentence-transformers has no causal-LM SPLADE)
+Every engine is warmed up on 64 documents first. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.report import grid
+
+logger = logging.getLogger(__name__)
+
+
+def scifact_texts(data: Path, n: int) -> list[str]:
+    with gzip.open(data / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+        docs = [json.loads(line) for line in f]
+    return [f"{d.get('title') or ''} {d.get('text') or ''}".strip() for d in docs][:n]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(name: str, texts: list[str], device: str, batch_size: int, max_length: int, fast: bool = True, **cfg):  # noqa: ANN201
+    import torch
+
+    from lsr import SparseEncoder
+
+    enc = SparseEncoder.from_pretrained(name, device=device, max_length=max_length, **cfg)
+    enc.use_fast_head = enc.use_fast_head and fast
+    enc.encode_documents(texts[:64], batch_size=batch_size)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    out = enc.encode_documents(texts, batch_size=batch_size)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    row = {
+        "docs_per_s": len(texts) / dt,
+        "seconds": dt,
+        "avg_nnz": out.nnz / max(1, len(texts)),
+        "truncated": enc.stats["truncated"],
+        "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        "fast_head": bool(enc.use_fast_head and device == "cpu"),
+    }
+    return row, out
+
+
+def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_length: int):  # noqa: ANN201
+    import torch
+    from sentence_transformers import SparseEncoder as STSparseEncoder
+    from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+
+    model = STSparseEncoder(
+        modules=[MLMTransformer(str(path), max_seq_length=max_length), SpladePooling(pooling_strategy="max")],
+        device=device,
+    )
+    model.encode_document(texts[:64], batch_size=batch_size)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    emb = model.encode_document(texts, batch_size=batch_size, convert_to_sparse_tensor=True)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    emb = emb.coalesce().cpu()
+    idx = emb.indices().numpy()
+    dense_rows = {}
+    for r, c, v in zip(idx[0], idx[1], emb.values().numpy()):
+        dense_rows.setdefault(int(r), {})[int(c)] = float(v)
+    row = {
+        "docs_per_s": len(texts) / dt,
+        "seconds": dt,
+        "avg_nnz": len(emb.values()) / max(1, len(texts)),
+        "truncated": None,
+        "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+    }
+    return row, dense_rows
+
+
+def compare(ours, st_rows: dict, n: int) -> dict:  # noqa: ANN001
+    """Largest weight difference over the union of supports, and support disagreements beyond 1e-4."""
+    worst, mismatched = 0.0, 0
+    for i in range(n):
+        terms, weights = ours.row(i)
+        a = dict(zip(terms.tolist(), weights.tolist()))
+        b = st_rows.get(i, {})
+        for t in a.keys() | b.keys():
+            d = abs(a.get(t, 0.0) - b.get(t, 0.0))
+            worst = max(worst, d)
+            mismatched += (t in a) != (t in b) and d > 1e-4
+    return {"max_abs_diff": worst, "support_mismatches": mismatched}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=5183, help="documents for our encoder")
+    ap.add_argument("--st-n", type=int, default=None, help="documents for the slower rows (default: --n)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--models", default="splade-tiny,smollm2-135m")
+    ap.add_argument("--llm-n", type=int, default=None, help="documents for the SmolLM2 rows (default: --st-n)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    import torch
+
+    from lsr.models import resolve
+
+    texts = scifact_texts(args.data, args.n)
+    n_slow = min(args.st_n or len(texts), len(texts))
+    n_llm = min(args.llm_n or n_slow, len(texts))
+    models = args.models.split(",")
+    rows: list[dict] = []
+
+    def add(engine: str, model: str, n: int, row: dict, **extra) -> None:  # noqa: ANN003
+        rows.append({"engine": engine, "model": model, "docs": n, **row, **extra})
+        logger.info("%s %s: %.1f docs/s", engine, model, row["docs_per_s"])
+
+    if "splade-tiny" in models:
+        r, _ = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
+        add("ours", "splade-tiny", len(texts), r)
+        slow = texts[:n_slow]
+        r, ours_st = run_ours("splade-tiny", slow, args.device, args.batch_size, args.max_length, pool_special_tokens=True)
+        add("ours[st-pool]", "splade-tiny", n_slow, r)
+        if args.device == "cpu":
+            r, _ = run_ours("splade-tiny", slow, args.device, args.batch_size, args.max_length, fast=False)
+            add("ours[torch]", "splade-tiny", n_slow, r)
+        r, st_rows = run_st(resolve("splade-tiny").path, slow, args.device, args.batch_size, args.max_length)
+        add("st", "splade-tiny", n_slow, r, **compare(ours_st, st_rows, n_slow))
+        st_speed = r["docs_per_s"]
+        for row in rows:
+            row["x_vs_st"] = row["docs_per_s"] / st_speed
+    if "smollm2-135m" in models:
+        llm_texts = texts[:n_llm]
+        for echo in (False, True):
+            r, _ = run_ours("smollm2-135m", llm_texts, args.device, args.batch_size, args.max_length, echo=echo)
+            add("ours[echo]" if echo else "ours", "smollm2-135m", n_llm, r)
+
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    meta = {
+        "device": args.device,
+        "device_name": device_name,
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "torch": torch.__version__,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    print(f"\nscifact documents, batch {args.batch_size}, max_length {args.max_length}, {args.device} ({device_name})")
+    print(
+        grid(
+            ["engine", "model", "docs", "docs/s", "x vs st", "avg nnz", "peak dev MB", "max|diff| vs st"],
+            [
+                [
+                    r["engine"],
+                    r["model"],
+                    r["docs"],
+                    f"{r['docs_per_s']:.1f}",
+                    f"{r['x_vs_st']:.2f}" if "x_vs_st" in r else "",
+                    f"{r['avg_nnz']:.1f}",
+                    f"{r['peak_device_mb']:.0f}" if r.get("peak_device_mb") else "",
+                    f"{r['max_abs_diff']:.2e} ({r['support_mismatches']} mism.)" if "max_abs_diff" in r else "",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    out = args.out or Path(__file__).parent / "results" / f"encode-{args.device.split(':')[0]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
