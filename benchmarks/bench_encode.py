@@ -22,8 +22,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.report import grid
 
 logger = logging.getLogger(__name__)
@@ -145,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         r, _ = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
         add("ours", "splade-tiny", len(texts), r)
         slow = texts[:n_slow]
-        r, ours_st = run_ours("splade-tiny", slow, args.device, args.batch_size, args.max_length, pool_special_tokens=True)
+        r, ours_st = run_ours(
+            "splade-tiny", slow, args.device, args.batch_size, args.max_length, pool_special_tokens=True
+        )
         add("ours[st-pool]", "splade-tiny", n_slow, r)
         if args.device == "cpu":
             r, _ = run_ours("splade-tiny", slow, args.device, args.batch_size, args.max_length, fast=False)

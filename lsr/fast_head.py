@@ -36,7 +36,11 @@ class FastHead:
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
         if key != self._key:
             w = np.ascontiguousarray(weight.detach().float().numpy())
-            b = np.zeros(w.shape[0], np.float32) if bias is None else np.ascontiguousarray(bias.detach().float().numpy())
+            b = (
+                np.zeros(w.shape[0], np.float32)
+                if bias is None
+                else np.ascontiguousarray(bias.detach().float().numpy())
+            )
             self._head = _head.Head(w, b)
             self._key = key
         return self._head
