@@ -67,7 +67,11 @@ def run_ours(name: str, texts: list[str], device: str, batch_size: int, max_leng
 def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_length: int):  # noqa: ANN201
     import torch
     from sentence_transformers import SparseEncoder as STSparseEncoder
-    from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+
+    try:
+        from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+    except ImportError:  # sentence-transformers < 6.1
+        from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
 
     model = STSparseEncoder(
         modules=[MLMTransformer(str(path), max_seq_length=max_length), SpladePooling(pooling_strategy="max")],
