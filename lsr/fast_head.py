@@ -30,7 +30,6 @@ class FastHead:
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._head = None
-        self.exact_dots = 0
 
     def _get(self, weight: torch.Tensor, bias: torch.Tensor | None):  # noqa: ANN202
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
@@ -56,8 +55,7 @@ class FastHead:
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(counts.cpu().numpy())
         xs = np.ascontiguousarray(x.detach().float().numpy())
-        indptr, indices, values, exact = _head.max_logits(head, xs, offsets, threads, True)
-        self.exact_dots += int(exact)
+        indptr, indices, values, _ = _head.max_logits(head, xs, offsets, threads, True)
         out = torch.full((len(counts), head.vocab), float("-inf"))
         rows = np.repeat(np.arange(len(counts)), np.diff(indptr).astype(np.int64))
         out[torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64))] = torch.from_numpy(values)

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .pooling import last_index
+
 
 class Batch(NamedTuple):
     input_ids: torch.Tensor  # (B, T) int64
@@ -35,7 +37,7 @@ class Layout:
         if self.padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', not {self.padding_side!r}")
         self.prefix, self.suffix = _special_frame(tokenizer)
-        self.special = sorted(set(tokenizer.all_special_ids))
+        self.special = frozenset(tokenizer.all_special_ids)
         pad = tokenizer.pad_token_id
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -57,22 +59,19 @@ class Layout:
         if budget < 1:
             raise ValueError(f"max_length {max_length} leaves no room for text after the special tokens")
         rows, spans, truncated = [], [], 0
-        special = set(self.special)
+        first = len(self.prefix)
         for c in contents:
             truncated += len(c) > budget
             c = list(c[:budget])
-            first = len(self.prefix)
             if self.echo:
                 row = self.prefix + c + c + self.suffix
                 span = (first + len(c), first + 2 * len(c))
-            elif self.pool_special:  # SPLADE's reference code / sentence-transformers: every attended token
-                row = self.prefix + c + self.suffix
-                span = (0, len(row))
             else:
                 row = self.prefix + c + self.suffix
-                span = (first, first + len(c))
+                # SPLADE's reference code / sentence-transformers pool over every attended token
+                span = (0, len(row)) if self.pool_special else (first, first + len(c))
             rows.append(row)
-            spans.append((span, [] if self.pool_special else [i for i in range(*span) if row[i] in special]))
+            spans.append((span, [] if self.pool_special else [i for i in range(*span) if row[i] in self.special]))
         T = max(1, max((len(r) for r in rows), default=1))
         B = len(rows)
         ids = torch.full((B, T), self.pad_id, dtype=torch.long)
@@ -88,8 +87,7 @@ class Layout:
             keep[b, off + lo : off + hi] = True
             for i in specials:  # special tokens typed inside the text are not terms
                 keep[b, off + i] = False
-        pos = torch.arange(T).expand(B, T)
-        last = torch.where(att.bool(), pos, torch.zeros_like(pos)).amax(dim=1)
+        last = last_index(att.bool())
         return Batch(ids.to(device), att.to(device), keep.to(device), last.to(device), truncated, int(att.sum()))
 
 

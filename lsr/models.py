@@ -79,11 +79,6 @@ def resolve(name: str | Path) -> ModelSource:
     )
 
 
-def resolve_model_dir(name: str | Path) -> Path:
-    """The folder of a model without GGUF weights (kept for callers that only need a path)."""
-    return resolve(name).path
-
-
 def _require(module: str, hint: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise FileNotFoundError(hint)

@@ -39,7 +39,7 @@ def saturate(logits: torch.Tensor) -> torch.Tensor:
 
 
 def last_index(keep: torch.Tensor) -> torch.Tensor:
-    """Index of the last kept position per row (0 for rows that keep nothing), (B,)."""
+    """Index of the last True position per row (0 for rows with none), (B,)."""
     T = keep.shape[1]
     pos = torch.arange(T, device=keep.device).expand_as(keep)
     return torch.where(keep, pos, torch.zeros_like(pos)).amax(dim=1)

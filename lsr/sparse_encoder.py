@@ -94,7 +94,7 @@ class SparseEncoder(nn.Module):
             lm = model_class(config.kind).from_config(hf_config, dtype=torch.float32)
             enc = cls(lm, tokenizer, config)
             if config.lora:
-                add_lora(enc.backbone, **{"target_modules": None, **config.lora})
+                add_lora(enc.backbone, **config.lora)
             from safetensors.torch import load_model
 
             load_model(enc, src.path / WEIGHTS_NAME, strict=True)
@@ -162,6 +162,7 @@ class SparseEncoder(nn.Module):
         cfg, bb = self.config, self.backbone
         hidden = bb.body(batch.input_ids, batch.attention_mask)
         has_terms = batch.keep.any(dim=1, keepdim=True)
+        h_last = pooling.gather_rows(hidden, batch.last)
         if cfg.pooling == "max" and self._fast_path(hidden):
             weight, bias = bb.projection()
             x = bb.pre_head(hidden[batch.keep])
@@ -169,10 +170,10 @@ class SparseEncoder(nn.Module):
         elif cfg.pooling == "max":
             logits = pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden))
         else:
-            logits = bb.head(pooling.gather_rows(hidden, batch.last))
+            logits = bb.head(h_last)
         w = pooling.saturate(logits)
         if self.residual is not None:
-            w_prime = self.residual(pooling.gather_rows(hidden, batch.last))
+            w_prime = self.residual(h_last)
             indicator = pooling.input_indicator(batch.input_ids, batch.keep, cfg.vocab_size)
             w = pooling.literal_residual(w, w_prime, indicator)
         if cfg.focus_window:
@@ -182,11 +183,7 @@ class SparseEncoder(nn.Module):
         w = w * has_terms  # a text with no tokens has no terms (and never NaNs from an empty row)
         dense = None
         if cfg.dense_pooling:
-            pooled = (
-                pooling.gather_rows(hidden, batch.last)
-                if cfg.dense_pooling == "last"
-                else pooling.mean_pool(hidden, batch.keep)
-            )
+            pooled = h_last if cfg.dense_pooling == "last" else pooling.mean_pool(hidden, batch.keep)
             dense = pooling.l2_normalize(pooled) * has_terms
         return w, dense
 
