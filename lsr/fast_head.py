@@ -3,6 +3,11 @@
 ``max_logits`` here computes what pooling.max_logits computes (the slow, obvious twin that forms
 the logits chunk by chunk), without the tokens x vocabulary logits: an int8 VNNI screen with a
 proven error bound, and float32 dot products only where a logit can beat the running max.
+
+The screen is cheapest on few dimensions: once a call brings enough tokens, the head is rebuilt on
+their mean and the leading principal directions that hold SCREEN_ENERGY of the centred tokens'
+energy (96 of 128 dimensions for SPLADE-tiny on scifact). The output never depends on that choice,
+only the speed does.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+SCREEN_ENERGY = 0.985  # share of the centred tokens' energy the screen's basis keeps
+MAX_SCREEN_SHARE = 0.8  # a basis keeping more of the dimensions than this is not worth projecting on
+CALIBRATION_TOKENS = 2048  # tokens a call needs before the basis is fitted to them
+
 try:
     from . import _head
 except ImportError:  # pragma: no cover - the native module is built by pip install
@@ -24,24 +33,47 @@ def available() -> bool:
     return _head is not None and bool(_head.simd_available())
 
 
+def screen_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (float32) and orthonormal basis rows (float64) for the screen, fitted to token vectors x."""
+    x64 = x.astype(np.float64)
+    center = x64.mean(axis=0).astype(np.float32)
+    centred = x64 - center
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred)
+    order = np.argsort(eigval)[::-1]
+    energy = np.cumsum(np.clip(eigval[order], 0, None))
+    keep = int(np.searchsorted(energy, SCREEN_ENERGY * energy[-1])) + 1 if energy[-1] > 0 else 0
+    keep = -(-keep // 4) * 4  # VNNI multiplies 4 bytes at a time
+    if keep > MAX_SCREEN_SHARE * x.shape[1]:  # too little to gain for the projection's cost: no basis
+        return np.zeros(x.shape[1], np.float32), np.eye(x.shape[1])
+    return center, np.ascontiguousarray(eigvec[:, order[:keep]].T)
+
+
 class FastHead:
     """Quantised copy of a vocabulary projection; rebuilt when the weights change."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._head = None
+        self._fitted = False
 
-    def _get(self, weight: torch.Tensor, bias: torch.Tensor | None):  # noqa: ANN202
+    def _get(self, weight: torch.Tensor, bias: torch.Tensor | None, x: np.ndarray):  # noqa: ANN202
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
         if key != self._key:
+            self._key, self._head, self._fitted = key, None, False
+        if self._head is None or (not self._fitted and len(x) >= CALIBRATION_TOKENS):
             w = np.ascontiguousarray(weight.detach().float().numpy())
             b = (
                 np.zeros(w.shape[0], np.float32)
                 if bias is None
                 else np.ascontiguousarray(bias.detach().float().numpy())
             )
-            self._head = _head.Head(w, b)
-            self._key = key
+            if len(x) >= CALIBRATION_TOKENS:
+                center, basis = screen_basis(x[: 8 * CALIBRATION_TOKENS])
+                self._fitted = True
+                logger.debug("screen basis: %d of %d dimensions", len(basis), w.shape[1])
+            else:
+                center, basis = np.zeros(w.shape[1], np.float32), np.eye(w.shape[1])
+            self._head = _head.Head(w, b, center, basis)
         return self._head
 
     def max_logits(
@@ -51,10 +83,10 @@ class FastHead:
 
         x: (N, H') float32 vectors of the kept tokens, text after text; counts: (B,) tokens per text.
         """
-        head = self._get(weight, bias)
+        xs = np.ascontiguousarray(x.detach().float().numpy())
+        head = self._get(weight, bias, xs)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(counts.cpu().numpy())
-        xs = np.ascontiguousarray(x.detach().float().numpy())
         indptr, indices, values, _ = _head.max_logits(head, xs, offsets, threads, True)
         out = torch.full((len(counts), head.vocab), float("-inf"))
         rows = np.repeat(np.arange(len(counts)), np.diff(indptr).astype(np.int64))

@@ -21,6 +21,15 @@ def reference(w: np.ndarray, b: np.ndarray, x: np.ndarray, offsets: np.ndarray) 
     return out
 
 
+def identity(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(dim, np.float32), np.eye(dim)
+
+
+def random_basis(rng: np.random.Generator, dim: int, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return rng.normal(0, 2, dim).astype(np.float32), np.ascontiguousarray(q[:, :keep].T)
+
+
 def dense(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n: int, V: int) -> np.ndarray:
     out = np.zeros((n, V))
     for i in range(n):
@@ -36,8 +45,12 @@ def dense(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n: int, V
     counts=st.lists(st.integers(0, 21), min_size=1, max_size=6),
     scale=st.sampled_from([0.01, 1.0, 30.0]),
     threads=st.integers(1, 3),
+    keep=st.floats(0, 1),
 )
-def test_matches_float64_reference(seed: int, V: int, dim: int, counts: list[int], scale: float, threads: int) -> None:
+def test_matches_float64_reference(
+    seed: int, V: int, dim: int, counts: list[int], scale: float, threads: int, keep: float
+) -> None:
+    """Any centre and any orthonormal basis (0 to dim rows) give the float64 answer, bit-identical across bases."""
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((V, dim)) * rng.choice([0.1, 1.0], size=(V, 1))).astype(np.float32)
     b = rng.normal(-1.0, 1.0, V).astype(np.float32)
@@ -45,8 +58,9 @@ def test_matches_float64_reference(seed: int, V: int, dim: int, counts: list[int
     x[rng.random(x.shape) < 0.1] = 0.0  # exact zeros, and all-zero rows now and then
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     want = reference(w, b, x, offsets)
-    head = _head.Head(w, b)
-    for simd in MODES:
+    heads = [_head.Head(w, b, *identity(dim)), _head.Head(w, b, *random_basis(rng, dim, round(keep * dim)))]
+    first: dict[bool, tuple] = {}
+    for head, simd in [(h, m) for h in heads for m in MODES]:
         indptr, indices, values, exact = _head.max_logits(head, x, offsets, threads, simd)
         assert indices.dtype == np.uint32 and values.dtype == np.float32 and indptr.dtype == np.uint64
         assert (values > 0).all()
@@ -56,6 +70,9 @@ def test_matches_float64_reference(seed: int, V: int, dim: int, counts: list[int
         clear = np.abs(want) > tol  # the support agrees wherever the true max is not within rounding of 0
         assert ((got > 0) == (want > 0))[clear].all()
         assert exact <= sum(counts) * V
+        # per kernel, the recompute is the same float32 dot product whichever screen let it through
+        for a, c in zip(first.setdefault(simd, (indptr, indices, values)), (indptr, indices, values)):
+            np.testing.assert_array_equal(a, c)
 
 
 def test_screen_skips_most_of_the_work() -> None:
@@ -67,14 +84,14 @@ def test_screen_skips_most_of_the_work() -> None:
     x = rng.standard_normal((T, dim)).astype(np.float32)
     offsets = np.array([0, T], np.int64)
     for simd in MODES:
-        indptr, indices, values, exact = _head.max_logits(_head.Head(w, b), x, offsets, 1, simd)
+        indptr, indices, values, exact = _head.max_logits(_head.Head(w, b, *identity(dim)), x, offsets, 1, simd)
         assert exact < 0.01 * T * V
         np.testing.assert_allclose(dense(indptr, indices, values, 1, V), reference(w, b, x, offsets), atol=1e-4)
 
 
 def test_bad_arguments_raise() -> None:
     w = np.ones((4, 3), np.float32)
-    head = _head.Head(w, np.zeros(4, np.float32))
+    head = _head.Head(w, np.zeros(4, np.float32), *identity(3))
     x = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="wrong dimension"):
         _head.max_logits(head, np.ones((2, 5), np.float32), np.array([0, 2], np.int64), 1, False)
@@ -85,8 +102,40 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(TypeError):
         _head.max_logits(head, x.astype(np.float64), np.array([0, 2], np.int64), 1, False)
     with pytest.raises(ValueError, match="bias length"):
-        _head.Head(w, np.zeros(3, np.float32))
+        _head.Head(w, np.zeros(3, np.float32), *identity(3))
     with pytest.raises(TypeError):
-        _head.Head(w.astype(np.float64), np.zeros(4, np.float32))
+        _head.Head(w.astype(np.float64), np.zeros(4, np.float32), *identity(3))
+    with pytest.raises(ValueError, match="orthonormal"):
+        _head.Head(w, np.zeros(4, np.float32), np.zeros(3, np.float32), np.eye(3) * 1.001)
+    with pytest.raises(ValueError, match="more rows"):
+        _head.Head(w, np.zeros(4, np.float32), np.zeros(3, np.float32), np.ones((4, 3)))
+    with pytest.raises(ValueError, match="center"):
+        _head.Head(w, np.zeros(4, np.float32), np.zeros(2, np.float32), np.eye(3))
+    with pytest.raises(TypeError):
+        _head.Head(w, np.zeros(4, np.float32), np.zeros(3, np.float32), np.eye(3, dtype=np.float32))
     with pytest.raises(TypeError):
         _head.max_logits(head, np.asfortranarray(np.ones((2, 3), np.float32)), np.array([0, 2], np.int64), 1, False)
+
+
+def test_fitted_screen_is_exact_and_cheaper() -> None:
+    """Tokens with a strong mean and few directions (as a transformer's are): the fitted centre and basis
+    screen on fewer dimensions, recompute little, and give the same bits as the full-dimension screen."""
+    from lsr.fast_head import screen_basis
+
+    rng = np.random.default_rng(1)
+    V, dim, T = 2000, 64, 3000
+    mix = rng.standard_normal((12, dim))
+    x = (rng.standard_normal((T, 12)) @ mix + 5.0 + 0.05 * rng.standard_normal((T, dim))).astype(np.float32)
+    w = (rng.standard_normal((V, dim)) * 0.02).astype(np.float32)
+    b = np.full(V, -4.0, np.float32)
+    offsets = np.arange(0, T + 1, 100, dtype=np.int64)
+    center, basis = screen_basis(x)
+    assert 12 <= len(basis) < dim and len(basis) % 4 == 0
+    want = reference(w, b, x, offsets)
+    for simd in MODES:
+        full = _head.max_logits(_head.Head(w, b, *identity(dim)), x, offsets, 2, simd)
+        fitted = _head.max_logits(_head.Head(w, b, center, basis), x, offsets, 2, simd)
+        for a, c in zip(full[:3], fitted[:3]):
+            np.testing.assert_array_equal(a, c)
+        np.testing.assert_allclose(dense(*fitted[:3], len(offsets) - 1, V), want, atol=1e-4)
+        assert fitted[3] < 0.01 * T * V, (fitted[3], full[3])

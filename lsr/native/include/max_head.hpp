@@ -2,12 +2,20 @@
 // where positive (SPLADE's max(log(1 + ReLU(logits))) needs nothing else), without ever forming
 // the tokens x vocabulary logits.
 //
-// Exact by construction: an int8 screen bounds every logit,
-//   |x.u - x~.u~| <= ||x - x~|| ||u|| + ||x~|| ||u - u~||   (x~, u~ the dequantised int8 vectors),
-// and only the (token, entry) pairs whose upper bound beats the entry's running max (>= 0) are
-// recomputed in float32. With AVX-512 VNNI the screen runs 64 int8 multiply-adds per instruction.
+// Exact by construction. A screen bounds every logit from above and only the (token, entry) pairs
+// whose bound beats the entry's running max (>= 0) are recomputed in float32 from the original
+// vectors. The screen works on r = x - c (c a centre, folded into the bias: x.u + b = r.u + c.u + b)
+// in a d-dimensional orthonormal basis B (rows), both chosen by the caller so that B holds most of
+// the centred tokens' energy (the tokens' mean and leading principal directions). With rh = B r,
+// uh = B u and the orthogonal rests r', u' (r.u = rh.uh + r'.u'):
+//   r.u <= s_r s_u (q_r . q_u) + err_r ||u|| + ||r~|| qerr_u + ||r'|| ||u'||
+// where q are int8 codes of rh and uh (scales s), r~ = s_r q_r, err_r >= ||rh - r~|| (including the
+// float32 projection's own rounding), qerr_u >= ||uh - s_u q_u|| (likewise). With AVX-512 VNNI the int8 part
+// runs 64 multiply-adds per instruction, so a basis of d < dim dimensions makes the screen cheaper
+// by d / dim at the price of a looser bound (more recomputes). The result never depends on B.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -16,17 +24,23 @@ namespace lsrhead {
 constexpr uint32_t kLanes = 16;  // vocabulary rows per packed block (one zmm of int32 sums)
 
 struct Head {
-    uint32_t vocab = 0, dim = 0, dim4 = 0, blocks = 0;  // dim4: dim rounded up to 4
-    std::vector<float> weight;       // blocks*16 x dim4, zero padded
+    uint32_t vocab = 0, dim = 0, sdim = 0, sdim4 = 0, blocks = 0;  // sdim: basis rows; sdim4 rounded to 4
+    bool identity = false;           // the basis is the identity: no projection
+    std::vector<float> weight;       // vocab x dim, the original rows (float32 recompute)
     std::vector<float> bias;         // blocks*16 (padding rows: -1e30, never positive)
-    std::vector<float> scale;        // per row: int8 step
-    std::vector<float> norm;         // per row: ||w||
-    std::vector<float> qerr;         // per row: ||w - scale * q||
-    std::vector<float> bias_up;      // bias + rounding slack (see slack())
-    std::vector<float> qerr_up;      // qerr + rounding slack per unit of ||x~||
-    std::vector<int32_t> qsum128;    // per row: 128 * sum(q) (VNNI multiplies unsigned x by signed w)
-    std::vector<int8_t> packed;      // [block][dim4/4][16 rows][4 bytes]
-    Head(const float* w, const float* b, uint32_t vocab, uint32_t dim);
+    std::vector<float> basis_t;      // dim x sdim4: B transposed, float32, zero padded
+    std::vector<float> center;       // dim: c (float32; the bound uses exactly these values)
+    float center_norm = 0.0f;        // ||c||
+    std::vector<float> scale;        // per row: int8 step of uh
+    std::vector<float> norm;         // per row: ||u||
+    std::vector<float> tail;         // per row: ||u'|| (rounded up)
+    std::vector<float> bias_up;      // b + c.u + rounding slack (see kRel)
+    std::vector<float> qerr_up;      // ||uh - s_u q_u|| + rounding slack per unit of ||x~||
+    std::vector<int32_t> qsum128;    // per row: 128 * sum(q) (VNNI multiplies unsigned x by signed u)
+    std::vector<int8_t> packed;      // [block][sdim4/4][16 rows][4 bytes]
+    // center: dim float32; basis: sdim x dim float64, orthonormal rows (checked); sdim may be 0.
+    Head(const float* w, const float* b, uint32_t vocab, uint32_t dim, const float* center, const double* basis,
+         uint32_t sdim);
 };
 
 struct Rows {
@@ -41,22 +55,40 @@ Rows max_logits(const Head& head, const float* x, const int64_t* offsets, uint32
                 bool simd);
 bool simd_available();
 
-// One text's tokens quantised for the screen.
+// One text's tokens, centred, projected onto the basis and quantised for the screen.
 struct Tokens {
     uint32_t count = 0, padded = 0;   // padded: count rounded up to 8
-    std::vector<uint8_t> q;           // padded x dim4, x/scale rounded, +128
-    std::vector<float> x;             // padded x dim4 float32 copy, zero padded
-    std::vector<float> scale, err, qnorm;
-    void load(const float* src, uint32_t count, uint32_t dim, uint32_t dim4);
+    const float* x = nullptr;         // the original rows (count x dim)
+    std::vector<uint8_t> q;           // padded x sdim4, rh/scale rounded, +128
+    std::vector<float> scale;         // per token: int8 step
+    std::vector<float> err;           // per token: ||rh - r~|| + projection rounding + kRel ||x||
+    std::vector<float> qnorm;         // per token: ||r~||
+    std::vector<float> tail;          // per token: ||r'|| (rounded up)
+    std::vector<float> r, rh;         // scratch: one centred row and its projection
+    std::vector<int32_t> qi;          // scratch: its int8 codes
+    void load(const Head& h, const float* src, uint32_t count, bool simd);
 };
+
+// rh = B r in float32, one dimension of r at a time (the inner loop over rh vectorises; the
+// AVX-512 build of the same loop runs 16 lanes).
+void project_scalar(const Head& h, const float* r, float* rh);
+void project_avx512(const Head& h, const float* r, float* rh);
+inline void project_impl(const Head& h, const float* r, float* rh) {
+    for (uint32_t j = 0; j < h.sdim4; ++j) rh[j] = 0.0f;
+    for (uint32_t i = 0; i < h.dim; ++i) {
+        const float ri = r[i];
+        const float* bt = &h.basis_t[std::size_t(i) * h.sdim4];
+        for (uint32_t j = 0; j < h.sdim4; ++j) rh[j] += bt[j] * ri;
+    }
+}
 
 // Per-text kernels (portable and AVX-512 VNNI); append (entry, max logit > 0) pairs.
 void text_scalar(const Head& h, const Tokens& t, std::vector<uint32_t>& idx, std::vector<float>& val, uint64_t& exact);
 void text_vnni(const Head& h, const Tokens& t, std::vector<uint32_t>& idx, std::vector<float>& val, uint64_t& exact);
 
 // Float rounding in the screen's own arithmetic is bounded by a relative 1e-5 of the magnitudes
-// involved: |x~.u~| <= ||x~|| (||u|| + ||u - u~||) and |b|. That slack is folded into the per-row
-// constants: bias_up = b + 1e-5 |b| + 1e-6, qerr_up = qerr + 1e-5 (||u|| + qerr).
+// involved: the per-token err carries + kRel (||x|| + ||c||) (it multiplies ||u||),
+// bias_up = b + c.u + kRel (|b| + ||c|| ||u||) + kAbs, qerr_up = qerr + kRel (||u|| + qerr).
 constexpr float kRel = 1e-5f, kAbs = 1e-6f;
 
 }  // namespace lsrhead

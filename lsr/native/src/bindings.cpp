@@ -26,14 +26,19 @@ static nb::ndarray<nb::numpy, T, nb::ndim<1>> to_numpy(std::vector<T>&& v) {
 NB_MODULE(_head, m) {
     nb::class_<lsrhead::Head>(m, "Head")
         .def("__init__",
-             [](lsrhead::Head* self, CArray<float> w, CVec<float> b) {
+             [](lsrhead::Head* self, CArray<float> w, CVec<float> b, CVec<float> center,
+                CArray<double> basis) {
                  if (b.shape(0) != w.shape(0)) throw nb::value_error("bias length must equal the weight's rows");
                  if (w.shape(1) == 0 || w.shape(0) == 0) throw nb::value_error("empty head");
-                 new (self) lsrhead::Head(w.data(), b.data(), uint32_t(w.shape(0)), uint32_t(w.shape(1)));
+                 if (center.shape(0) != w.shape(1)) throw nb::value_error("center must have the head's dimension");
+                 if (basis.shape(1) != w.shape(1)) throw nb::value_error("basis rows must have the head's dimension");
+                 new (self) lsrhead::Head(w.data(), b.data(), uint32_t(w.shape(0)), uint32_t(w.shape(1)), center.data(), basis.data(),
+                                          uint32_t(basis.shape(0)));
              },
-             "weight"_a.noconvert(), "bias"_a.noconvert())
+             "weight"_a.noconvert(), "bias"_a.noconvert(), "center"_a.noconvert(), "basis"_a.noconvert())
         .def_ro("vocab", &lsrhead::Head::vocab)
-        .def_ro("dim", &lsrhead::Head::dim);
+        .def_ro("dim", &lsrhead::Head::dim)
+        .def_ro("screen_dim", &lsrhead::Head::sdim);
     m.def(
         "max_logits",
         [](const lsrhead::Head& h, CArray<float> x, CVec<int64_t> offsets, unsigned threads, bool simd) {
