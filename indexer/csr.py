@@ -61,6 +61,20 @@ class SparseBatch(NamedTuple):
         )
 
     @classmethod
+    def concat(cls, batches: Iterable[SparseBatch]) -> SparseBatch:
+        """Rows of the batches one after another (dtypes kept; validate the result as usual)."""
+        indptr, idx, val, base = [np.zeros(1, np.uint64)], [], [], 0
+        for b in batches:
+            lo, hi = int(b.indptr[0]), int(b.indptr[-1])
+            indptr.append(np.asarray(b.indptr[1:], dtype=np.uint64) - np.uint64(lo) + np.uint64(base))
+            idx.append(b.indices[lo:hi])
+            val.append(b.values[lo:hi])
+            base += hi - lo
+        if not idx:
+            return cls(indptr[0], np.zeros(0, np.uint32), np.zeros(0, np.float32))
+        return cls(np.concatenate(indptr), np.concatenate(idx), np.concatenate(val))
+
+    @classmethod
     def from_scipy(cls, matrix) -> SparseBatch:  # noqa: ANN001 - scipy is optional at type level
         """From a ``scipy.sparse`` matrix (CSR or convertible); index dtype converted after a range check."""
         csr = matrix.tocsr()

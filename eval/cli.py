@@ -1,0 +1,343 @@
+"""The ``lsr`` command: index a corpus, search it, evaluate on BEIR / MS MARCO, tune hybrid fusion.
+
+    lsr index CORPUS --out DIR [--model splade-tiny] [--dense-model minilm-l6|none]
+    lsr search DIR --queries FILE | --query TEXT [--mode sparse|dense|hybrid] --out RUN
+    lsr eval --data DATASET [--collection DIR] [--split test] [--modes sparse,dense,hybrid]
+    lsr tune-fusion --data DATASET --collection DIR [--split train] [--method rrf]
+    lsr compare RUN_A RUN_B --qrels FILE
+
+Each stage is also ``python -m eval.cli <stage> ...``. Long jobs show a progress bar with an ETA.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retrieval.corpus import find, read_qrels, read_queries
+from retrieval.fusion import METHODS, Fusion, fuse, grid
+
+from . import metrics, trec
+
+logger = logging.getLogger(__name__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)]
+    )
+
+
+def _encoders(model: str, dense_model: str | None):  # noqa: ANN202
+    from lsr import DenseEncoder, SparseEncoder
+
+    sparse = SparseEncoder.from_pretrained(model)
+    dense = DenseEncoder.from_pretrained(dense_model) if dense_model else None
+    return sparse, dense
+
+
+def _none(name: str | None) -> str | None:
+    return None if name in (None, "", "none") else name
+
+
+def build_collection(
+    corpus: Path,
+    out: Path,
+    model: str,
+    dense_model: str | None,
+    *,
+    fmt: str | None = None,
+    id_field: str = "_id",
+    text_fields: tuple[str, ...] = ("title", "text"),
+    shard_size: int = 10_000,
+    batch_size: int = 32,
+    shard_id: int = 0,
+    num_shards: int = 1,
+    dense_index: str = "flat",
+    overwrite: bool = False,
+):  # noqa: ANN201
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from retrieval.collection import Job, build
+
+    sparse, dense = _encoders(model, dense_model)
+    job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index)
+    with Progress(
+        TextColumn("encoding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("docs"),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("encode", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        stats = build(
+            out,
+            job,
+            sparse,
+            dense,
+            batch_size=batch_size,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    return stats, sparse, dense
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="corpus file: BEIR corpus.jsonl[.gz], JSONL or MS MARCO TSV")],
+    out: Annotated[Path, typer.Option(help="collection folder")],
+    model: str = "splade-tiny",
+    dense_model: Annotated[str, typer.Option(help="dense encoder, or 'none'")] = "minilm-l6",
+    fmt: Annotated[str | None, typer.Option("--format", help="beir | jsonl | tsv (default: from the name)")] = None,
+    id_field: str = "_id",
+    text_field: Annotated[list[str] | None, typer.Option(help="text fields, joined (default: title, text)")] = None,
+    shard_size: int = 10_000,
+    batch_size: int = 32,
+    shard_id: int = 0,
+    num_shards: int = 1,
+    dense_index: Annotated[str, typer.Option(help="flat (exact) or hnsw")] = "flat",
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Encode a corpus into shards and build the sparse and dense indexes (resumable)."""
+    _setup_logging(verbose)
+    t0 = time.perf_counter()
+    stats, _, _ = build_collection(
+        corpus,
+        out,
+        model,
+        _none(dense_model),
+        fmt=fmt,
+        id_field=id_field,
+        text_fields=tuple(text_field or ("title", "text")),
+        shard_size=shard_size,
+        batch_size=batch_size,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        dense_index=dense_index,
+        overwrite=overwrite,
+    )
+    dt = time.perf_counter() - t0
+    typer.echo(
+        f"{stats.records} documents ({stats.skipped} malformed records skipped), {stats.shards_encoded} shards "
+        f"encoded in {stats.encode_seconds:.1f} s ({stats.records / max(dt, 1e-9):.1f} docs/s overall), "
+        f"indexes built in {stats.build_seconds:.1f} s"
+    )
+    for line, reason in stats.problems[:20]:
+        typer.echo(f"  line {line}: {reason}")
+
+
+def _queries(query: list[str] | None, queries: Path | None) -> dict[str, str]:
+    if queries:
+        return read_queries(queries)
+    if query:
+        return {str(i + 1): q for i, q in enumerate(query)}
+    raise typer.BadParameter("give --query TEXT or --queries FILE")
+
+
+def _fusion(fusion_file: Path | None, method: str, weights: str, rrf_k: float, norm: str) -> Fusion:
+    if fusion_file:
+        d = json.loads(fusion_file.read_text())["fusion"]
+        return Fusion(d["method"], tuple(d["weights"]), d["rrf_k"], d["norm"])
+    return Fusion(method, tuple(float(w) for w in weights.split(",")), rrf_k, norm)
+
+
+@app.command()
+def search(
+    collection: Path,
+    query: Annotated[list[str] | None, typer.Option(help="a query (repeatable)")] = None,
+    queries: Annotated[Path | None, typer.Option(help="queries file (BEIR jsonl or TSV)")] = None,
+    mode: str = "sparse",
+    k: int = 10,
+    out: Annotated[Path | None, typer.Option(help="TREC run file (default: print)")] = None,
+    fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (from tune-fusion)")] = None,
+    method: str = "rrf",
+    weights: str = "1,1",
+    rrf_k: float = 60.0,
+    norm: str = "minmax",
+    verbose: bool = False,
+) -> None:
+    """Search a collection; writes a TREC run (or prints the hits)."""
+    _setup_logging(verbose)
+    from retrieval.searcher import Collection, Searcher
+
+    col = Collection.open(collection)
+    job = col.meta["job"]
+    sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if mode != "sparse" else None)
+    run, t = Searcher(col, sparse, dense).search(
+        _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm)
+    )
+    if out:
+        trec.write_run(out, run, f"lsr-{mode}")
+        typer.echo(f"{len(run)} queries -> {out}")
+    else:
+        sys.stdout.write(trec.format_run(run, f"lsr-{mode}"))
+
+
+def _dataset(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    qrels = read_qrels(data / "qrels" / f"{split}.tsv")
+    queries = read_queries(find(data, "queries"))
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise typer.BadParameter(f"{len(missing)} judged queries have no text in {data}, e.g. {missing[:3]}")
+    return {q: queries[q] for q in qrels}, qrels
+
+
+def _ensure_collection(data: Path, collection: Path | None, model: str, dense_model: str | None) -> Path:
+    collection = collection or Path("runs") / f"{data.name}-{model}"
+    from retrieval.collection import COLLECTION
+
+    if not (collection / COLLECTION).exists():
+        build_collection(find(data, "corpus"), collection, model, dense_model)
+    return collection
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
+    collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
+    split: str = "test",
+    modes: str = "sparse,dense,hybrid",
+    model: str = "splade-tiny",
+    dense_model: str = "minilm-l6",
+    fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (tune-fusion on the train split)")] = None,
+    k: int = 1000,
+    out: Annotated[Path | None, typer.Option(help="folder for runs and report.json")] = None,
+    verbose: bool = False,
+) -> None:
+    """Evaluate sparse, dense and hybrid retrieval on a BEIR split (runs, metrics, latency)."""
+    _setup_logging(verbose)
+    from retrieval.searcher import Collection, Searcher
+
+    queries, qrels = _dataset(data, split)
+    collection = _ensure_collection(data, collection, model, _none(dense_model))
+    col = Collection.open(collection)
+    job = col.meta["job"]
+    wanted = modes.split(",")
+    sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if wanted != ["sparse"] else None)
+    searcher = Searcher(col, sparse, dense)
+    fusion = _fusion(fusion_file, "rrf", "1,1", 60.0, "minmax")
+    out = out or collection / f"eval-{split}"
+    rows = []
+    for mode in wanted:
+        run, t = searcher.search(queries, mode, k, fusion)
+        trec.write_run(out / f"{mode}.trec", run, f"lsr-{mode}")
+        scores = metrics.evaluate(run, qrels)
+        rows.append(
+            {
+                "mode": mode,
+                **scores,
+                "encode_ms_per_query": 1000 * t.encode_s / len(queries),
+                "search_ms_p50": metrics.percentile(t.per_query_ms, 50) if mode == "sparse" else None,
+                "search_ms_p99": metrics.percentile(t.per_query_ms, 99) if mode == "sparse" else None,
+                "search_s": t.search_s,
+                "query_nnz": t.query_nnz if mode != "dense" else None,
+            }
+        )
+    report = {
+        "dataset": str(data),
+        "split": split,
+        "queries": len(queries),
+        "collection": str(collection),
+        "num_docs": col.num_docs,
+        "index_mb": col.sparse.size_bytes / 1e6,
+        "doc_nnz": col.meta["stats"]["avg_doc_nnz"],
+        "encode_seconds": col.meta["stats"]["encode_seconds"],
+        "fusion": fusion._asdict(),
+        "rows": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    _print_table(report)
+
+
+def _print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{report['dataset']} ({report['split']}, {report['queries']} queries, "
+        f"{report['num_docs']} docs, doc nnz {report['doc_nnz']:.0f})"
+    )
+    cols = ["mode", *metrics.DEFAULT_MEASURES, "search p50 ms", "search p99 ms", "query nnz"]
+    for c in cols:
+        table.add_column(c)
+    for r in report["rows"]:
+        fmt = [f"{r[m]:.4f}" for m in metrics.DEFAULT_MEASURES]
+        extra = [r["search_ms_p50"], r["search_ms_p99"], r["query_nnz"]]
+        table.add_row(r["mode"], *fmt, *["" if v is None else f"{v:.2f}" for v in extra])
+    Console().print(table)
+
+
+@app.command("tune-fusion")
+def tune_fusion(
+    data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
+    collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
+    split: Annotated[str, typer.Option(help="a training split; never the test split")] = "train",
+    method: Annotated[str, typer.Option(help="rrf | linear | dbsf | all")] = "all",
+    measure: str = "nDCG@10",
+    k: int = 1000,
+    out: Annotated[Path | None, typer.Option(help="where to write the chosen fusion (JSON)")] = None,
+    verbose: bool = False,
+) -> None:
+    """Pick hybrid fusion weights on a training split's qrels."""
+    _setup_logging(verbose)
+    if split == "test":
+        raise typer.BadParameter("tune on a training split, never on the test split")
+    if method not in (*METHODS, "all"):
+        raise typer.BadParameter(f"method must be one of {METHODS} or 'all'")
+    from retrieval.searcher import Collection, Searcher
+
+    queries, qrels = _dataset(data, split)
+    collection = _ensure_collection(data, collection, "splade-tiny", "minilm-l6")
+    col = Collection.open(collection)
+    job = col.meta["job"]
+    sparse, dense = _encoders(job["sparse_model"], job["dense_model"])
+    searcher = Searcher(col, sparse, dense)
+    runs = [searcher.search(queries, "sparse", k)[0], searcher.search(queries, "dense", k)[0]]
+    best, best_score, tried = None, -1.0, []
+    for f in [f for m in (METHODS if method == "all" else (method,)) for f in grid(m)]:
+        score = metrics.evaluate(fuse(runs, f, k), qrels, (measure,))[measure]
+        tried.append({"fusion": f._asdict(), measure: score})
+        if score > best_score:
+            best, best_score = f, score
+    out = out or collection / f"fusion-{method}.json"
+    out.write_text(
+        json.dumps(
+            {"split": split, "measure": measure, "score": best_score, "fusion": best._asdict(), "tried": tried},
+            indent=2,
+        )
+    )
+    typer.echo(f"best {measure} on {split} ({len(queries)} queries): {best_score:.4f} with {best} -> {out}")
+
+
+@app.command()
+def compare(
+    run_a: Path, run_b: Path, qrels: Annotated[Path, typer.Option(help="qrels file")], verbose: bool = False
+) -> None:
+    """Paired t-test between two runs, per measure."""
+    _setup_logging(verbose)
+    for c in metrics.compare(trec.read_run(run_a), trec.read_run(run_b), read_qrels(qrels)):
+        typer.echo(f"{c.measure:10} {c.mean_a:.4f} vs {c.mean_b:.4f}  p={c.p_value:.4g}  ({c.queries} queries)")
+
+
+if __name__ == "__main__":
+    app()

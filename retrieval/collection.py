@@ -1,0 +1,311 @@
+"""A collection: a corpus encoded into shards, then built into the sparse index and a dense index.
+
+Layout of a collection folder::
+
+    job.json                  what is being built (input, format, models, shard size); resume checks it
+    shards/shard-00000.safetensors ...   encoded records: ids, CSR sparse rows, dense rows
+    sparse/                   our inverted index (indexer.Index)
+    dense.faiss               faiss index over the dense rows, in the sparse index's doc order
+    collection.json           written last: counts, models, skipped records; its presence means complete
+
+The job (:func:`build`) first scans the input (counts records for the ETA, reports malformed ones
+with line numbers, refuses duplicate ids before anything is encoded), then encodes shard after
+shard; each shard is written atomically, so after a crash or Ctrl-C a rerun picks up after the last
+complete shard. ``shard_id`` / ``num_shards`` split the encoding between workers that share the
+folder (worker i takes shards i, i + n, ...); a final run without them builds the indexes once every
+shard is there. The indexes are published atomically and ``collection.json`` only after them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from indexer import IndexBuilder, SparseBatch
+from indexer.atomic import write_bytes
+
+from .corpus import Doc, ReadReport, read_docs
+
+logger = logging.getLogger(__name__)
+
+JOB, COLLECTION, SHARDS, SPARSE, DENSE = "job.json", "collection.json", "shards", "sparse", "dense.faiss"
+FORMAT_VERSION = 1
+PROGRESS_STEP = 512  # documents encoded between progress updates
+
+
+class DuplicateIdError(ValueError):
+    pass
+
+
+class IncompleteCollectionError(RuntimeError):
+    pass
+
+
+class SparseDocEncoder(Protocol):
+    vocab_size: int
+    vocab_hash: str
+
+    def encode_documents(self, texts: list[str], batch_size: int = ...) -> SparseBatch: ...
+
+
+class DenseDocEncoder(Protocol):
+    def encode_documents(self, texts: list[str], batch_size: int = ...) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    input: str
+    fmt: str | None
+    id_field: str
+    text_fields: tuple[str, ...]
+    sparse_model: str
+    dense_model: str | None
+    shard_size: int
+    dense_index: str = "flat"  # flat (exact inner product) or hnsw
+    input_fingerprint: str = ""  # size and mtime of the input, filled in by build(): resume refuses a changed file
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Job:
+        d = json.loads(data)
+        d["text_fields"] = tuple(d["text_fields"])
+        return cls(**d)
+
+
+@dataclass
+class Scan:
+    records: int
+    report: ReadReport
+    input_bytes: int
+
+
+@dataclass
+class BuildStats:
+    records: int = 0
+    skipped: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    shards_encoded: int = 0
+    encode_seconds: float = 0.0
+    build_seconds: float = 0.0
+    avg_doc_nnz: float = 0.0
+
+
+def shard_path(folder: Path, k: int) -> Path:
+    return folder / SHARDS / f"shard-{k:05d}.safetensors"
+
+
+def scan(job: Job) -> Scan:
+    """Read the input once: count the records, collect the malformed ones, refuse duplicate ids."""
+    report = ReadReport(job.input)
+    seen: dict[str, int] = {}
+    dups: list[str] = []
+    n = 0
+    for doc in read_docs(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=report):
+        if doc.id in seen:
+            if len(dups) < 5:
+                dups.append(f"{doc.id!r} (records {seen[doc.id] + 1} and {n + 1})")
+            continue
+        seen[doc.id] = n
+        n += 1
+    if dups:
+        raise DuplicateIdError(f"{job.input}: duplicate document ids, nothing encoded: {', '.join(dups)}")
+    return Scan(n, report, Path(job.input).stat().st_size)
+
+
+def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
+    batch: list[Doc] = []
+    quiet = ReadReport(job.input, log=False)  # scan() has reported the problems already
+    for doc in read_docs(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=quiet):
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_shard(path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarray | None) -> None:
+    from safetensors.numpy import save
+
+    raw = [i.encode() for i in ids]
+    tensors = {
+        "id_offsets": np.concatenate([[0], np.cumsum([len(r) for r in raw])]).astype(np.int64),
+        "id_bytes": np.frombuffer(b"".join(raw), dtype=np.uint8).copy(),
+        "indptr": np.asarray(sparse.indptr, dtype=np.uint64),
+        "indices": np.asarray(sparse.indices, dtype=np.uint32),
+        "values": np.asarray(sparse.values, dtype=np.float32),
+    }
+    if dense is not None:
+        tensors["dense"] = np.ascontiguousarray(dense, dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, save(tensors, metadata={"rows": str(len(ids))}))
+
+
+def read_shard(path: Path) -> tuple[list[str], SparseBatch, np.ndarray | None]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        t = load_file(str(path))
+        off, raw = t["id_offsets"], t["id_bytes"].tobytes()
+        ids = [raw[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
+        sparse = SparseBatch(t["indptr"], t["indices"], t["values"])
+    except (SafetensorError, KeyError, UnicodeDecodeError, OSError) as e:
+        raise IncompleteCollectionError(f"{path}: unreadable shard ({e}); delete it to re-encode") from None
+    if sparse.num_rows != len(ids) or ("dense" in t and len(t["dense"]) != len(ids)):
+        raise IncompleteCollectionError(f"{path}: shard arrays disagree on their row count; delete it")
+    return ids, sparse, t.get("dense")
+
+
+def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
+    if (folder / JOB).exists() and not overwrite:
+        old = Job.from_json((folder / JOB).read_bytes())
+        if old != job:
+            raise ValueError(f"{folder} holds a job with other settings ({old}); use a new folder or overwrite=True")
+        return
+    if overwrite and folder.exists():
+        for name in (SHARDS, SPARSE):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        for name in (COLLECTION, DENSE, JOB):
+            (folder / name).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bytes(folder / JOB, job.to_json())
+
+
+def build(
+    folder: str | Path,
+    job: Job,
+    sparse_encoder: SparseDocEncoder,
+    dense_encoder: DenseDocEncoder | None = None,
+    *,
+    batch_size: int = 32,
+    shard_id: int = 0,
+    num_shards: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildStats:
+    """Encode ``job.input`` into shards under ``folder`` and, unless split between workers, build the
+    indexes. ``progress(done, total)`` is called after every shard with record counts."""
+    folder = Path(folder)
+    if not 0 <= shard_id < num_shards:
+        raise ValueError(f"shard_id must be in [0, num_shards), got {shard_id} of {num_shards}")
+    if (job.dense_model is None) != (dense_encoder is None):
+        raise ValueError("job.dense_model and dense_encoder must be given together")
+    if job.dense_index not in ("flat", "hnsw"):
+        raise ValueError(f"dense_index must be 'flat' or 'hnsw', not {job.dense_index!r}")
+    st = Path(job.input).stat()
+    job = replace(job, input_fingerprint=f"{st.st_size}:{st.st_mtime_ns}")
+    _check_job(folder, job, overwrite)
+    if (folder / COLLECTION).exists():
+        logger.info("%s is complete; nothing to do", folder)
+        done = BuildStats(**json.loads((folder / COLLECTION).read_text())["stats"])
+        return replace(done, shards_encoded=0, encode_seconds=0.0, build_seconds=0.0)
+    sc = scan(job)
+    stats = BuildStats(records=sc.records, skipped=sc.report.skipped, problems=list(sc.report.problems))
+    total_shards = max(1, -(-sc.records // job.shard_size))
+    mine = [k for k in range(total_shards) if k % num_shards == shard_id]
+    todo = [k for k in mine if not shard_path(folder, k).exists()]
+    done_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in mine if k not in todo)
+    mine_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in mine)
+    if len(todo) < len(mine):
+        logger.info("resuming: %d of %d shards already encoded", len(mine) - len(todo), len(mine))
+    t0 = time.perf_counter()
+    for k, docs in enumerate(_batches(job, job.shard_size)):
+        if k not in todo:
+            continue
+        parts: list[SparseBatch] = []
+        dense_parts: list[np.ndarray] = []
+        for lo in range(0, len(docs), PROGRESS_STEP):  # encode in steps so the progress bar moves
+            texts = [d.text for d in docs[lo : lo + PROGRESS_STEP]]
+            parts.append(sparse_encoder.encode_documents(texts, batch_size=batch_size))
+            if dense_encoder is not None:
+                dense_parts.append(dense_encoder.encode_documents(texts, batch_size=batch_size))
+            done_records += len(texts)
+            if progress:
+                progress(done_records, mine_records)
+        dense = np.concatenate(dense_parts) if dense_parts else None
+        write_shard(shard_path(folder, k), [d.id for d in docs], SparseBatch.concat(parts), dense)
+        stats.shards_encoded += 1
+    stats.encode_seconds = time.perf_counter() - t0
+    if num_shards > 1:
+        logger.info(
+            "worker %d of %d: its shards are encoded; run once more without --num-shards to build", shard_id, num_shards
+        )
+        return stats
+    missing = [k for k in range(total_shards) if not shard_path(folder, k).exists()]
+    if missing:
+        raise IncompleteCollectionError(f"{folder}: shards {missing[:10]} are missing")
+    t1 = time.perf_counter()
+    stats.avg_doc_nnz = _build_indexes(folder, job, sparse_encoder, total_shards)
+    stats.build_seconds = time.perf_counter() - t1
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "job": asdict(job),
+        "vocab_size": sparse_encoder.vocab_size,
+        "vocab_hash": sparse_encoder.vocab_hash,
+        "num_docs": sc.records,
+        "shards": total_shards,
+        "stats": asdict(stats),
+    }
+    write_bytes(folder / COLLECTION, json.dumps(meta, indent=2).encode())
+    logger.info("collection %s complete: %d docs (%d records skipped)", folder, sc.records, stats.skipped)
+    return stats
+
+
+def _shard_rows(records: int, size: int, k: int) -> int:
+    return max(0, min(size, records - k * size))
+
+
+def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -> float:
+    dense_index = None
+    nnz = docs = 0
+    with IndexBuilder(
+        folder / SPARSE,
+        vocab_size=enc.vocab_size,
+        model_id=job.sparse_model,
+        vocab_hash=enc.vocab_hash,
+        overwrite=True,
+    ) as b:
+        for k in range(shards):
+            ids, sparse, dense = read_shard(shard_path(folder, k))
+            b.add(ids, sparse)
+            nnz += sparse.nnz
+            docs += len(ids)
+            if job.dense_model is not None:
+                if dense is None:
+                    raise IncompleteCollectionError(f"{shard_path(folder, k)} has no dense rows")
+                if dense_index is None:
+                    dense_index = new_dense_index(dense.shape[1], job.dense_index)
+                dense_index.add(dense)
+    if dense_index is not None:
+        import faiss
+
+        tmp = folder / f".{DENSE}.tmp-{os.getpid()}"
+        faiss.write_index(dense_index, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / DENSE)
+    return nnz / max(docs, 1)
+
+
+def new_dense_index(dim: int, kind: str) -> Any:
+    import faiss
+
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        index.hnsw.efSearch = 128
+        return index
+    return faiss.IndexFlatIP(dim)

