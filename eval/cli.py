@@ -47,6 +47,12 @@ def _encoders(model: str, dense_model: str | None):  # noqa: ANN202
     return sparse, dense
 
 
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def _none(name: str | None) -> str | None:
     return None if name in (None, "", "none") else name
 
@@ -139,7 +145,7 @@ def index(
     typer.echo(
         f"{stats.records} documents ({stats.skipped} malformed records skipped), {stats.shards_encoded} shards "
         f"encoded in {stats.encode_seconds:.1f} s ({stats.records / max(dt, 1e-9):.1f} docs/s overall), "
-        f"indexes built in {stats.build_seconds:.1f} s"
+        f"indexes built in {stats.build_seconds:.1f} s, peak RSS {peak_rss_mb():.0f} MB"
     )
     for line, reason in stats.problems[:20]:
         typer.echo(f"  line {line}: {reason}")
@@ -193,12 +199,12 @@ def search(
 
 
 def _dataset(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    qrels = read_qrels(data / "qrels" / f"{split}.tsv")
-    queries = read_queries(find(data, "queries"))
-    missing = [q for q in qrels if q not in queries]
-    if missing:
-        raise typer.BadParameter(f"{len(missing)} judged queries have no text in {data}, e.g. {missing[:3]}")
-    return {q: queries[q] for q in qrels}, qrels
+    from .experiment import load_split
+
+    try:
+        return load_split(data, split)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _ensure_collection(data: Path, collection: Path | None, model: str, dense_model: str | None) -> Path:
@@ -215,57 +221,42 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
     split: str = "test",
-    modes: str = "sparse,dense,hybrid",
+    modes: Annotated[str, typer.Option(help="of sparse, dense, hybrid, exact, bm25, impact")] = "sparse,dense,hybrid",
     model: str = "splade-tiny",
     dense_model: str = "minilm-l6",
     fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (tune-fusion on the train split)")] = None,
     k: int = 1000,
-    out: Annotated[Path | None, typer.Option(help="folder for runs and report.json")] = None,
+    measures: Annotated[
+        str, typer.Option(help="ir-measures names, comma-separated (graded TREC DL: 'nDCG@10,R(rel=2)@1000')")
+    ] = ",".join(metrics.DEFAULT_MEASURES),
+    out: Annotated[Path | None, typer.Option(help="folder for runs, per_query.tsv and report.json")] = None,
     verbose: bool = False,
 ) -> None:
     """Evaluate sparse, dense and hybrid retrieval on a BEIR split (runs, metrics, latency)."""
     _setup_logging(verbose)
     from retrieval.searcher import Collection, Searcher
 
-    queries, qrels = _dataset(data, split)
+    from .experiment import run_experiment
+
+    _dataset(data, split)
     collection = _ensure_collection(data, collection, model, _none(dense_model))
     col = Collection.open(collection)
     job = col.meta["job"]
     wanted = modes.split(",")
-    sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if wanted != ["sparse"] else None)
-    searcher = Searcher(col, sparse, dense)
+    needs_dense = any(m in ("dense", "hybrid") for m in wanted)
+    sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if needs_dense else None)
     fusion = _fusion(fusion_file, "rrf", "1,1", 60.0, "minmax")
-    out = out or collection / f"eval-{split}"
-    rows = []
-    for mode in wanted:
-        run, t = searcher.search(queries, mode, k, fusion)
-        trec.write_run(out / f"{mode}.trec", run, f"lsr-{mode}")
-        scores = metrics.evaluate(run, qrels)
-        rows.append(
-            {
-                "mode": mode,
-                **scores,
-                "encode_ms_per_query": 1000 * t.encode_s / len(queries),
-                "search_ms_p50": metrics.percentile(t.per_query_ms, 50) if mode == "sparse" else None,
-                "search_ms_p99": metrics.percentile(t.per_query_ms, 99) if mode == "sparse" else None,
-                "search_s": t.search_s,
-                "query_nnz": t.query_nnz if mode != "dense" else None,
-            }
-        )
-    report = {
-        "dataset": str(data),
-        "split": split,
-        "queries": len(queries),
-        "collection": str(collection),
-        "num_docs": col.num_docs,
-        "index_mb": col.sparse.size_bytes / 1e6,
-        "doc_nnz": col.meta["stats"]["avg_doc_nnz"],
-        "encode_seconds": col.meta["stats"]["encode_seconds"],
-        "fusion": fusion._asdict(),
-        "rows": rows,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    report = run_experiment(
+        data,
+        col,
+        Searcher(col, sparse, dense),
+        wanted,
+        split=split,
+        fusion=fusion,
+        k=k,
+        measures=tuple(measures.split(",")),
+        out=out or collection / f"eval-{split}",
+    )
     _print_table(report)
 
 
@@ -277,12 +268,12 @@ def _print_table(report: dict) -> None:
         title=f"{report['dataset']} ({report['split']}, {report['queries']} queries, "
         f"{report['num_docs']} docs, doc nnz {report['doc_nnz']:.0f})"
     )
-    cols = ["mode", *metrics.DEFAULT_MEASURES, "search p50 ms", "search p99 ms", "query nnz"]
+    cols = ["mode", *report["measures"], "encode ms/q", "search p50 ms", "search p99 ms", "query nnz"]
     for c in cols:
         table.add_column(c)
     for r in report["rows"]:
-        fmt = [f"{r[m]:.4f}" for m in metrics.DEFAULT_MEASURES]
-        extra = [r["search_ms_p50"], r["search_ms_p99"], r["query_nnz"]]
+        fmt = [f"{r[m]:.4f}" for m in report["measures"]]
+        extra = [r["encode_ms_per_query"], r["search_ms_p50"], r["search_ms_p99"], r["query_nnz"]]
         table.add_row(r["mode"], *fmt, *["" if v is None else f"{v:.2f}" for v in extra])
     Console().print(table)
 
@@ -294,7 +285,7 @@ def tune_fusion(
     split: Annotated[str, typer.Option(help="a training split; never the test split")] = "train",
     method: Annotated[str, typer.Option(help="rrf | linear | dbsf | all")] = "all",
     measure: str = "nDCG@10",
-    k: int = 1000,
+    k: Annotated[int, typer.Option(help="depth of the runs fused while tuning")] = 100,
     out: Annotated[Path | None, typer.Option(help="where to write the chosen fusion (JSON)")] = None,
     verbose: bool = False,
 ) -> None:

@@ -40,7 +40,8 @@ def per_query(run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASUR
     names = {str(p): m for p, m in zip(parsed, measures)}
     run = {q: docs for q, docs in run.items() if q in judged and docs}
     for metric in ir_measures.iter_calc(parsed, qrels, run):
-        out[names[str(metric.measure)]][metric.query_id] = float(metric.value)
+        if metric.query_id in judged:  # some providers also report queries without a relevant document
+            out[names[str(metric.measure)]][metric.query_id] = float(metric.value)
     return out
 
 

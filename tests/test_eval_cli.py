@@ -1,0 +1,99 @@
+"""The lsr command end to end on a tiny BEIR folder (tiny model, no dense), TREC runs, metrics by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+from typer.testing import CliRunner  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_collection import model_dir, write_corpus  # noqa: E402,F401
+
+from eval import metrics, trec  # noqa: E402
+from eval.cli import app  # noqa: E402
+
+
+def test_metrics_by_hand() -> None:
+    qrels = {"q1": {"a": 1, "b": 0, "c": 2}, "q2": {"x": 1}, "q3": {"y": 0}}
+    run = {"q1": {"b": 3.0, "a": 2.0, "c": 1.0}, "q2": {}}
+    got = metrics.per_query(run, qrels, ("nDCG@10", "RR@10", "R@100"))
+    assert set(got["nDCG@10"]) == {"q1", "q2"}  # q3 has no relevant document: not judged
+    dcg = 1 / math.log2(3) + 2 / math.log2(4)  # trec_eval's (and BEIR's) nDCG: the gain is the grade
+    idcg = 2 / math.log2(2) + 1 / math.log2(3)
+    assert got["nDCG@10"]["q1"] == pytest.approx(dcg / idcg)
+    assert got["RR@10"]["q1"] == pytest.approx(0.5) and got["nDCG@10"]["q2"] == 0.0
+    assert metrics.evaluate(run, qrels, ("R@100",))["R@100"] == pytest.approx(0.5)
+    same = metrics.compare(run, run, qrels, ("nDCG@10",))[0]
+    assert same.p_value == 1.0 and same.mean_a == same.mean_b
+    assert metrics.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+def test_trec_round_trip_and_errors(tmp_path: Path) -> None:
+    run = {"q2": {"d1": 0.5, "d2": 1.5}, "q1": {"d9": 2.0}}
+    trec.write_run(tmp_path / "r.trec", run, "tag")
+    lines = (tmp_path / "r.trec").read_text().splitlines()
+    assert lines[0] == "q1 Q0 d9 1 2.000000 tag" and lines[1].startswith("q2 Q0 d2 1 ")
+    assert trec.read_run(tmp_path / "r.trec") == run
+    (tmp_path / "bad.trec").write_text("q1 Q0 d1 1\n")
+    with pytest.raises(ValueError, match="6 columns"):
+        trec.read_run(tmp_path / "bad.trec")
+    with pytest.raises(ValueError, match="one word"):
+        trec.format_run(run, "two words")
+
+
+def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    data = tmp_path / "tinybeir"
+    (data / "qrels").mkdir(parents=True)
+    ids = write_corpus(data / "corpus.jsonl.gz", 60, bad=True)
+    with gzip.open(data / "queries.jsonl.gz", "wt") as f:
+        for i in range(5):
+            f.write(json.dumps({"_id": f"q{i}", "text": f"w{i} w{i + 1}"}) + "\n")
+    (data / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{ids[i * 3]}\t1\n" for i in range(5))
+    )
+    runner = CliRunner()
+    col = tmp_path / "col"
+    res = runner.invoke(
+        app,
+        [
+            "index",
+            str(data / "corpus.jsonl.gz"),
+            "--out",
+            str(col),
+            "--model",
+            str(model_dir),
+            "--dense-model",
+            "none",
+            "--shard-size",
+            "16",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "60 documents (3 malformed records skipped)" in res.output and "line 5: bad JSON" in res.output
+    res = runner.invoke(app, ["search", str(col), "--query", "w1 w2", "--k", "3"])
+    assert res.exit_code == 0, res.output
+    assert len([line for line in res.output.splitlines() if " Q0 " in line]) == 3
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app, ["eval", "--data", str(data), "--collection", str(col), "--modes", "sparse,exact", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["mode"]: r for r in report["rows"]}
+    assert rows["sparse"]["nDCG@10"] == pytest.approx(rows["exact"]["nDCG@10"], abs=0.05)
+    assert (out / "sparse.trec").exists()
+    per_query = (out / "per_query.tsv").read_text().splitlines()
+    assert per_query[0] == "mode\tmeasure\tquery\tvalue" and len(per_query) == 1 + 2 * 4 * 5
+    res = runner.invoke(app, ["tune-fusion", "--data", str(data), "--collection", str(col), "--split", "test"])
+    assert res.exit_code != 0 and "never on the test split" in res.output
+    res = runner.invoke(
+        app, ["compare", str(out / "sparse.trec"), str(out / "exact.trec"), "--qrels", str(data / "qrels" / "test.tsv")]
+    )
+    assert res.exit_code == 0 and "nDCG@10" in res.output
