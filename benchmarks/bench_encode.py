@@ -6,6 +6,7 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours            our default SPLADE pooling (special tokens excluded); on CPU the native int8-screened head
 - ours[st-pool]   pool_special_tokens=True, i.e. exactly the vectors sentence-transformers computes (checked)
 - ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
+- ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
 - smollm2 rows    our decoder-only backbone, with and without echo (sentence-transformers has no causal-LM SPLADE)
 Every engine is warmed up on 64 documents first. Prints a table and writes JSON.
@@ -144,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s %s: %.1f docs/s", engine, model, row["docs_per_s"])
 
     if "splade-tiny" in models:
-        r, _ = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
+        r, ours_fp32 = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
         add("ours", "splade-tiny", len(texts), r)
+        if args.device.startswith("cuda"):  # half precision, compared with our float32 vectors
+            fp32_rows = {i: dict(zip(*(a.tolist() for a in ours_fp32.row(i)))) for i in range(len(texts))}
+            for dtype in ("bfloat16", "float16"):
+                r, half = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length, dtype=dtype)
+                add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare(half, fp32_rows, len(texts)))
         slow = texts[:n_slow]
         r, ours_st = run_ours(
             "splade-tiny", slow, args.device, args.batch_size, args.max_length, pool_special_tokens=True
@@ -178,7 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nscifact documents, batch {args.batch_size}, max_length {args.max_length}, {args.device} ({device_name})")
     print(
         grid(
-            ["engine", "model", "docs", "docs/s", "x vs st", "avg nnz", "peak dev MB", "max|diff| vs st"],
+            [
+                "engine",
+                "model",
+                "docs",
+                "docs/s",
+                "x vs st",
+                "avg nnz",
+                "peak dev MB",
+                "max|diff| (st: vs st, half: vs fp32)",
+            ],
             [
                 [
                     r["engine"],

@@ -39,11 +39,11 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def _encoders(model: str, dense_model: str | None):  # noqa: ANN202
+def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
     from lsr import DenseEncoder, SparseEncoder
 
-    sparse = SparseEncoder.from_pretrained(model)
-    dense = DenseEncoder.from_pretrained(dense_model) if dense_model else None
+    sparse = SparseEncoder.from_pretrained(model, device=device)
+    dense = DenseEncoder.from_pretrained(dense_model, device=device) if dense_model else None
     return sparse, dense
 
 
@@ -72,12 +72,13 @@ def build_collection(
     num_shards: int = 1,
     dense_index: str = "flat",
     overwrite: bool = False,
+    device: str = "cpu",
 ):  # noqa: ANN201
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from retrieval.collection import Job, build
 
-    sparse, dense = _encoders(model, dense_model)
+    sparse, dense = _encoders(model, dense_model, device)
     job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index)
     with Progress(
         TextColumn("encoding"),
@@ -120,6 +121,7 @@ def index(
     shard_id: int = 0,
     num_shards: int = 1,
     dense_index: Annotated[str, typer.Option(help="flat (exact) or hnsw")] = "flat",
+    device: Annotated[str, typer.Option(help="where the encoders run: cpu, cuda, cuda:1, ...")] = "cpu",
     overwrite: bool = False,
     verbose: bool = False,
 ) -> None:
@@ -140,6 +142,7 @@ def index(
         num_shards=num_shards,
         dense_index=dense_index,
         overwrite=overwrite,
+        device=device,
     )
     dt = time.perf_counter() - t0
     typer.echo(
