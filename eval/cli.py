@@ -11,6 +11,7 @@ Each stage is also ``python -m eval.cli <stage> ...``. Long jobs show a progress
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -26,7 +27,31 @@ from retrieval.fusion import METHODS, Fusion, fuse, grid
 from . import metrics, trec
 
 logger = logging.getLogger(__name__)
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0], pretty_exceptions_enable=False
+)
+
+# What bad input raises (a missing file, a malformed or incomplete collection, duplicate ids, a wrong
+# vocabulary, bad settings): reported in one line with exit status 2; --verbose shows the traceback.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, RuntimeError)
+
+
+def command(name: str | None = None):  # noqa: ANN201
+    def wrap(fn):  # noqa: ANN001, ANN202
+        @functools.wraps(fn)
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            try:
+                return fn(*args, **kwargs)
+            except USER_ERRORS as e:
+                if kwargs.get("verbose"):
+                    raise
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(2) from None
+
+        return app.command(name)(run)
+
+    return wrap
+
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -107,7 +132,7 @@ def build_collection(
     return stats, sparse, dense
 
 
-@app.command()
+@command()
 def index(
     corpus: Annotated[Path, typer.Argument(help="corpus file: BEIR corpus.jsonl[.gz], JSONL or MS MARCO TSV")],
     out: Annotated[Path, typer.Option(help="collection folder")],
@@ -169,7 +194,7 @@ def _fusion(fusion_file: Path | None, method: str, weights: str, rrf_k: float, n
     return Fusion(method, tuple(float(w) for w in weights.split(",")), rrf_k, norm)
 
 
-@app.command()
+@command()
 def search(
     collection: Path,
     query: Annotated[list[str] | None, typer.Option(help="a query (repeatable)")] = None,
@@ -219,7 +244,7 @@ def _ensure_collection(data: Path, collection: Path | None, model: str, dense_mo
     return collection
 
 
-@app.command("eval")
+@command("eval")
 def evaluate(
     data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
@@ -281,7 +306,7 @@ def _print_table(report: dict) -> None:
     Console().print(table)
 
 
-@app.command("tune-fusion")
+@command("tune-fusion")
 def tune_fusion(
     data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
@@ -323,7 +348,7 @@ def tune_fusion(
     typer.echo(f"best {measure} on {split} ({len(queries)} queries): {best_score:.4f} with {best} -> {out}")
 
 
-@app.command()
+@command()
 def compare(
     run_a: Path, run_b: Path, qrels: Annotated[Path, typer.Option(help="qrels file")], verbose: bool = False
 ) -> None:

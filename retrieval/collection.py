@@ -205,6 +205,8 @@ def build(
         raise ValueError("job.dense_model and dense_encoder must be given together")
     if job.dense_index not in ("flat", "hnsw"):
         raise ValueError(f"dense_index must be 'flat' or 'hnsw', not {job.dense_index!r}")
+    if not Path(job.input).is_file():
+        raise FileNotFoundError(f"{job.input}: no such file")
     st = Path(job.input).stat()
     job = replace(job, input_fingerprint=f"{st.st_size}:{st.st_mtime_ns}")
     _check_job(folder, job, overwrite)

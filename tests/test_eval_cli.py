@@ -97,3 +97,30 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
         app, ["compare", str(out / "sparse.trec"), str(out / "exact.trec"), "--qrels", str(data / "qrels" / "test.tsv")]
     )
     assert res.exit_code == 0 and "nDCG@10" in res.output
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    res = runner.invoke(app, ["search", str(tmp_path / "nowhere"), "--query", "w1"])
+    assert res.exit_code == 2 and "error:" in res.output and "never completed" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "index",
+            str(tmp_path / "missing.jsonl"),
+            "--out",
+            str(tmp_path / "c"),
+            "--model",
+            str(model_dir),
+            "--dense-model",
+            "none",
+        ],
+    )
+    assert res.exit_code == 2 and "no such file" in res.output
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"_id": "a", "text": "w1"}\n{"_id": "a", "text": "w2"}\n')
+    res = runner.invoke(
+        app, ["index", str(dup), "--out", str(tmp_path / "d"), "--model", str(model_dir), "--dense-model", "none"]
+    )
+    assert res.exit_code == 2 and "duplicate document ids" in res.output
+    assert not (tmp_path / "d" / "collection.json").exists()
