@@ -224,3 +224,41 @@ def test_dense_and_hybrid_with_minilm(tmp_path: Path, model_dir: Path, encoder) 
         assert set(run_dense[q]) == set(want)
     hybrid, _ = s.search(queries, "hybrid", k=5)
     assert all(len(hybrid[q]) == 5 for q in queries)
+
+
+def test_workers_split_the_shards_and_a_last_run_builds(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 70, seed=5)
+    split, whole = tmp_path / "split", tmp_path / "whole"
+    job = job_for(corpus, model_dir)
+    a = build(split, job, encoder, shard_id=0, num_shards=2)
+    assert a.shards_encoded == 3 and not (split / COLLECTION).exists()  # shards 0, 2, 4 of 5
+    b = build(split, job, encoder, shard_id=1, num_shards=2)
+    assert b.shards_encoded == 2
+    last = build(split, job, encoder)
+    assert last.shards_encoded == 0 and (split / COLLECTION).exists()
+    build(whole, job, encoder)
+    x, y = Index.open(split / "sparse"), Index.open(whole / "sparse")
+    assert [x.lexicon[i] for i in range(70)] == [y.lexicon[i] for i in range(70)]
+    for term in np.flatnonzero(y.term_df()):
+        for u, v in zip(x.postings(int(term)), y.postings(int(term))):
+            np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="shard_id"):
+        build(split, job, encoder, shard_id=2, num_shards=2)
+
+
+def test_hnsw_dense_index_finds_the_exact_neighbours() -> None:
+    from retrieval.collection import new_dense_index
+
+    rng = np.random.default_rng(0)
+    docs = rng.standard_normal((2000, 32)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = docs[:50] + 0.1 * rng.standard_normal((50, 32)).astype(np.float32)
+    flat, hnsw = new_dense_index(32, "flat"), new_dense_index(32, "hnsw")
+    flat.add(docs)
+    hnsw.add(docs)
+    _, want = flat.search(queries, 10)
+    _, got = hnsw.search(queries, 10)
+    np.testing.assert_array_equal(want[:, 0], np.argmax(queries @ docs.T, axis=1))  # flat is exact
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
+    assert recall >= 0.95
