@@ -26,7 +26,8 @@ def _parse(measures: tuple[str, ...] | list[str]) -> list:
 
 
 def evaluate(run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASURES) -> dict[str, float]:
-    """Means over the judged queries; a judged query missing from the run counts as 0 (as BEIR does)."""
+    """Means over the judged queries; a judged query missing from the run counts as 0, and a retrieved
+    document whose id is the query's is dropped (both as BEIR does)."""
     per = per_query(run, qrels, measures)
     return {m: sum(per[m].values()) / max(len(per[m]), 1) for m in measures}
 
@@ -38,7 +39,10 @@ def per_query(run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASUR
     judged = {q for q, rels in qrels.items() if any(r > 0 for r in rels.values())}
     out: dict[str, dict[str, float]] = {m: dict.fromkeys(judged, 0.0) for m in measures}
     names = {str(p): m for p, m in zip(parsed, measures)}
-    run = {q: docs for q, docs in run.items() if q in judged and docs}
+    # as BEIR's evaluation does (ignore_identical_ids): a document with the query's own id is not a hit
+    # (ArguAna and Quora put the query itself in the corpus)
+    run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items() if q in judged}
+    run = {q: docs for q, docs in run.items() if docs}
     for metric in ir_measures.iter_calc(parsed, qrels, run):
         if metric.query_id in judged:  # some providers also report queries without a relevant document
             out[names[str(metric.measure)]][metric.query_id] = float(metric.value)

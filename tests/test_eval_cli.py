@@ -33,6 +33,8 @@ def test_metrics_by_hand() -> None:
     same = metrics.compare(run, run, qrels, ("nDCG@10",))[0]
     assert same.p_value == 1.0 and same.mean_a == same.mean_b
     assert metrics.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    with_self = {"q1": {"q1": 9.0, "b": 3.0, "a": 2.0, "c": 1.0}}  # the query itself is never a hit (BEIR)
+    assert metrics.per_query(with_self, qrels, ("nDCG@10",))["nDCG@10"]["q1"] == pytest.approx(dcg / idcg)
 
 
 def test_trec_round_trip_and_errors(tmp_path: Path) -> None:
