@@ -51,19 +51,21 @@ def _minmax(scores: Mapping[str, float]) -> dict[str, float]:
     return {d: (s - lo) / (hi - lo) for d, s in scores.items()}
 
 
-def _zscore(scores: Mapping[str, float]) -> dict[str, float]:
+def _mean_sd(scores: Mapping[str, float]) -> tuple[float, float]:
     n = len(scores)
     mean = sum(scores.values()) / n
-    sd = math.sqrt(sum((s - mean) ** 2 for s in scores.values()) / n)
+    return mean, math.sqrt(sum((s - mean) ** 2 for s in scores.values()) / n)
+
+
+def _zscore(scores: Mapping[str, float]) -> dict[str, float]:
+    mean, sd = _mean_sd(scores)
     if sd == 0:
         return {d: 0.0 for d in scores}
     return {d: (s - mean) / sd for d, s in scores.items()}
 
 
 def _dbsf(scores: Mapping[str, float]) -> dict[str, float]:
-    n = len(scores)
-    mean = sum(scores.values()) / n
-    sd = math.sqrt(sum((s - mean) ** 2 for s in scores.values()) / n)
+    mean, sd = _mean_sd(scores)
     if sd == 0:
         return {d: 1.0 for d in scores}
     lo = mean - 3 * sd
