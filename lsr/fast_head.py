@@ -33,6 +33,11 @@ def available() -> bool:
     return _head is not None and bool(_head.simd_available())
 
 
+def full_screen(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """No centre and the identity basis: the screen on every dimension (no projection)."""
+    return np.zeros(dim, np.float32), np.eye(dim)
+
+
 def screen_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre (float32) and orthonormal basis rows (float64) for the screen, fitted to token vectors x."""
     x64 = x.astype(np.float64)
@@ -44,7 +49,7 @@ def screen_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = int(np.searchsorted(energy, SCREEN_ENERGY * energy[-1])) + 1 if energy[-1] > 0 else 0
     keep = -(-keep // 4) * 4  # VNNI multiplies 4 bytes at a time
     if keep > MAX_SCREEN_SHARE * x.shape[1]:  # too little to gain for the projection's cost: no basis
-        return np.zeros(x.shape[1], np.float32), np.eye(x.shape[1])
+        return full_screen(x.shape[1])
     return center, np.ascontiguousarray(eigvec[:, order[:keep]].T)
 
 
@@ -60,20 +65,17 @@ class FastHead:
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
         if key != self._key:
             self._key, self._head, self._fitted = key, None, False
-        if self._head is None or (not self._fitted and len(x) >= CALIBRATION_TOKENS):
-            w = np.ascontiguousarray(weight.detach().float().numpy())
-            b = (
-                np.zeros(w.shape[0], np.float32)
-                if bias is None
-                else np.ascontiguousarray(bias.detach().float().numpy())
-            )
-            if len(x) >= CALIBRATION_TOKENS:
-                center, basis = screen_basis(x[: 8 * CALIBRATION_TOKENS])
-                self._fitted = True
-                logger.debug("screen basis: %d of %d dimensions", len(basis), w.shape[1])
-            else:
-                center, basis = np.zeros(w.shape[1], np.float32), np.eye(w.shape[1])
-            self._head = _head.Head(w, b, center, basis)
+        fit = not self._fitted and len(x) >= CALIBRATION_TOKENS
+        if self._head is not None and not fit:
+            return self._head
+        center, basis = screen_basis(x[: 8 * CALIBRATION_TOKENS]) if fit else full_screen(weight.shape[1])
+        self._fitted = fit
+        if self._head is not None and len(basis) == self._head.screen_dim == weight.shape[1]:
+            return self._head  # the fit kept every dimension: the full-dimension head already stands
+        w = np.ascontiguousarray(weight.detach().float().numpy())
+        b = np.zeros(w.shape[0], np.float32) if bias is None else np.ascontiguousarray(bias.detach().float().numpy())
+        logger.debug("screen basis: %d of %d dimensions", len(basis), w.shape[1])
+        self._head = _head.Head(w, b, center, basis)
         return self._head
 
     def max_logits(

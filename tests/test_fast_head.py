@@ -139,3 +139,45 @@ def test_fitted_screen_is_exact_and_cheaper() -> None:
             np.testing.assert_array_equal(a, c)
         np.testing.assert_allclose(dense(*fitted[:3], len(offsets) - 1, V), want, atol=1e-4)
         assert fitted[3] < 0.01 * T * V, (fitted[3], full[3])
+
+
+def test_fast_head_fits_on_the_first_large_call_and_stays_exact() -> None:
+    """FastHead screens on all dimensions until a call brings CALIBRATION_TOKENS tokens, then on the
+    fitted subspace; both give the float64 answer. A fit that keeps every dimension reuses the head."""
+    torch = pytest.importorskip("torch")
+    from lsr import fast_head
+
+    if not fast_head.available():
+        pytest.skip("no AVX-512 VNNI here")
+    rng = np.random.default_rng(2)
+    V, dim = 500, 32
+    mix = rng.standard_normal((6, dim))
+    w = torch.from_numpy((rng.standard_normal((V, dim)) * 0.05).astype(np.float32))
+    b = torch.full((V,), -2.0)
+
+    def tokens(n: int, low_rank: bool) -> np.ndarray:
+        base = rng.standard_normal((n, 6)) @ mix if low_rank else rng.standard_normal((n, dim)) * 2
+        return (base + 3.0).astype(np.float32)
+
+    def check(fh: fast_head.FastHead, x: np.ndarray, per_text: int) -> None:
+        counts = torch.full((len(x) // per_text,), per_text)
+        got = fh.max_logits(torch.from_numpy(x), counts, w, b, 2)
+        offsets = np.arange(0, len(x) + 1, per_text, dtype=np.int64)
+        want = reference(w.numpy(), b.numpy(), x, offsets)
+        np.testing.assert_allclose(np.where(np.isfinite(got.numpy()), got.numpy(), 0.0), want, atol=1e-4)
+
+    fh = fast_head.FastHead()
+    check(fh, tokens(40, True), 10)  # too few tokens to fit
+    first = fh._head
+    assert first.screen_dim == dim
+    check(fh, tokens(fast_head.CALIBRATION_TOKENS, True), 64)
+    assert fh._head is not first and fh._head.screen_dim < dim
+    fitted = fh._head
+    check(fh, tokens(100, True), 10)
+    assert fh._head is fitted
+
+    full = fast_head.FastHead()  # isotropic tokens: the fit keeps every dimension
+    check(full, tokens(40, False), 10)
+    first = full._head
+    check(full, tokens(fast_head.CALIBRATION_TOKENS, False), 64)
+    assert full._head is first

@@ -5,7 +5,6 @@
 #if defined(LSR_X86_KERNELS)
 #include <immintrin.h>
 
-
 namespace lsrhead {
 
 static inline float dot512(const float* a, const float* b, uint32_t n) {
