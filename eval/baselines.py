@@ -17,7 +17,8 @@ import os
 import shutil
 from pathlib import Path
 
-from retrieval.collection import read_shard, shard_path
+from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
+from retrieval.collection import iter_shards
 from retrieval.corpus import read_docs
 
 logger = logging.getLogger(__name__)
@@ -57,21 +58,23 @@ def start_jvm():  # noqa: ANN201 - jnius.autoclass
 
 
 def _build(folder: Path, args: list[str], write_input) -> Path:  # noqa: ANN001
-    """Run Anserini's IndexCollection into a staging folder and publish it by rename."""
-    if (folder / "done").exists():
+    """Run Anserini's IndexCollection into a staging folder and publish it atomically (indexer.atomic)."""
+    if folder.exists():
         return folder
     autoclass = start_jvm()
-    staging = folder.with_name(f".{folder.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "in").mkdir(parents=True)
-    write_input(staging / "in" / "docs.jsonl")
-    autoclass("io.anserini.index.IndexCollection").main(
-        ["-input", str(staging / "in"), "-index", str(staging / "index"), "-threads", "2", *args]
-    )
-    shutil.rmtree(staging / "in")
-    (staging / "done").write_text("1")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
+    remove_stale_staging(folder)
+    staging = staging_dir(folder)
+    try:
+        (staging / "in").mkdir()
+        write_input(staging / "in" / "docs.jsonl")
+        autoclass("io.anserini.index.IndexCollection").main(
+            ["-input", str(staging / "in"), "-index", str(staging / "index"), "-threads", "2", *args]
+        )
+        shutil.rmtree(staging / "in")
+        publish_dir(staging, folder, overwrite=False)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return folder
 
 
@@ -109,8 +112,7 @@ def impact(collection: Path, shards: int, query_vectors: dict[str, dict[int, flo
 
     def write(path: Path) -> None:
         with open(path, "w", encoding="utf-8") as f:
-            for s in range(shards):
-                ids, batch, _ = read_shard(shard_path(collection, s))
+            for ids, batch, _ in iter_shards(collection, shards):
                 for i, doc_id in enumerate(ids):
                     idx, val = batch.row(i)
                     vec = {str(int(t)): q for t, v in zip(idx, val) if (q := round(float(v) * IMPACT_SCALE)) > 0}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -150,7 +149,7 @@ def write_shard(path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarr
     if dense is not None:
         tensors["dense"] = np.ascontiguousarray(dense, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, save(tensors, metadata={"rows": str(len(ids))}))
+    write_bytes(path, save(tensors))
 
 
 def read_shard(path: Path) -> tuple[list[str], SparseBatch, np.ndarray | None]:
@@ -167,6 +166,12 @@ def read_shard(path: Path) -> tuple[list[str], SparseBatch, np.ndarray | None]:
     if sparse.num_rows != len(ids) or ("dense" in t and len(t["dense"]) != len(ids)):
         raise IncompleteCollectionError(f"{path}: shard arrays disagree on their row count; delete it")
     return ids, sparse, t.get("dense")
+
+
+def iter_shards(folder: Path, count: int) -> Iterator[tuple[list[str], SparseBatch, np.ndarray | None]]:
+    """The ``count`` shards of a collection folder in order (the sparse index's doc order)."""
+    for k in range(count):
+        yield read_shard(shard_path(folder, k))
 
 
 def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
@@ -280,8 +285,7 @@ def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -
         vocab_hash=enc.vocab_hash,
         overwrite=True,
     ) as b:
-        for k in range(shards):
-            ids, sparse, dense = read_shard(shard_path(folder, k))
+        for k, (ids, sparse, dense) in enumerate(iter_shards(folder, shards)):
             b.add(ids, sparse)
             nnz += sparse.nnz
             docs += len(ids)
@@ -294,11 +298,7 @@ def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -
     if dense_index is not None:
         import faiss
 
-        tmp = folder / f".{DENSE}.tmp-{os.getpid()}"
-        faiss.write_index(dense_index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / DENSE)
+        write_bytes(folder / DENSE, memoryview(faiss.serialize_index(dense_index)))
     return nnz / max(docs, 1)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from indexer import Index, SparseBatch
 
-from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, read_shard, shard_path
+from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards
 from .fusion import Fusion, Run, fuse
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ class Collection:
         import scipy.sparse as sp
 
         rows = []
-        for k in range(self.meta["shards"]):
-            ids, batch, _ = read_shard(shard_path(self.path, k))
+        for ids, batch, _ in iter_shards(self.path, self.meta["shards"]):
             rows.append(
                 sp.csr_matrix(
                     (batch.values, batch.indices, batch.indptr.astype(np.int64)),
