@@ -1,10 +1,10 @@
 """Inverted index over learned sparse vectors, with a native SIMD scoring core.
 
-Public API: :class:`IndexBuilder` (writer), :class:`Index` (reader),
+Public API: :class:`IndexBuilder` and :func:`build_index` (writers), :class:`Index` (reader),
 :class:`SparseBatch` (CSR input) and the errors. ``indexer._core`` is private.
 """
 
-from .builder import IndexBuilder
+from .builder import IndexBuilder, build_index
 from .csr import SparseBatch
 from .errors import CorruptIndexError, IndexExistsError, VocabularyMismatchError
 from .index import BatchResults, Hit, Index
@@ -18,4 +18,5 @@ __all__ = [
     "IndexExistsError",
     "SparseBatch",
     "VocabularyMismatchError",
+    "build_index",
 ]

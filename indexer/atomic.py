@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,12 +20,20 @@ def fsync_dir(path: Path) -> None:
 
 def write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` atomically."""
+    write_file(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Atomically create ``path`` with ``write(tmp)``, which writes a temporary file
+    (for writers that take a path, e.g. faiss.write_index)."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer import IndexBuilder, SparseBatch
-from indexer.atomic import write_bytes
+from indexer import SparseBatch, build_index
+from indexer.atomic import write_bytes, write_file
 
 from .corpus import Doc, ReadReport, read_docs
 
@@ -152,26 +152,30 @@ def write_shard(path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarr
     write_bytes(path, save(tensors))
 
 
-def read_shard(path: Path) -> tuple[list[str], SparseBatch, np.ndarray | None]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+def read_shard(path: Path, *, dense: bool = True) -> tuple[list[str], SparseBatch, np.ndarray | None]:
+    """One shard's ids, sparse rows and (if stored and ``dense``) dense rows."""
+    from safetensors import SafetensorError, safe_open
 
     try:
-        t = load_file(str(path))
-        off, raw = t["id_offsets"], t["id_bytes"].tobytes()
-        ids = [raw[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
-        sparse = SparseBatch(t["indptr"], t["indices"], t["values"])
-    except (SafetensorError, KeyError, UnicodeDecodeError, OSError) as e:
+        with safe_open(str(path), framework="numpy") as f:
+            names = set(f.keys())
+            off, raw = f.get_tensor("id_offsets"), f.get_tensor("id_bytes").tobytes()
+            ids = [raw[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
+            sparse = SparseBatch(f.get_tensor("indptr"), f.get_tensor("indices"), f.get_tensor("values"))
+            rows = f.get_tensor("dense") if dense and "dense" in names else None
+    except (SafetensorError, UnicodeDecodeError, OSError) as e:
         raise IncompleteCollectionError(f"{path}: unreadable shard ({e}); delete it to re-encode") from None
-    if sparse.num_rows != len(ids) or ("dense" in t and len(t["dense"]) != len(ids)):
+    if sparse.num_rows != len(ids) or (rows is not None and len(rows) != len(ids)):
         raise IncompleteCollectionError(f"{path}: shard arrays disagree on their row count; delete it")
-    return ids, sparse, t.get("dense")
+    return ids, sparse, rows
 
 
-def iter_shards(folder: Path, count: int) -> Iterator[tuple[list[str], SparseBatch, np.ndarray | None]]:
+def iter_shards(
+    folder: Path, count: int, *, dense: bool = True
+) -> Iterator[tuple[list[str], SparseBatch, np.ndarray | None]]:
     """The ``count`` shards of a collection folder in order (the sparse index's doc order)."""
     for k in range(count):
-        yield read_shard(shard_path(folder, k))
+        yield read_shard(shard_path(folder, k), dense=dense)
 
 
 def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
@@ -276,30 +280,29 @@ def _shard_rows(records: int, size: int, k: int) -> int:
 
 
 def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -> float:
-    dense_index = None
-    nnz = docs = 0
-    with IndexBuilder(
+    """The sparse index in bounded memory (term-range passes over the shards), then the
+    dense index (which holds every vector: faiss indexes live in memory)."""
+    manifest = build_index(
         folder / SPARSE,
+        lambda: ((ids, sparse) for ids, sparse, _ in iter_shards(folder, shards, dense=False)),
         vocab_size=enc.vocab_size,
         model_id=job.sparse_model,
         vocab_hash=enc.vocab_hash,
         overwrite=True,
-    ) as b:
-        for k, (ids, sparse, dense) in enumerate(iter_shards(folder, shards)):
-            b.add(ids, sparse)
-            nnz += sparse.nnz
-            docs += len(ids)
-            if job.dense_model is not None:
-                if dense is None:
-                    raise IncompleteCollectionError(f"{shard_path(folder, k)} has no dense rows")
-                if dense_index is None:
-                    dense_index = new_dense_index(dense.shape[1], job.dense_index)
-                dense_index.add(dense)
-    if dense_index is not None:
+    )
+    if job.dense_model is not None:
         import faiss
 
-        write_bytes(folder / DENSE, memoryview(faiss.serialize_index(dense_index)))
-    return nnz / max(docs, 1)
+        dense_index = None
+        for k, (_, _, dense) in enumerate(iter_shards(folder, shards)):
+            if dense is None:
+                raise IncompleteCollectionError(f"{shard_path(folder, k)} has no dense rows")
+            if dense_index is None:
+                dense_index = new_dense_index(dense.shape[1], job.dense_index)
+            dense_index.add(dense)
+        if dense_index is not None:
+            write_file(folder / DENSE, lambda tmp: faiss.write_index(dense_index, str(tmp)))
+    return manifest.num_postings / max(manifest.num_docs, 1)
 
 
 def new_dense_index(dim: int, kind: str) -> Any:

@@ -57,3 +57,10 @@ def test_topk_queue_matches_sorting(scores: list[int], k: int) -> None:
 def test_xxh64_matches_reference_implementation(data: bytes) -> None:
     xxhash = pytest.importorskip("xxhash")
     assert _core.xxh64(data) == xxhash.xxh64_intdigest(data)
+
+
+@given(st.binary(max_size=300), st.integers(1, 70))
+def test_streamed_xxh64_matches_one_shot(data: bytes, chunk: int) -> None:
+    """The writer hashes DATA as it streams it out, in pieces of any size."""
+    xxhash = pytest.importorskip("xxhash")
+    assert _core.xxh64(data, chunk) == xxhash.xxh64_intdigest(data)

@@ -3,14 +3,18 @@
 // looping call releases the GIL; C++ exceptions become Python exceptions.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 #include "lsrcore/builder.hpp"
 #include "lsrcore/codec.hpp"
+#include "lsrcore/index_writer.hpp"
 #include "lsrcore/kernels.hpp"
 #include "lsrcore/searcher.hpp"
 #include "lsrcore/topk_queue.hpp"
@@ -65,7 +69,15 @@ NB_MODULE(_core, m) {
     m.attr("FORMAT_VERSION") = lsrcore::kFormatVersion;
 
     nb::class_<lsrcore::Builder>(m, "Builder")
-        .def(nb::init<uint32_t>(), "vocab_size"_a)
+        .def(
+            "__init__",
+            [](lsrcore::Builder* self, uint32_t vocab_size, uint32_t term_lo, std::optional<uint32_t> term_hi,
+               std::optional<Vec<uint32_t>> df) {
+                if (df && df->shape(0) != vocab_size) throw std::invalid_argument("df needs vocab_size entries");
+                new (self) lsrcore::Builder(vocab_size, term_lo, term_hi.value_or(vocab_size),
+                                            df ? df->data() : nullptr);
+            },
+            "vocab_size"_a, "term_lo"_a = 0, "term_hi"_a = nb::none(), "df"_a = nb::none())
         .def(
             "add_batch",
             [](lsrcore::Builder& b, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values) {
@@ -81,9 +93,42 @@ NB_MODULE(_core, m) {
                 return b.write(path);
             },
             "path"_a)
+        .def("df",
+             [](const lsrcore::Builder& b) {
+                 auto out = new_array<uint32_t>(b.vocab_size());
+                 std::memcpy(out.data(), b.df().data(), sizeof(uint32_t) * b.vocab_size());
+                 return out;
+             })
         .def_prop_ro("num_docs", &lsrcore::Builder::num_docs)
         .def_prop_ro("num_postings", &lsrcore::Builder::num_postings)
+        .def_prop_ro("max_weight", &lsrcore::Builder::max_weight)
         .def_prop_ro("vocab_size", &lsrcore::Builder::vocab_size);
+
+    nb::class_<lsrcore::IndexWriter>(m, "IndexWriter")
+        .def(
+            "__init__",
+            [](lsrcore::IndexWriter* self, const std::string& path, Vec<uint32_t> df, uint32_t num_docs,
+               float max_weight) {
+                if (df.shape(0) == 0 || df.shape(0) >= (size_t(1) << 32))
+                    throw std::invalid_argument("df needs one entry per vocabulary term");
+                nb::gil_scoped_release release;
+                new (self) lsrcore::IndexWriter(path, df.data(), static_cast<uint32_t>(df.shape(0)), num_docs,
+                                                max_weight);
+            },
+            "path"_a, "df"_a, "num_docs"_a, "max_weight"_a)
+        .def(
+            "append",
+            [](lsrcore::IndexWriter& w, const lsrcore::Builder& part) {
+                nb::gil_scoped_release release;
+                w.append(part);
+            },
+            "part"_a)
+        .def("finish",
+             [](lsrcore::IndexWriter& w) {
+                 nb::gil_scoped_release release;
+                 return w.finish();
+             })
+        .def_prop_ro("next_term", &lsrcore::IndexWriter::next_term);
 
     nb::class_<lsrcore::Searcher>(m, "Searcher")
         .def(
@@ -147,7 +192,15 @@ NB_MODULE(_core, m) {
     m.def("select_kernel", &lsrcore::kernels::select, "name"_a);
 
     m.def(
-        "xxh64", [](nb::bytes data) { return lsrcore::xxh64(data.c_str(), data.size()); }, "data"_a);
+        "xxh64",
+        [](nb::bytes data, size_t chunk) {
+            if (chunk == 0) return lsrcore::xxh64(data.c_str(), data.size());
+            lsrcore::Xxh64Stream s;
+            for (size_t i = 0; i < data.size(); i += chunk)
+                s.update(data.c_str() + i, std::min(chunk, data.size() - i));
+            return s.digest();
+        },
+        "data"_a, "chunk"_a = 0);
 
     m.def(
         "pack_block",

@@ -37,51 +37,95 @@ inline uint64_t merge(uint64_t acc, uint64_t val) {
 }
 }  // namespace xxh_detail
 
+/// XXH64 over data that arrives in pieces: update() any number of times, then
+/// digest(). Equal to the one-shot hash of the concatenation.
+class Xxh64Stream {
+   public:
+    explicit Xxh64Stream(uint64_t seed = 0)
+        : seed_(seed),
+          v1_(seed + xxh_detail::P1 + xxh_detail::P2),
+          v2_(seed + xxh_detail::P2),
+          v3_(seed),
+          v4_(seed - xxh_detail::P1) {}
+
+    void update(const void* data, size_t len) {
+        const uint8_t* p = static_cast<const uint8_t*>(data);
+        total_ += len;
+        if (buffered_ + len < 32) {
+            if (len > 0) std::memcpy(buf_ + buffered_, p, len);
+            buffered_ += len;
+            return;
+        }
+        if (buffered_ > 0) {
+            const size_t fill = 32 - buffered_;
+            std::memcpy(buf_ + buffered_, p, fill);
+            stripe(buf_);
+            p += fill;
+            len -= fill;
+            buffered_ = 0;
+        }
+        for (; len >= 32; p += 32, len -= 32) stripe(p);
+        if (len > 0) std::memcpy(buf_, p, len);
+        buffered_ = len;
+    }
+
+    uint64_t digest() const {
+        using namespace xxh_detail;
+        uint64_t h;
+        if (total_ >= 32) {
+            h = rotl(v1_, 1) + rotl(v2_, 7) + rotl(v3_, 12) + rotl(v4_, 18);
+            h = merge(h, v1_);
+            h = merge(h, v2_);
+            h = merge(h, v3_);
+            h = merge(h, v4_);
+        } else {
+            h = seed_ + P5;
+        }
+        h += total_;
+        const uint8_t* p = buf_;
+        const uint8_t* const end = buf_ + buffered_;
+        while (p + 8 <= end) {
+            h ^= round(0, read64(p));
+            h = rotl(h, 27) * P1 + P4;
+            p += 8;
+        }
+        if (p + 4 <= end) {
+            h ^= static_cast<uint64_t>(read32(p)) * P1;
+            h = rotl(h, 23) * P2 + P3;
+            p += 4;
+        }
+        while (p < end) {
+            h ^= (*p) * P5;
+            h = rotl(h, 11) * P1;
+            ++p;
+        }
+        h ^= h >> 33;
+        h *= P2;
+        h ^= h >> 29;
+        h *= P3;
+        h ^= h >> 32;
+        return h;
+    }
+
+   private:
+    void stripe(const uint8_t* p) {
+        using namespace xxh_detail;
+        v1_ = round(v1_, read64(p));
+        v2_ = round(v2_, read64(p + 8));
+        v3_ = round(v3_, read64(p + 16));
+        v4_ = round(v4_, read64(p + 24));
+    }
+
+    uint64_t seed_, v1_, v2_, v3_, v4_;
+    uint64_t total_ = 0;
+    uint8_t buf_[32] = {};
+    size_t buffered_ = 0;
+};
+
 inline uint64_t xxh64(const void* data, size_t len, uint64_t seed = 0) {
-    using namespace xxh_detail;
-    const uint8_t* p = static_cast<const uint8_t*>(data);
-    const uint8_t* const end = p + len;
-    uint64_t h;
-    if (len >= 32) {
-        const uint8_t* const limit = end - 32;
-        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
-        do {
-            v1 = round(v1, read64(p));
-            v2 = round(v2, read64(p + 8));
-            v3 = round(v3, read64(p + 16));
-            v4 = round(v4, read64(p + 24));
-            p += 32;
-        } while (p <= limit);
-        h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
-        h = merge(h, v1);
-        h = merge(h, v2);
-        h = merge(h, v3);
-        h = merge(h, v4);
-    } else {
-        h = seed + P5;
-    }
-    h += static_cast<uint64_t>(len);
-    while (p + 8 <= end) {
-        h ^= round(0, read64(p));
-        h = rotl(h, 27) * P1 + P4;
-        p += 8;
-    }
-    if (p + 4 <= end) {
-        h ^= static_cast<uint64_t>(read32(p)) * P1;
-        h = rotl(h, 23) * P2 + P3;
-        p += 4;
-    }
-    while (p < end) {
-        h ^= (*p) * P5;
-        h = rotl(h, 11) * P1;
-        ++p;
-    }
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    h ^= h >> 32;
-    return h;
+    Xxh64Stream s(seed);
+    s.update(data, len);
+    return s.digest();
 }
 
 }  // namespace lsrcore
