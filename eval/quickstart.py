@@ -5,6 +5,9 @@ hybrid mode (DBSF fusion, weights tuned on scifact's train split: eval/expected/
     python -m eval.quickstart [--data ../shared/data/scifact] [--collection runs/scifact]
                               [--query "..."] [--mode hybrid|sparse|dense] [--rebuild]
 
+Without scifact in --data it downloads BEIR's official scifact.zip once into runs/data
+(--beir-url names a mirror); with neither it stops with one clear line.
+
 The same steps as ``lsr index`` + ``lsr search``; a rerun reuses the built collection.
 """
 
@@ -23,6 +26,7 @@ from retrieval.fusion import Fusion
 from retrieval.searcher import Collection, Searcher
 
 from .cli import DEFAULT_DATA, build_collection
+from .datasets import BEIR_URL, DatasetUnavailableError, beir_dataset
 
 logger = logging.getLogger(__name__)
 EXPECTED = Path(__file__).parent / "expected" / "scifact.json"
@@ -35,13 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query", action="append", default=[])
     ap.add_argument("--mode", default="hybrid", choices=["sparse", "dense", "hybrid"])
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--beir-url", default=BEIR_URL, help="where BEIR zips are: a URL with {name}")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        corpus = find(args.data, "corpus")
-    except FileNotFoundError as e:
-        sys.stderr.write(f"{e}\n")
+        args.data = beir_dataset(args.data, "scifact", Path("runs/data"), args.beir_url)
+    except DatasetUnavailableError as e:
+        sys.stderr.write(f"error: {e}\n")
         return 2
+    corpus = find(args.data, "corpus")
 
     t0 = time.perf_counter()
     if args.rebuild or not (args.collection / COLLECTION).exists():
