@@ -1,0 +1,195 @@
+"""LiveIndex (segments + SQLite catalog) against a plain dict of what was written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer import SparseBatch
+from retrieval.live import IndexSpec, LiveIndex
+
+VOCAB, DIM = 40, 4
+SPEC = IndexSpec("test-model", VOCAB, "sha256:test", "dense-test", DIM)
+
+
+def docs(rng: np.random.Generator, ids: list[str]) -> tuple[SparseBatch, np.ndarray, dict]:
+    rows, model = [], {}
+    dense = rng.normal(size=(len(ids), DIM)).astype(np.float32)
+    for i, d in enumerate(ids):
+        terms = rng.choice(VOCAB, size=int(rng.integers(1, 8)), replace=False)
+        weights = rng.uniform(0.1, 3.0, size=len(terms)).astype(np.float32)
+        rows.append(dict(zip(terms.tolist(), weights.tolist())))
+        model[d] = (dict(zip(terms.tolist(), weights.tolist())), dense[i], f"text of {d}")
+    return SparseBatch.from_rows(rows), dense, model
+
+
+def check(index: LiveIndex, model: dict, rng: np.random.Generator) -> None:
+    assert index.num_docs == len(model)
+    got = index.get(list(model) + ["never-written"])
+    assert set(got) == set(model) and all(got[d].text == model[d][2] for d in model)
+    for _ in range(3):
+        q = {int(t): 1.0 for t in rng.choice(VOCAB, size=3, replace=False)}
+        exact = {d: sum(w.get(t, 0.0) * qw for t, qw in q.items()) for d, (w, _, _) in model.items()}
+        matching = {d for d, s in exact.items() if s > 0}
+        idx = np.array(sorted(q), np.uint32)
+        hits, _ = index.search_sparse(idx, np.ones(len(idx), np.float32), k=len(model) + 5)
+        assert len(hits) == len({d for d, _ in hits}) == len(matching)
+        assert {d for d, _ in hits} == matching
+        for d, s in hits:  # per-segment 8-bit impacts: within a quantisation step per term
+            assert abs(s - exact[d]) <= 3 * 3.0 / 255 + 1e-4
+        top, _ = index.search_sparse(idx, np.ones(len(idx), np.float32), k=2)
+        assert top == hits[:2]
+        v = rng.normal(size=DIM).astype(np.float32)
+        want = sorted(model, key=lambda d: -float(model[d][1] @ v))[:5]
+        dense_hits = index.search_dense(v, 5)
+        assert [d for d, _ in dense_hits] == want
+        np.testing.assert_allclose([s for _, s in dense_hits], [float(model[d][1] @ v) for d in want], rtol=1e-5)
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.sampled_from(["upsert", "delete", "merge"]), st.integers(1, 12)), min_size=1, max_size=12),
+)
+def test_operations_match_a_dict_and_survive_reopening(tmp_path_factory, seed: int, ops) -> None:
+    rng = np.random.default_rng(seed)
+    path = tmp_path_factory.mktemp("live") / "idx"
+    index = LiveIndex.create(path, SPEC)
+    model: dict = {}
+    pool = [f"d{i}" for i in range(30)]
+    for op, n in ops:
+        if op == "upsert":
+            ids = list(rng.choice(pool, size=min(n, len(pool)), replace=False))
+            batch, dense, new = docs(rng, ids)
+            assert index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids]) == len(ids)
+            model.update(new)
+        elif op == "delete":
+            ids = list(rng.choice(pool, size=n, replace=False))
+            missing = index.delete(ids)
+            assert set(missing) == {d for d in ids if d not in model}
+            for d in ids:
+                model.pop(d, None)
+        else:
+            index.merge(max_segments=1, count=2)
+    check(index, model, np.random.default_rng(seed))
+    index.close()
+    reopened = LiveIndex.open(path)
+    check(reopened, model, np.random.default_rng(seed))
+    assert len(list((path / "segments").iterdir())) == len(reopened.segments)
+
+
+def test_bad_writes_change_nothing(tmp_path: Path) -> None:
+    index = LiveIndex.create(tmp_path / "idx", SPEC)
+    rng = np.random.default_rng(0)
+    batch, dense, _ = docs(rng, ["a", "b"])
+    with pytest.raises(ValueError, match="dense"):
+        index.upsert(["a", "b"], batch, dense.astype(np.float64))
+    with pytest.raises(ValueError, match="unique"):
+        index.upsert(["a", "a"], batch, dense)
+    with pytest.raises(ValueError, match="term id"):
+        index.upsert(["a", "b"], SparseBatch.from_rows([{VOCAB: 1.0}, {1: 1.0}]), dense)
+    with pytest.raises(ValueError, match="finite"):
+        index.upsert(["a", "b"], batch, np.full((2, DIM), np.nan, np.float32))
+    assert index.num_docs == 0 and index.segments == ()
+    assert list((tmp_path / "idx" / "segments").iterdir()) == []
+    with pytest.raises(FileExistsError):
+        LiveIndex.create(tmp_path / "idx", SPEC)
+
+
+CRASH = {
+    # the new segment is on disk, the catalog never names it
+    "upsert": "live.LiveIndex._commit = lambda *a, **k: os._exit(3)\nindex.upsert(['x', 'a'], batch, dense)",
+    # the merged segment is on disk, its commit never happens
+    "merge": "real = live.publish_dir\n"
+    "live.publish_dir = lambda *a, **k: (real(*a, **k), os._exit(3))\n"
+    "index.merge(max_segments=1, count=2)",
+}
+
+
+@pytest.mark.parametrize("crash", sorted(CRASH))
+def test_a_crash_mid_write_opens_in_the_last_committed_state(tmp_path: Path, crash: str) -> None:
+    path = tmp_path / "idx"
+    index = LiveIndex.create(path, SPEC)
+    rng = np.random.default_rng(1)
+    model: dict = {}
+    for ids in (["a", "b"], ["c"]):
+        batch, dense, new = docs(rng, ids)
+        index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
+        model.update(new)
+    index.close()
+    script = (
+        textwrap.dedent(
+            f"""
+        import os
+        import numpy as np
+        import retrieval.live as live
+        from indexer import SparseBatch
+        index = live.LiveIndex.open({str(path)!r})
+        batch = SparseBatch.from_rows([{{1: 1.0}}, {{2: 2.0}}])
+        dense = np.ones((2, {DIM}), np.float32)
+        """
+        )
+        + CRASH[crash]
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert len(list((path / "segments").iterdir())) == 3  # an orphan segment is left behind
+    reopened = LiveIndex.open(path)
+    check(reopened, model, rng)
+    assert len(list((path / "segments").iterdir())) == len(reopened.segments) == 2
+
+
+def test_concurrent_writes_and_searches_lose_nothing(tmp_path: Path) -> None:
+    index = LiveIndex.create(tmp_path / "idx", SPEC)
+    written: dict = {}
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        rng = np.random.default_rng(w)
+        try:
+            for step in range(25):
+                ids = [f"w{w}-{i}" for i in rng.choice(15, size=3, replace=False)]
+                if step % 4 == 3:
+                    index.delete(ids)
+                    with lock:
+                        for d in ids:
+                            written.pop(d, None)
+                else:
+                    batch, dense, new = docs(rng, ids)
+                    index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
+                    with lock:
+                        written.update(new)
+                if step % 10 == 9:
+                    index.merge(max_segments=4, count=3)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    def searcher() -> None:
+        rng = np.random.default_rng(99)
+        try:
+            for _ in range(200):
+                hits, _ = index.search_sparse(np.array([1, 2, 3], np.uint32), np.ones(3, np.float32), k=10)
+                assert len({d for d, _ in hits}) == len(hits)
+                index.search_dense(rng.normal(size=DIM).astype(np.float32), 3)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)] + [threading.Thread(target=searcher)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    check(index, written, np.random.default_rng(5))
+    index.close()
+    check(LiveIndex.open(tmp_path / "idx"), written, np.random.default_rng(6))
+    assert os.listdir(tmp_path) == ["idx"]
