@@ -1,0 +1,304 @@
+"""The engine behind the REST service: named live indexes under one folder, the encoders
+they need (each model loaded once), and the operations on them. Nothing here knows HTTP.
+
+    engine = Engine(Path("runs/service"))
+    engine.open_all()
+    engine.import_collection("scifact", Path("runs/scifact"))   # an `lsr index` collection
+    result = engine.search("scifact", Query(text="cells"), mode="hybrid", k=10)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer import SparseBatch
+
+from .collection import COLLECTION, iter_shards
+from .corpus import read_docs
+from .fusion import Fusion, fuse
+from .live import IndexSpec, LiveIndex
+
+logger = logging.getLogger(__name__)
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MODES = ("sparse", "dense", "hybrid")
+HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
+
+
+class UnknownIndexError(KeyError):
+    pass
+
+
+class QueryError(ValueError):
+    """A query that cannot be run as given (unknown token, empty vector, missing dense part)."""
+
+
+@dataclass
+class Query:
+    """One query: text (encoded with the index's models) or given vectors."""
+
+    text: str | None = None
+    terms: dict[str, float] | None = None  # token -> weight, in the sparse model's vocabulary
+    indices: Sequence[int] | None = None
+    values: Sequence[float] | None = None
+    dense: Sequence[float] | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[tuple[str, float]]
+    query_nnz: int = 0
+    postings: int = 0
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+
+
+@dataclass
+class Contribution:
+    term: int
+    token: str
+    query_weight: float
+    doc_weight: float
+    product: float
+
+
+class Encoders:
+    """Each model loaded once, on first use, and shared by every index that names it."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._models: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def sparse(self, name: str) -> Any:
+        return self._load("sparse", name)
+
+    def dense(self, name: str) -> Any:
+        return self._load("dense", name)
+
+    def _load(self, kind: str, name: str) -> Any:
+        with self._lock:
+            if (kind, name) not in self._models:
+                from lsr import DenseEncoder, SparseEncoder
+
+                cls = SparseEncoder if kind == "sparse" else DenseEncoder
+                t0 = time.perf_counter()
+                self._models[kind, name] = cls.from_pretrained(name, device=self.device)
+                logger.info("loaded %s encoder %s in %.1f s", kind, name, time.perf_counter() - t0)
+            return self._models[kind, name]
+
+
+@dataclass
+class Engine:
+    root: Path
+    encoders: Encoders = field(default_factory=Encoders)
+    _indexes: dict[str, LiveIndex] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- indexes -------------------------------------------------------------------------------------
+
+    def open_all(self, load_models: bool = True) -> None:
+        """Open every index under ``root`` (and, with ``load_models``, its encoders)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in sorted(self.root.iterdir()):
+            if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
+                self._indexes[folder.name] = LiveIndex.open(folder)
+                if load_models:
+                    self.models(folder.name)
+        logger.info("opened %d indexes under %s", len(self._indexes), self.root)
+
+    def names(self) -> list[str]:
+        return sorted(self._indexes)
+
+    def get(self, name: str) -> LiveIndex:
+        try:
+            return self._indexes[name]
+        except KeyError:
+            raise UnknownIndexError(name) from None
+
+    def models(self, name: str) -> tuple[Any, Any | None]:
+        spec = self.get(name).spec
+        sparse = self.encoders.sparse(spec.sparse_model)
+        dense = self.encoders.dense(spec.dense_model) if spec.dense_model else None
+        return sparse, dense
+
+    def create(self, name: str, sparse_model: str, dense_model: str | None) -> LiveIndex:
+        if not NAME.match(name):
+            raise ValueError(f"index names are 1-64 of a-z, 0-9, '_', '-' (starting with a letter or digit): {name!r}")
+        sparse = self.encoders.sparse(sparse_model)
+        dense = self.encoders.dense(dense_model) if dense_model else None
+        dim = None if dense is None else int(dense.encode_queries(["dimension probe"]).shape[1])
+        spec = IndexSpec(sparse_model, sparse.vocab_size, sparse.vocab_hash, dense_model, dim)
+        with self._lock:
+            if name in self._indexes or (self.root / name).exists():
+                raise FileExistsError(f"index {name!r} exists")
+            self._indexes[name] = LiveIndex.create(self.root / name, spec)
+        return self._indexes[name]
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            index = self.get(name)
+            del self._indexes[name]
+        index.close()
+        trash = self.root / f".{name}.deleted-{time.monotonic_ns()}"
+        index.path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def import_collection(self, name: str, collection: Path) -> LiveIndex:
+        """A new index holding an `lsr index` collection's vectors (no re-encoding) and its texts."""
+        import json
+
+        meta = json.loads((collection / COLLECTION).read_text())
+        job = meta["job"]
+        index = self.create(name, job["sparse_model"], job["dense_model"])
+        docs = read_docs(
+            Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=tuple(job["text_fields"])
+        )
+        for ids, sparse, dense in iter_shards(collection, meta["shards"]):
+            texts = {}
+            for doc in docs:  # shards hold the corpus's records in order
+                texts[doc.id] = doc.text
+                if len(texts) == len(ids):
+                    break
+            if list(texts) != ids:
+                raise ValueError(f"{collection}: shard ids do not follow the corpus {job['input']}")
+            index.upsert(ids, sparse, dense, texts=[texts[i] for i in ids])
+        while index.merge(max_segments=1, count=len(index.segments)):
+            pass
+        return index
+
+    # -- queries -------------------------------------------------------------------------------------
+
+    def sparse_vector(self, name: str, q: Query) -> tuple[np.ndarray, np.ndarray, float]:
+        """The query's sparse vector (term ids u32, weights f32) and the encoding time in ms."""
+        index = self.get(name)
+        given = [x is not None for x in (q.text, q.terms, q.indices)]
+        if sum(given) != 1:
+            raise QueryError("give exactly one of text, terms, or indices + values")
+        t0 = time.perf_counter()
+        if q.text is not None:
+            enc, _ = self.models(name)
+            batch = enc.encode_queries([q.text])
+            idx, val = batch.row(0)
+        elif q.terms is not None:
+            enc, _ = self.models(name)
+            ids = enc.tokenizer.convert_tokens_to_ids(list(q.terms))
+            unknown = [t for t, i in zip(q.terms, ids) if i is None or i == enc.tokenizer.unk_token_id]
+            if unknown:
+                raise QueryError(f"tokens not in the {index.spec.sparse_model} vocabulary: {unknown[:5]}")
+            idx, val = np.array(ids, np.uint32), np.array(list(q.terms.values()), np.float32)
+        else:
+            if q.values is None or len(q.values) != len(q.indices):
+                raise QueryError("indices and values must have the same length")
+            idx, val = np.asarray(q.indices, np.int64), np.asarray(q.values, np.float64)
+            if len(idx) and (idx.min() < 0 or idx.max() >= index.spec.vocab_size):
+                raise QueryError(f"term ids must be in 0..{index.spec.vocab_size - 1}")
+            idx, val = idx.astype(np.uint32), val.astype(np.float32)
+        if not np.isfinite(val).all() or (val < 0).any():
+            raise QueryError("weights must be finite and non-negative")
+        return idx, val, (time.perf_counter() - t0) * 1000
+
+    def dense_vector(self, name: str, q: Query) -> tuple[np.ndarray, float]:
+        index = self.get(name)
+        if index.spec.dense_dim is None:
+            raise QueryError(f"index {name!r} has no dense vectors")
+        t0 = time.perf_counter()
+        if q.dense is not None:
+            v = np.asarray(q.dense, np.float32)
+            if v.shape != (index.spec.dense_dim,) or not np.isfinite(v).all():
+                raise QueryError(f"the dense vector must hold {index.spec.dense_dim} finite numbers")
+        elif q.text is not None:
+            _, dense = self.models(name)
+            v = dense.encode_queries([q.text])[0].astype(np.float32)
+        else:
+            raise QueryError("dense and hybrid search need the query text or a dense vector")
+        return v, (time.perf_counter() - t0) * 1000
+
+    def search(
+        self, name: str, q: Query, mode: str = "sparse", k: int = 10, fusion: Fusion | None = None
+    ) -> SearchResult:
+        if mode not in MODES:
+            raise QueryError(f"mode must be one of {MODES}")
+        index = self.get(name)
+        res = SearchResult(hits=[])
+        sparse_hits = dense_hits = None
+        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
+        if mode in ("sparse", "hybrid"):
+            sparse_q = Query(text=q.text, terms=q.terms, indices=q.indices, values=q.values)
+            idx, val, ms = self.sparse_vector(name, sparse_q)
+            res.encode_ms += ms
+            res.query_nnz = int(np.count_nonzero(val))
+            t0 = time.perf_counter()
+            sparse_hits = []
+            if res.query_nnz:
+                keep = val > 0
+                sparse_hits, res.postings = index.search_sparse(idx[keep], val[keep], depth)
+            res.search_ms += (time.perf_counter() - t0) * 1000
+        if mode in ("dense", "hybrid"):
+            v, ms = self.dense_vector(name, q)
+            res.encode_ms += ms
+            t0 = time.perf_counter()
+            dense_hits = index.search_dense(v, depth)
+            res.search_ms += (time.perf_counter() - t0) * 1000
+        if mode == "sparse":
+            res.hits = sparse_hits
+        elif mode == "dense":
+            res.hits = dense_hits
+        else:
+            t0 = time.perf_counter()
+            fused = fuse([{"q": dict(sparse_hits)}, {"q": dict(dense_hits)}], fusion or Fusion(), k)
+            res.hits = list(fused.get("q", {}).items())
+            res.search_ms += (time.perf_counter() - t0) * 1000
+        return res
+
+    def explain(self, name: str, q: Query, doc_id: str) -> tuple[list[Contribution], float]:
+        """Per-term contributions of the query's sparse vector to one document's float score."""
+        index = self.get(name)
+        idx, val, _ = self.sparse_vector(name, q)
+        where = index.locate(doc_id)
+        if where is None:
+            raise KeyError(doc_id)
+        seg, row = where
+        d_idx, d_val = seg.vector(row)
+        doc = dict(zip(d_idx.tolist(), d_val.tolist()))
+        query: dict[int, float] = {}
+        for t, w in zip(idx.tolist(), val.tolist()):
+            query[t] = query.get(t, 0.0) + w
+        enc, _ = self.models(name)
+        shared = sorted((t for t in query if t in doc), key=lambda t: -query[t] * doc[t])
+        tokens = enc.tokenizer.convert_ids_to_tokens(shared) if shared else []
+        out = [Contribution(t, tok, query[t], doc[t], query[t] * doc[t]) for t, tok in zip(shared, tokens)]
+        return out, float(sum(c.product for c in out))
+
+    # -- documents -----------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        texts: Sequence[str | None],
+        metadata: Sequence[dict | None],
+        sparse: SparseBatch | None = None,
+        dense: np.ndarray | None = None,
+    ) -> int:
+        """Add or replace documents; vectors the caller did not give are encoded from the texts."""
+        index = self.get(name)
+        if sparse is None or (dense is None and index.spec.dense_dim is not None):
+            if any(t is None for t in texts):
+                raise QueryError("documents without vectors need a text to encode")
+            enc, denc = self.models(name)
+            if sparse is None:
+                sparse = enc.encode_documents(list(texts))
+            if dense is None and denc is not None:
+                dense = denc.encode_documents(list(texts)).astype(np.float32)
+        return index.upsert(ids, sparse, dense, texts=texts, metadata=metadata)

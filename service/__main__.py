@@ -1,0 +1,39 @@
+"""Run the service: ``python -m service`` (settings from LSR_* environment variables), or
+``python -m service import NAME COLLECTION`` to load an `lsr index` collection as a live index."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+
+def main(argv: list[str]) -> int:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if argv[:1] == ["import"]:
+        if len(argv) != 3:
+            sys.stderr.write("usage: python -m service import NAME COLLECTION_FOLDER\n")
+            return 2
+        from retrieval.engine import Encoders, Engine
+
+        engine = Engine(settings.root, Encoders(settings.device))
+        engine.open_all(load_models=False)
+        index = engine.import_collection(argv[1], Path(argv[2]))
+        logging.getLogger(__name__).info("imported %s: %d docs", argv[1], index.num_docs)
+        return 0
+    if argv:
+        sys.stderr.write("usage: python -m service [import NAME COLLECTION_FOLDER]\n")
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""The app factory: settings, lifespan (models and indexes loaded once, in the background,
+with /readyz answering 503 until they are), routers, problem+json errors, request ids,
+request size limit and metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retrieval.engine import Encoders, Engine
+
+from . import problems
+from .metrics import Metrics
+from .routers import documents, encode, indexes, ops, search
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, by Content-Length or while reading."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise problems.Problem(413, f"request bodies are at most {self.limit} bytes")
+            return msg
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem_response(
+            Request(scope, receive), 413, "Content Too Large", f"request bodies are at most {self.limit} bytes"
+        )
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or Engine(settings.root, Encoders(settings.device))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        def load() -> None:
+            try:
+                t0 = time.perf_counter()
+                engine.open_all()
+                app.state.ready.set()
+                logger.info("ready in %.1f s: indexes %s", time.perf_counter() - t0, engine.names())
+            except Exception as e:  # noqa: BLE001 - reported by /readyz
+                logger.exception("loading failed")
+                app.state.load_error = f"{type(e).__name__}: {e}"
+
+        loader = threading.Thread(target=load, name="lsr-loader", daemon=True)
+        loader.start()
+        yield
+        loader.join()
+        for name in engine.names():
+            engine.get(name).close()
+
+    app = FastAPI(
+        title="lsr-search",
+        summary="Learned sparse (SPLADE) + dense hybrid search over our own inverted index",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = Metrics()
+    app.state.ready = threading.Event()
+    app.state.load_error = None
+    problems.install(app)
+    for router in (ops.router, indexes.router, search.router, documents.router, encode.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):  # noqa: ANN001, ANN202
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:128]
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - t0
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        app.state.metrics.requests.labels(request.method, path, str(response.status_code)).observe(elapsed)
+        response.headers["x-request-id"] = request.state.request_id
+        logger.info(
+            "request_id=%s method=%s path=%s status=%d ms=%.2f",
+            request.state.request_id,
+            request.method,
+            request.url.path,
+            response.status_code,
+            elapsed * 1000,
+        )
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,55 @@
+"""Index management: list, create, stats, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from retrieval.live import LiveIndex
+
+from ..deps import Admin, EngineDep, IndexDep, Read
+from ..problems import Problem
+from ..schemas import CreateIndexRequest, IndexInfo, IndexList
+
+router = APIRouter(prefix="/v1/indexes", tags=["indexes"])
+
+
+def info(index: LiveIndex) -> IndexInfo:
+    segs = index.segments
+    return IndexInfo(
+        name=index.path.name,
+        num_docs=index.num_docs,
+        segments=len(segs),
+        sparse_model=index.spec.sparse_model,
+        vocab_size=index.spec.vocab_size,
+        vocab_hash=index.spec.vocab_hash,
+        dense_model=index.spec.dense_model,
+        dense_dim=index.spec.dense_dim,
+        postings=sum(s.sparse.num_postings for s in segs),
+        bytes=sum(f.stat().st_size for s in segs for f in s.path.rglob("*") if f.is_file()),
+    )
+
+
+@router.get("", response_model=IndexList, dependencies=[Read])
+def list_indexes(engine: EngineDep):  # noqa: ANN201
+    return IndexList(indexes=[info(engine.get(n)) for n in engine.names()])
+
+
+@router.post("", response_model=IndexInfo, status_code=201, dependencies=[Admin])
+def create_index(body: CreateIndexRequest, engine: EngineDep):  # noqa: ANN201
+    try:
+        return info(engine.create(body.name, body.sparse_model, body.dense_model))
+    except FileExistsError:
+        raise Problem(409, f"index {body.name!r} exists") from None
+    except (FileNotFoundError, OSError, ValueError) as e:
+        raise Problem(422, f"cannot create index {body.name!r}: {e}") from None
+
+
+@router.get("/{index}", response_model=IndexInfo, dependencies=[Read])
+def index_stats(index: IndexDep):  # noqa: ANN201
+    return info(index)
+
+
+@router.delete("/{index}", status_code=204, dependencies=[Admin])
+def delete_index(index: IndexDep, engine: EngineDep) -> Response:
+    engine.drop(index.path.name)
+    return Response(status_code=204)

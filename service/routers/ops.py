@@ -1,0 +1,60 @@
+"""Operations: liveness, readiness, Prometheus metrics, service info."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..deps import EngineDep, MetricsDep, Read, SettingsDep
+from ..problems import Problem
+from ..schemas import Info
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/livez")
+def livez() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> dict:
+    state = request.app.state
+    if state.load_error is not None:
+        raise Problem(503, f"loading failed: {state.load_error}")
+    if not state.ready.is_set():
+        raise Problem(503, "models and indexes are still loading")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", dependencies=[Read])
+def metrics(m: MetricsDep) -> Response:
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/info", response_model=Info, dependencies=[Read])
+def service_info(engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
+    try:
+        v = version("lsr-search")
+    except PackageNotFoundError:
+        v = "unknown"
+    models = sorted(
+        {m for n in engine.names() for m in (engine.get(n).spec.sparse_model, engine.get(n).spec.dense_model) if m}
+    )
+    limits = {
+        "max_top_k": settings.max_top_k,
+        "max_offset": settings.max_offset,
+        "max_body_bytes": settings.max_body_bytes,
+        "max_batch": settings.max_batch,
+        "max_texts": settings.max_texts,
+    }
+    return Info(
+        name="lsr-search",
+        version=v,
+        indexes=engine.names(),
+        models=models,
+        limits=limits,
+        auth_required=settings.auth_required,
+    )

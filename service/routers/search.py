@@ -1,0 +1,118 @@
+"""Search, batch search (JSON or a TREC run) and explain."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from retrieval.engine import Query, QueryError
+from retrieval.fusion import Fusion
+
+from ..deps import EngineDep, IndexDep, MetricsDep, Read, SettingsDep
+from ..problems import Problem
+from ..schemas import (
+    BatchSearchRequest,
+    BatchSearchResponse,
+    ExplainRequest,
+    ExplainResponse,
+    Hit,
+    SearchRequest,
+    SearchResponse,
+    TermContribution,
+    Usage,
+)
+
+router = APIRouter(prefix="/v1/indexes/{index}", tags=["search"], dependencies=[Read])
+
+
+def _query(body: SearchRequest | ExplainRequest) -> Query:
+    return Query(text=body.query, terms=body.terms, indices=body.indices, values=body.values, dense=body.dense)
+
+
+def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResponse:  # noqa: ANN001
+    if body.top_k > settings.max_top_k:
+        raise Problem(422, f"top_k is at most {settings.max_top_k}")
+    if body.offset > settings.max_offset:
+        raise Problem(422, f"offset is at most {settings.max_offset}")
+    name = index.path.name
+    t0 = time.perf_counter()
+    fusion = None if body.fusion is None else Fusion(**body.fusion.model_dump())
+    try:
+        res = engine.search(name, _query(body), body.mode, body.offset + body.top_k, fusion)
+    except QueryError as e:
+        raise Problem(422, str(e)) from None
+    except ValueError as e:  # validation by the index (e.g. too many distinct terms)
+        raise Problem(422, str(e)) from None
+    page = res.hits[body.offset : body.offset + body.top_k]
+    stored = engine.get(name).get([d for d, _ in page]) if {"text", "metadata"} & set(body.include) else {}
+    hits = []
+    for doc_id, score in page:
+        hit = Hit(id=doc_id, score=score)
+        if doc_id in stored:
+            if "text" in body.include:
+                hit.text = stored[doc_id].text
+            if "metadata" in body.include:
+                hit.metadata = stored[doc_id].metadata
+        if "explanation" in body.include and body.mode != "dense":
+            terms, _ = engine.explain(name, _query(body), doc_id)
+            hit.explanation = [TermContribution(term_id=c.term, **_fields(c)) for c in terms]
+        hits.append(hit)
+    metrics.encode.labels(name).observe(res.encode_ms)
+    metrics.search.labels(name, body.mode).observe(res.search_ms)
+    metrics.postings.labels(name).inc(res.postings)
+    usage = Usage(
+        query_nnz=res.query_nnz, postings_scored=res.postings, encode_ms=res.encode_ms, search_ms=res.search_ms
+    )
+    return SearchResponse(hits=hits, took_ms=(time.perf_counter() - t0) * 1000, usage=usage)
+
+
+def _fields(c) -> dict:  # noqa: ANN001
+    return {"token": c.token, "query_weight": c.query_weight, "doc_weight": c.doc_weight, "product": c.product}
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(body: SearchRequest, engine: EngineDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep):  # noqa: ANN201
+    """Top hits of one query (sparse, dense or hybrid), paged by ``offset``."""
+    return _search(engine, index, body, settings, metrics)
+
+
+@router.post(
+    "/search/batch",
+    response_model=BatchSearchResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "JSON, or a TREC run"}},
+)
+def search_batch(  # noqa: ANN201
+    body: BatchSearchRequest, engine: EngineDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
+):
+    """Many queries; ``format: trec`` returns a TREC run (``qid Q0 doc rank score tag``) as text/plain."""
+    if len(body.queries) > settings.max_batch:
+        raise Problem(422, f"at most {settings.max_batch} queries per batch")
+    ids = [q.id for q in body.queries]
+    if len(set(ids)) != len(ids):
+        raise Problem(422, "query ids must be unique")
+    t0 = time.perf_counter()
+    results = {q.id: _search(engine, index, q, settings, metrics) for q in body.queries}
+    if body.format == "trec":
+        lines = [
+            f"{qid} Q0 {h.id} {body.queries[i].offset + rank} {h.score:.6f} lsr-{body.queries[i].mode}"
+            for i, (qid, r) in enumerate(results.items())
+            for rank, h in enumerate(r.hits, 1)
+        ]
+        return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
+    return BatchSearchResponse(results=results, took_ms=(time.perf_counter() - t0) * 1000)
+
+
+@router.post("/explain", response_model=ExplainResponse)
+def explain(body: ExplainRequest, engine: EngineDep, index: IndexDep):  # noqa: ANN201
+    """Per-token contributions (query weight x document weight) of a query to one document."""
+    try:
+        terms, score = engine.explain(index.path.name, _query(body), body.doc_id)
+    except QueryError as e:
+        raise Problem(422, str(e)) from None
+    except KeyError:
+        raise Problem(404, f"no document {body.doc_id!r} in index {index.path.name!r}") from None
+    return ExplainResponse(
+        doc_id=body.doc_id, score=score, terms=[TermContribution(term_id=c.term, **_fields(c)) for c in terms]
+    )

@@ -1,0 +1,178 @@
+"""Request and response bodies (pydantic); limits that depend on settings are checked in the routes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Include = Literal["text", "metadata", "explanation"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FusionParams(Strict):
+    method: Literal["rrf", "linear", "dbsf"] = "rrf"
+    weights: tuple[float, float] = Field((1.0, 1.0), description="sparse, dense")
+    rrf_k: float = Field(60.0, gt=0, le=1e6)
+    norm: Literal["minmax", "zscore"] = "minmax"
+
+
+class QueryBody(Strict):
+    """A query: ``query`` text (encoded with the index's models), or a sparse vector as a
+    token -> weight map (``terms``) or as ``indices`` + ``values``; optionally a ``dense`` vector."""
+
+    query: str | None = Field(None, max_length=10_000)
+    terms: dict[str, float] | None = Field(None, max_length=4096)
+    indices: list[int] | None = Field(None, max_length=65_536)
+    values: list[float] | None = Field(None, max_length=65_536)
+    dense: list[float] | None = Field(None, max_length=8192)
+
+
+class SearchRequest(QueryBody):
+    mode: Literal["sparse", "dense", "hybrid"] = "sparse"
+    top_k: int = Field(10, ge=1)
+    offset: int = Field(0, ge=0)
+    fusion: FusionParams | None = None
+    include: list[Include] = Field(default_factory=list, max_length=3)
+
+
+class TermContribution(BaseModel):
+    term_id: int
+    token: str
+    query_weight: float
+    doc_weight: float
+    product: float
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    text: str | None = None
+    metadata: dict | None = None
+    explanation: list[TermContribution] | None = None
+
+
+class Usage(BaseModel):
+    query_nnz: int
+    postings_scored: int
+    encode_ms: float
+    search_ms: float
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    took_ms: float
+    usage: Usage
+
+
+class BatchQuery(SearchRequest):
+    id: str = Field(min_length=1, max_length=256, pattern=r"^\S+$")
+
+
+class BatchSearchRequest(Strict):
+    queries: list[BatchQuery] = Field(min_length=1)
+    format: Literal["json", "trec"] = "json"
+
+
+class BatchSearchResponse(BaseModel):
+    results: dict[str, SearchResponse]
+    took_ms: float
+
+
+class ExplainRequest(QueryBody):
+    doc_id: str = Field(min_length=1, max_length=1024)
+
+
+class ExplainResponse(BaseModel):
+    doc_id: str
+    score: float = Field(description="the float dot product of the query's and the document's sparse vectors")
+    terms: list[TermContribution]
+
+
+class SparseVector(Strict):
+    indices: list[int] = Field(max_length=65_536)
+    values: list[float] = Field(max_length=65_536)
+
+
+class EncodeRequest(Strict):
+    index: str = Field(description="encode with this index's models")
+    texts: list[str] = Field(min_length=1)
+    kind: Literal["query", "document"] = "query"
+    outputs: list[Literal["sparse", "dense"]] = Field(default_factory=lambda: ["sparse"], min_length=1, max_length=2)
+
+
+class Encoded(BaseModel):
+    sparse: SparseVector | None = None
+    dense: list[float] | None = None
+
+
+class EncodeResponse(BaseModel):
+    items: list[Encoded]
+    took_ms: float
+
+
+class DocumentIn(Strict):
+    id: str = Field(min_length=1, max_length=1024)
+    text: str | None = Field(None, max_length=1_000_000)
+    metadata: dict | None = None
+    sparse: SparseVector | None = None
+    dense: list[float] | None = Field(None, max_length=8192)
+
+
+class UpsertRequest(Strict):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class UpsertResponse(BaseModel):
+    upserted: int
+    took_ms: float
+
+
+class DeleteRequest(Strict):
+    ids: list[str] = Field(min_length=1)
+
+
+class DeleteResponse(BaseModel):
+    deleted: int
+    missing: list[str]
+
+
+class Document(BaseModel):
+    id: str
+    text: str | None
+    metadata: dict | None
+
+
+class CreateIndexRequest(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    sparse_model: str = "splade-tiny"
+    dense_model: str | None = "minilm-l6"
+
+
+class IndexInfo(BaseModel):
+    name: str
+    num_docs: int
+    segments: int
+    sparse_model: str
+    vocab_size: int
+    vocab_hash: str
+    dense_model: str | None
+    dense_dim: int | None
+    postings: int
+    bytes: int
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexInfo]
+
+
+class Info(BaseModel):
+    name: str
+    version: str
+    indexes: list[str]
+    models: list[str]
+    limits: dict[str, int]
+    auth_required: bool

