@@ -21,6 +21,9 @@ def main(argv: list[str]) -> int:
 
         engine = Engine(settings.root, Encoders(settings.device))
         engine.open_all(load_models=False)
+        if argv[1] in engine.names():
+            logging.getLogger(__name__).info("index %s exists; nothing to import", argv[1])
+            return 0
         index = engine.import_collection(argv[1], Path(argv[2]))
         logging.getLogger(__name__).info("imported %s: %d docs", argv[1], index.num_docs)
         return 0
