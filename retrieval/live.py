@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,8 +130,7 @@ class LiveIndex:
         self.spec = spec
         self._db = db
         self._segments = segments
-        named = [s.seq for s in segments]
-        self._seq = max([0, *named, *_seqs_on_disk(path)])  # the last segment number handed out
+        self._seq = max([0, *(s.seq for s in segments)])  # the last segment number handed out
         self._write = threading.Lock()  # one writer (upsert, delete, merge commit)
         self._read = threading.Lock()  # the sqlite connection is shared
 
@@ -201,16 +200,9 @@ class LiveIndex:
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredDoc]:
         """The stored documents among ``ids`` (unknown ids are absent)."""
-        out = {}
         with self._read:
-            for i in range(0, len(ids), 500):
-                chunk = list(ids[i : i + 500])
-                marks = ",".join("?" * len(chunk))
-                for doc_id, text, meta in self._db.execute(
-                    f"SELECT id, text, metadata FROM docs WHERE id IN ({marks})", chunk
-                ):
-                    out[doc_id] = StoredDoc(doc_id, text, None if meta is None else json.loads(meta))
-        return out
+            rows = _select_docs(self._db, "id, text, metadata", ids)
+        return {d: StoredDoc(d, text, None if meta is None else json.loads(meta)) for d, text, meta in rows}
 
     def locate(self, doc_id: str) -> tuple[Segment, int] | None:
         with self._read:
@@ -283,16 +275,15 @@ class LiveIndex:
         with self._write:
             seq = self._next_seq()
             seg = self._write_segment(seq, [(list(ids), sparse, dense)])
-            with self._read:
-                moved = self._commit(
-                    "INSERT INTO segments VALUES (?, ?)",
-                    (seq, n),
+            with self._transaction() as db:
+                moved = _select_docs(db, "id, seg, row", ids)
+                db.execute("INSERT INTO segments VALUES (?, ?)", (seq, n))
+                db.executemany(
                     "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)",
                     [
                         (d, seq, r, t, None if m is None else json.dumps(m))
                         for r, (d, t, m) in enumerate(zip(ids, texts, metadata))
                     ],
-                    ids,
                 )
             self._segments = (*self._segments, seg)
             self._kill(moved)
@@ -302,8 +293,9 @@ class LiveIndex:
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete documents; returns the ids that were not there."""
         with self._write:
-            with self._read:
-                moved = self._commit(None, None, "DELETE FROM docs WHERE id=?", [(d,) for d in ids], ids)
+            with self._transaction() as db:
+                moved = _select_docs(db, "id, seg, row", ids)
+                db.executemany("DELETE FROM docs WHERE id=?", [(d,) for d in ids])
             self._kill(moved)
             found = {d for d, _, _ in moved}
             self._drop_empty()
@@ -322,25 +314,17 @@ class LiveIndex:
         seg = self._write_segment(seq, parts)
         with self._write:
             old = {s.seq for s in chosen}
-            with self._read:
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
+            move = f"UPDATE docs SET seg=?, row=? WHERE id=? AND seg IN ({','.join('?' * len(old))})"
+            try:
+                with self._transaction() as db:
                     db.execute("INSERT INTO segments VALUES (?, ?)", (seq, seg.rows))
                     for row in range(seg.rows):
-                        doc_id = seg.sparse.lexicon[row]
-                        cur = db.execute(
-                            f"UPDATE docs SET seg=?, row=? WHERE id=? AND seg IN ({','.join('?' * len(old))})",
-                            (seq, row, doc_id, *old),
-                        )
-                        if cur.rowcount == 0:  # replaced or deleted meanwhile: its row here is dead
-                            seg.kill(row)
+                        if db.execute(move, (seq, row, seg.sparse.lexicon[row], *old)).rowcount == 0:
+                            seg.kill(row)  # replaced or deleted meanwhile: its row here is dead
                     db.executemany("DELETE FROM segments WHERE seq=?", [(s,) for s in old])
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    shutil.rmtree(seg.path, ignore_errors=True)
-                    raise
+            except BaseException:
+                shutil.rmtree(seg.path, ignore_errors=True)
+                raise
             self._segments = tuple(s for s in self._segments if s.seq not in old) + (seg,)
         for s in chosen:
             shutil.rmtree(s.path, ignore_errors=True)
@@ -380,24 +364,17 @@ class LiveIndex:
         rows = sum(len(ids) for ids, _, _ in parts)
         return Segment(seq, target, np.arange(rows))
 
-    def _commit(self, seg_sql, seg_args, doc_sql, doc_rows, ids) -> list[tuple[str, int, int]]:  # noqa: ANN001
-        """One transaction: optional segment row, then the doc rows. Returns the old locations."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            moved = []
-            for i in range(0, len(ids), 500):
-                chunk = list(ids[i : i + 500])
-                marks = ",".join("?" * len(chunk))
-                moved += db.execute(f"SELECT id, seg, row FROM docs WHERE id IN ({marks})", chunk).fetchall()
-            if seg_sql:
-                db.execute(seg_sql, seg_args)
-            db.executemany(doc_sql, doc_rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return moved
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One catalog transaction: committed when the block ends, rolled back on any exception."""
+        with self._read:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _kill(self, moved: list[tuple[str, int, int]]) -> None:
         by_seq = {s.seq: s for s in self._segments}
@@ -409,17 +386,21 @@ class LiveIndex:
         empty = [s for s in self._segments if s.rows == s.dead]
         if not empty:
             return
-        with self._read:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM segments WHERE seq=?", [(s.seq,) for s in empty])
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("DELETE FROM segments WHERE seq=?", [(s.seq,) for s in empty])
         self._segments = tuple(s for s in self._segments if s.rows != s.dead)
         for s in empty:
             shutil.rmtree(s.path, ignore_errors=True)
 
 
-def _seqs_on_disk(path: Path) -> list[int]:
-    return [int(m.group(1)) for p in (path / SEGMENTS).iterdir() if (m := re.match(r"seg-(\d+)$", p.name))]
+def _select_docs(db: sqlite3.Connection, columns: str, ids: Sequence[str]) -> list[tuple]:
+    """``columns`` of the catalog rows of ``ids`` (in chunks under SQLite's variable limit)."""
+    rows: list[tuple] = []
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        marks = ",".join("?" * len(chunk))
+        rows += db.execute(f"SELECT {columns} FROM docs WHERE id IN ({marks})", chunk).fetchall()
+    return rows
 
 
 def _seg_name(seq: int) -> str:

@@ -106,7 +106,7 @@ def test_bad_writes_change_nothing(tmp_path: Path) -> None:
 
 CRASH = {
     # the new segment is on disk, the catalog never names it
-    "upsert": "live.LiveIndex._commit = lambda *a, **k: os._exit(3)\nindex.upsert(['x', 'a'], batch, dense)",
+    "upsert": "live.LiveIndex._transaction = lambda *a, **k: os._exit(3)\nindex.upsert(['x', 'a'], batch, dense)",
     # the merged segment is on disk, its commit never happens
     "merge": "real = live.publish_dir\n"
     "live.publish_dir = lambda *a, **k: (real(*a, **k), os._exit(3))\n"
