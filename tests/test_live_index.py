@@ -52,7 +52,9 @@ def check(index: LiveIndex, model: dict, rng: np.random.Generator) -> None:
         want = sorted(model, key=lambda d: -float(model[d][1] @ v))[:5]
         dense_hits = index.search_dense(v, 5)
         assert [d for d, _ in dense_hits] == want
-        np.testing.assert_allclose([s for _, s in dense_hits], [float(model[d][1] @ v) for d in want], rtol=1e-5)
+        np.testing.assert_allclose(
+            [s for _, s in dense_hits], [float(model[d][1] @ v) for d in want], rtol=1e-5, atol=1e-6
+        )
 
 
 @given(
