@@ -23,13 +23,18 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_engine(request: Request) -> Engine:
+def check_ready(request: Request) -> None:
+    """503 until the loader has opened the indexes and their models (or when it failed)."""
     state = request.app.state
     if state.load_error is not None:
         raise Problem(503, f"the service failed to load: {state.load_error}")
     if not state.ready.is_set():
         raise Problem(503, "models and indexes are still loading")
-    return state.engine
+
+
+def get_engine(request: Request) -> Engine:
+    check_ready(request)
+    return request.app.state.engine
 
 
 def _key(request: Request) -> str | None:

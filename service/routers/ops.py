@@ -7,8 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..deps import EngineDep, MetricsDep, Read, SettingsDep
-from ..problems import Problem
+from ..deps import EngineDep, MetricsDep, Read, SettingsDep, check_ready
 from ..schemas import Info
 
 router = APIRouter(tags=["operations"])
@@ -21,11 +20,7 @@ def livez() -> dict:
 
 @router.get("/readyz")
 def readyz(request: Request) -> dict:
-    state = request.app.state
-    if state.load_error is not None:
-        raise Problem(503, f"loading failed: {state.load_error}")
-    if not state.ready.is_set():
-        raise Problem(503, "models and indexes are still loading")
+    check_ready(request)
     return {"status": "ready"}
 
 
