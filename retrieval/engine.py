@@ -61,6 +61,7 @@ class SearchResult:
     postings: int = 0
     encode_ms: float = 0.0
     search_ms: float = 0.0
+    sparse_query: tuple[np.ndarray, np.ndarray] | None = None  # term ids, weights (sparse and hybrid)
 
 
 @dataclass
@@ -234,8 +235,8 @@ class Engine:
         sparse_hits = dense_hits = None
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
         if mode in ("sparse", "hybrid"):
-            sparse_q = Query(text=q.text, terms=q.terms, indices=q.indices, values=q.values)
-            idx, val, ms = self.sparse_vector(name, sparse_q)
+            idx, val, ms = self.sparse_vector(name, q)
+            res.sparse_query = idx, val
             res.encode_ms += ms
             res.query_nnz = int(np.count_nonzero(val))
             t0 = time.perf_counter()
@@ -261,24 +262,27 @@ class Engine:
             res.search_ms += (time.perf_counter() - t0) * 1000
         return res
 
-    def explain(self, name: str, q: Query, doc_id: str) -> tuple[list[Contribution], float]:
-        """Per-term contributions of the query's sparse vector to one document's float score."""
+    def explain(self, name: str, q: Query, doc_ids: Sequence[str]) -> dict[str, tuple[list[Contribution], float]]:
+        """Per-term contributions of the query's sparse vector to each document's float score
+        (the query encoded once); unknown ids are absent."""
         index = self.get(name)
         idx, val, _ = self.sparse_vector(name, q)
-        where = index.locate(doc_id)
-        if where is None:
-            raise KeyError(doc_id)
-        seg, row = where
-        d_idx, d_val = seg.vector(row)
-        doc = dict(zip(d_idx.tolist(), d_val.tolist()))
         query: dict[int, float] = {}
         for t, w in zip(idx.tolist(), val.tolist()):
             query[t] = query.get(t, 0.0) + w
         enc, _ = self.models(name)
-        shared = sorted((t for t in query if t in doc), key=lambda t: -query[t] * doc[t])
-        tokens = enc.tokenizer.convert_ids_to_tokens(shared) if shared else []
-        out = [Contribution(t, tok, query[t], doc[t], query[t] * doc[t]) for t, tok in zip(shared, tokens)]
-        return out, float(sum(c.product for c in out))
+        out = {}
+        for doc_id in doc_ids:
+            where = index.locate(doc_id)
+            if where is None:
+                continue
+            d_idx, d_val = where[0].vector(where[1])
+            doc = dict(zip(d_idx.tolist(), d_val.tolist()))
+            shared = sorted((t for t in query if t in doc), key=lambda t: -query[t] * doc[t])
+            tokens = enc.tokenizer.convert_ids_to_tokens(shared) if shared else []
+            terms = [Contribution(t, tok, query[t], doc[t], query[t] * doc[t]) for t, tok in zip(shared, tokens)]
+            out[doc_id] = terms, float(sum(c.product for c in terms))
+        return out
 
     # -- documents -----------------------------------------------------------------------------------
 

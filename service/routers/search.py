@@ -47,6 +47,10 @@ def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResp
         raise Problem(422, str(e)) from None
     page = res.hits[body.offset : body.offset + body.top_k]
     stored = engine.get(name).get([d for d, _ in page]) if {"text", "metadata"} & set(body.include) else {}
+    explained = {}
+    if "explanation" in body.include and res.sparse_query is not None:
+        given = Query(indices=res.sparse_query[0], values=res.sparse_query[1])  # not encoded again
+        explained = engine.explain(name, given, [d for d, _ in page])
     hits = []
     for doc_id, score in page:
         hit = Hit(id=doc_id, score=score)
@@ -55,9 +59,8 @@ def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResp
                 hit.text = stored[doc_id].text
             if "metadata" in body.include:
                 hit.metadata = stored[doc_id].metadata
-        if "explanation" in body.include and body.mode != "dense":
-            terms, _ = engine.explain(name, _query(body), doc_id)
-            hit.explanation = [TermContribution(term_id=c.term, **_fields(c)) for c in terms]
+        if doc_id in explained:
+            hit.explanation = [TermContribution(term_id=c.term, **_fields(c)) for c in explained[doc_id][0]]
         hits.append(hit)
     metrics.encode.labels(name).observe(res.encode_ms)
     metrics.search.labels(name, body.mode).observe(res.search_ms)
@@ -108,11 +111,12 @@ def search_batch(  # noqa: ANN201
 def explain(body: ExplainRequest, engine: EngineDep, index: IndexDep):  # noqa: ANN201
     """Per-token contributions (query weight x document weight) of a query to one document."""
     try:
-        terms, score = engine.explain(index.path.name, _query(body), body.doc_id)
+        explained = engine.explain(index.path.name, _query(body), [body.doc_id])
     except QueryError as e:
         raise Problem(422, str(e)) from None
-    except KeyError:
-        raise Problem(404, f"no document {body.doc_id!r} in index {index.path.name!r}") from None
+    if body.doc_id not in explained:
+        raise Problem(404, f"no document {body.doc_id!r} in index {index.path.name!r}")
+    terms, score = explained[body.doc_id]
     return ExplainResponse(
         doc_id=body.doc_id, score=score, terms=[TermContribution(term_id=c.term, **_fields(c)) for c in terms]
     )
