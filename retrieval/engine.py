@@ -27,6 +27,7 @@ from .collection import COLLECTION, iter_shards
 from .corpus import read_docs
 from .fusion import Fusion, fuse
 from .live import IndexSpec, LiveIndex
+from .merger import Merger
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Engine:
     encoders: Encoders = field(default_factory=Encoders)
     _indexes: dict[str, LiveIndex] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _merger: Merger | None = None
 
     # -- indexes -------------------------------------------------------------------------------------
 
@@ -117,6 +119,22 @@ class Engine:
                 if load_models:
                     self.models(folder.name)
         logger.info("opened %d indexes under %s", len(self._indexes), self.root)
+
+    def start_merging(self, interval: float = 5.0) -> None:
+        """Merge segments in a background thread after writes (see :mod:`retrieval.merger`)."""
+        if self._merger is None:
+            self._merger = Merger(lambda: list(self._indexes.values()), interval)
+            self._merger.start()
+
+    def close(self) -> None:
+        """Stop background merging and close every index."""
+        if self._merger is not None:
+            self._merger.stop()
+            self._merger = None
+        with self._lock:
+            indexes, self._indexes = list(self._indexes.values()), {}
+        for index in indexes:
+            index.close()
 
     def names(self) -> list[str]:
         return sorted(self._indexes)
@@ -305,4 +323,16 @@ class Engine:
                 sparse = enc.encode_documents(list(texts))
             if dense is None and denc is not None:
                 dense = denc.encode_documents(list(texts)).astype(np.float32)
-        return index.upsert(ids, sparse, dense, texts=texts, metadata=metadata)
+        n = index.upsert(ids, sparse, dense, texts=texts, metadata=metadata)
+        self._poke()
+        return n
+
+    def delete(self, name: str, ids: Sequence[str]) -> list[str]:
+        """Delete documents; returns the ids that were not there."""
+        missing = self.get(name).delete(ids)
+        self._poke()
+        return missing
+
+    def _poke(self) -> None:
+        if self._merger is not None:
+            self._merger.poke()

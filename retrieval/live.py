@@ -14,14 +14,19 @@ another segment becomes dead, a delete removes its catalog row. After a crash th
 the truth: segment folders it does not name are removed on open, and the live rows of each
 segment are the ones the catalog points at. Searches run over an immutable tuple of segments,
 asking each for ``k`` plus its number of dead rows, so dead rows never cost a result.
-:meth:`LiveIndex.merge` rewrites the smallest segments into one (``build_index`` over their
-live float vectors, so nothing is quantised twice) when there are more than ``MAX_SEGMENTS``.
+:meth:`LiveIndex.merge` rewrites segments that are more than half dead, or the smallest
+segments into one when there are more than ``MAX_SEGMENTS`` (``build_index`` over their live
+float vectors, so nothing is quantised twice); :class:`retrieval.merger.Merger` runs it in the
+background after writes. Segment files are memory-mapped, so a search or explanation holding
+a segment that a merge just removed still reads it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import shutil
 import sqlite3
 import threading
@@ -72,18 +77,18 @@ class StoredDoc:
 
 
 class Segment:
-    """One immutable segment and the liveness of its rows (changed under the index's lock)."""
+    """One immutable segment and the liveness of its rows (changed under the index's lock).
+    Its files are memory-mapped, so a segment stays readable after a merge unlinks them."""
 
     def __init__(self, seq: int, path: Path, live_rows: np.ndarray) -> None:
-        from safetensors import safe_open
-
         self.seq = seq
         self.path = path
         self.sparse = Index.open(path / "sparse")
-        with safe_open(str(path / VECTORS), framework="numpy") as f:
-            self.indptr = f.get_tensor("indptr")
-            names = set(f.keys())
-            self.dense = f.get_tensor("dense") if "dense" in names else None
+        tensors = map_tensors(path / VECTORS)
+        self.indptr, self.indices, self.values = tensors["indptr"], tensors["indices"], tensors["values"]
+        self.dense = tensors.get("dense")
+        if len(self.indptr) != self.sparse.num_docs + 1:
+            raise ValueError(f"{path}: {len(self.indptr) - 1} vectors for {self.sparse.num_docs} documents")
         self.live = np.zeros(self.sparse.num_docs, dtype=bool)
         self.live[live_rows] = True
         self.dead = int(self.sparse.num_docs - self.live.sum())
@@ -99,27 +104,22 @@ class Segment:
 
     def vector(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The float sparse vector of one row."""
-        from safetensors import safe_open
-
         lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
-        with safe_open(str(self.path / VECTORS), framework="numpy") as f:
-            return f.get_slice("indices")[lo:hi], f.get_slice("values")[lo:hi]
+        return self.indices[lo:hi], self.values[lo:hi]
 
     def live_vectors(self) -> tuple[list[str], SparseBatch, np.ndarray | None]:
         """Ids, float sparse rows and dense rows of the live rows, in row order."""
-        from safetensors.numpy import load_file
-
-        t = load_file(str(self.path / VECTORS))
-        rows = np.flatnonzero(self.live)
+        live = self.live.copy()  # a write may kill rows meanwhile; the merge commit re-checks them
+        rows = np.flatnonzero(live)
         ids = [self.sparse.lexicon[int(r)] for r in rows]
-        lengths = np.diff(t["indptr"].astype(np.int64))
-        keep = np.repeat(self.live, lengths)
+        lengths = np.diff(self.indptr.astype(np.int64))
+        keep = np.repeat(live, lengths)
         batch = SparseBatch(
             np.concatenate([[0], np.cumsum(lengths[rows])]).astype(np.uint64),
-            t["indices"][keep],
-            t["values"][keep],
+            self.indices[keep],
+            self.values[keep],
         )
-        return ids, batch, None if self.dense is None else t["dense"][rows]
+        return ids, batch, None if self.dense is None else self.dense[rows]
 
 
 class LiveIndex:
@@ -133,6 +133,8 @@ class LiveIndex:
         self._seq = max([0, *(s.seq for s in segments)])  # the last segment number handed out
         self._write = threading.Lock()  # one writer (upsert, delete, merge commit)
         self._read = threading.Lock()  # the sqlite connection is shared
+        self._merging = threading.Lock()  # one merge at a time (it rewrites outside the write lock)
+        self._closed = False
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -185,7 +187,8 @@ class LiveIndex:
         return cls(path, db, spec, tuple(segments))
 
     def close(self) -> None:
-        with self._write, self._read:
+        with self._merging, self._write, self._read:
+            self._closed = True
             self._db.close()
 
     # -- reading -----------------------------------------------------------------------------------
@@ -302,13 +305,20 @@ class LiveIndex:
         return [d for d in ids if d not in found]
 
     def merge(self, max_segments: int = MAX_SEGMENTS, count: int = MERGE_COUNT) -> bool:
-        """Rewrite the ``count`` smallest segments into one when there are more than ``max_segments``.
+        """One merge step, if one is due (see :func:`merge_plan`); returns whether it merged.
         The rewrite runs beside searches and writes; the commit re-checks every moved doc."""
-        segs = sorted(self._segments, key=lambda s: s.rows - s.dead)
-        if len(segs) <= max_segments:
-            return False
-        chosen = segs[:count]
+        with self._merging:
+            if self._closed:
+                return False
+            chosen = merge_plan(self._segments, max_segments, count)
+            if not chosen:
+                return False
+            return self._merge(chosen)
+
+    def _merge(self, chosen: list[Segment]) -> bool:
         parts = [seg.live_vectors() for seg in chosen]
+        if not any(ids for ids, _, _ in parts):
+            return False  # deleted meanwhile; _drop_empty removes them
         with self._write:
             seq = self._next_seq()
         seg = self._write_segment(seq, parts)
@@ -326,6 +336,7 @@ class LiveIndex:
                 shutil.rmtree(seg.path, ignore_errors=True)
                 raise
             self._segments = tuple(s for s in self._segments if s.seq not in old) + (seg,)
+            self._drop_empty()
         for s in chosen:
             shutil.rmtree(s.path, ignore_errors=True)
         logger.info("%s: merged %d segments into %s (%d docs)", self.path, len(chosen), seg.path.name, seg.rows)
@@ -393,6 +404,18 @@ class LiveIndex:
             shutil.rmtree(s.path, ignore_errors=True)
 
 
+def merge_plan(segments: Sequence[Segment], max_segments: int, count: int) -> list[Segment]:
+    """The segments one merge step rewrites: every segment that is more than half dead (they
+    slow searches, which over-fetch dead rows), else the ``count`` smallest when there are more
+    than ``max_segments``; nothing otherwise."""
+    expunge = [s for s in segments if 2 * s.dead > s.rows]
+    if expunge:
+        return expunge
+    if len(segments) <= max_segments:
+        return []
+    return sorted(segments, key=lambda s: s.rows - s.dead)[:count]
+
+
 def _select_docs(db: sqlite3.Connection, columns: str, ids: Sequence[str]) -> list[tuple]:
     """``columns`` of the catalog rows of ``ids`` (in chunks under SQLite's variable limit)."""
     rows: list[tuple] = []
@@ -401,6 +424,38 @@ def _select_docs(db: sqlite3.Connection, columns: str, ids: Sequence[str]) -> li
         marks = ",".join("?" * len(chunk))
         rows += db.execute(f"SELECT {columns} FROM docs WHERE id IN ({marks})", chunk).fetchall()
     return rows
+
+
+_DTYPES = {"U8": np.uint8, "U32": np.uint32, "U64": np.uint64, "I64": np.int64, "F32": np.float32}
+
+
+def map_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as read-only numpy views of one memory map
+    (safetensors' own numpy loader copies); raises ValueError for a malformed file."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise ValueError(f"{path}: {size} bytes, not a safetensors file")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    n = int.from_bytes(mm[:8], "little")
+    try:
+        if 8 + n > size:
+            raise ValueError("header runs past the end")
+        header = json.loads(mm[8 : 8 + n])
+        header.pop("__metadata__", None)
+        out = {}
+        for name, t in header.items():
+            dtype = np.dtype(_DTYPES[t["dtype"]])
+            lo, hi = t["data_offsets"]
+            count = int(np.prod(t["shape"], dtype=np.int64))
+            if not 0 <= lo <= hi <= size - 8 - n or hi - lo != count * dtype.itemsize:
+                raise ValueError(f"tensor {name!r} has offsets {lo}..{hi} for {count} {t['dtype']}")
+            out[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=8 + n + lo).reshape(t["shape"])
+    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: malformed safetensors header ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return out
 
 
 def _seg_name(seq: int) -> str:

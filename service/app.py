@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             try:
                 t0 = time.perf_counter()
                 engine.open_all()
+                engine.start_merging()
                 app.state.ready.set()
                 logger.info("ready in %.1f s: indexes %s", time.perf_counter() - t0, engine.names())
             except Exception as e:  # noqa: BLE001 - reported by /readyz
@@ -80,8 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         loader.start()
         yield
         loader.join()
-        for name in engine.names():
-            engine.get(name).close()
+        engine.close()
 
     app = FastAPI(
         title="lsr-search",

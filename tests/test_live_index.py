@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer import SparseBatch
-from retrieval.live import IndexSpec, LiveIndex
+from retrieval.live import IndexSpec, LiveIndex, map_tensors, merge_plan
+from retrieval.merger import Merger
 
 VOCAB, DIM = 40, 4
 SPEC = IndexSpec("test-model", VOCAB, "sha256:test", "dense-test", DIM)
@@ -149,8 +150,10 @@ def test_a_crash_mid_write_opens_in_the_last_committed_state(tmp_path: Path, cra
     assert len(list((path / "segments").iterdir())) == len(reopened.segments) == 2
 
 
-def test_concurrent_writes_and_searches_lose_nothing(tmp_path: Path) -> None:
+def test_concurrent_writes_searches_and_background_merges_lose_nothing(tmp_path: Path) -> None:
     index = LiveIndex.create(tmp_path / "idx", SPEC)
+    merger = Merger(lambda: [index], interval=0.01)
+    merger.start()
     written: dict = {}
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -170,8 +173,7 @@ def test_concurrent_writes_and_searches_lose_nothing(tmp_path: Path) -> None:
                     index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
                     with lock:
                         written.update(new)
-                if step % 10 == 9:
-                    index.merge(max_segments=4, count=3)
+                merger.poke()
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -182,6 +184,10 @@ def test_concurrent_writes_and_searches_lose_nothing(tmp_path: Path) -> None:
                 hits, _ = index.search_sparse(np.array([1, 2, 3], np.uint32), np.ones(3, np.float32), k=10)
                 assert len({d for d, _ in hits}) == len(hits)
                 index.search_dense(rng.normal(size=DIM).astype(np.float32), 3)
+                for d, _ in hits:  # a merge may unlink the segment meanwhile: its memory map stays readable
+                    where = index.locate(d)
+                    if where is not None:
+                        assert len(where[0].vector(where[1])[0]) > 0
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -190,8 +196,70 @@ def test_concurrent_writes_and_searches_lose_nothing(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
+    merger.stop()
     assert not errors, errors
+    assert merger.merges > 0 and len(index.segments) <= 16
     check(index, written, np.random.default_rng(5))
     index.close()
     check(LiveIndex.open(tmp_path / "idx"), written, np.random.default_rng(6))
     assert os.listdir(tmp_path) == ["idx"]
+
+
+@given(
+    st.dictionaries(
+        st.text("abcdefgh", min_size=1, max_size=6),
+        st.tuples(
+            st.sampled_from(["uint8", "uint32", "uint64", "int64", "float32"]), st.lists(st.integers(0, 5), max_size=3)
+        ),
+        max_size=4,
+    )
+)
+def test_mapped_tensors_equal_safetensors_own_loader(tmp_path_factory, spec: dict) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    tensors = {name: np.asarray(rng.random(shape) * 200).astype(dtype) for name, (dtype, shape) in spec.items()}
+    path = tmp_path_factory.mktemp("st") / "t.safetensors"
+    save_file(tensors, str(path))
+    mapped = map_tensors(path)
+    want = load_file(str(path))
+    assert mapped.keys() == want.keys()
+    for name, t in want.items():
+        assert mapped[name].dtype == t.dtype and mapped[name].shape == t.shape
+        np.testing.assert_array_equal(mapped[name], t)
+    path.unlink()  # the map outlives the file
+    for name, t in want.items():
+        np.testing.assert_array_equal(mapped[name], t)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x05\x00",
+        (1000).to_bytes(8, "little") + b"{}",
+        (2).to_bytes(8, "little") + b"[]",
+        (40).to_bytes(8, "little") + b'{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}'.ljust(40),
+    ],
+)
+def test_malformed_tensor_files_raise_value_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        map_tensors(path)
+
+
+def test_merge_plan_expunges_half_dead_segments_first(tmp_path: Path) -> None:
+    index = LiveIndex.create(tmp_path / "idx", SPEC)
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        ids = [f"s{i}-{j}" for j in range(4)]
+        batch, dense, _ = docs(rng, ids)
+        index.upsert(ids, batch, dense)
+    assert merge_plan(index.segments, max_segments=16, count=8) == []
+    assert [s.seq for s in merge_plan(index.segments, max_segments=4, count=2)] == [1, 2]
+    index.delete(["s3-0", "s3-1", "s3-2"])
+    assert [s.seq for s in merge_plan(index.segments, max_segments=16, count=8)] == [4]
+    assert index.merge() and index.num_docs == 17
+    assert [s.rows - s.dead for s in index.segments] == [4, 4, 4, 4, 1]
+    assert not index.merge()

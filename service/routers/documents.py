@@ -62,12 +62,12 @@ def upsert(body: UpsertRequest, engine: EngineDep, index: IndexDep, settings: Se
 
 
 @router.post("/delete", response_model=DeleteResponse, dependencies=[Admin])
-def delete_many(body: DeleteRequest, index: IndexDep, settings: SettingsDep):  # noqa: ANN201
+def delete_many(body: DeleteRequest, engine: EngineDep, index: IndexDep, settings: SettingsDep):  # noqa: ANN201
     """Delete documents by id; ids that were not there are listed in ``missing``."""
     if len(body.ids) > settings.max_batch:
         raise Problem(422, f"at most {settings.max_batch} ids per call")
     ids = list(dict.fromkeys(body.ids))
-    missing = index.delete(ids)
+    missing = engine.delete(index.path.name, ids)
     return DeleteResponse(deleted=len(ids) - len(missing), missing=missing)
 
 
@@ -81,7 +81,7 @@ def get_document(doc_id: str, index: IndexDep):  # noqa: ANN201
 
 
 @router.delete("/{doc_id:path}", status_code=204, dependencies=[Admin])
-def delete_document(doc_id: str, index: IndexDep) -> Response:
-    if index.delete([doc_id]):
+def delete_document(doc_id: str, engine: EngineDep, index: IndexDep) -> Response:
+    if engine.delete(index.path.name, [doc_id]):
         raise Problem(404, f"no document {doc_id!r} in index {index.path.name!r}")
     return Response(status_code=204)
