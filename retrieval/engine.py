@@ -28,6 +28,8 @@ from .corpus import read_docs
 from .fusion import Fusion, fuse
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
+from .snapshot import ID as SNAPSHOT_ID
+from .snapshot import SnapshotError, SnapshotInfo, new_id, read_info, restore, take
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's dept
 
 
 class UnknownIndexError(KeyError):
+    pass
+
+
+class UnknownSnapshotError(KeyError):
     pass
 
 
@@ -194,6 +200,55 @@ class Engine:
             index.upsert(ids, sparse, dense, texts=[texts[i] for i in ids])
         while index.merge(max_segments=1, count=len(index.segments)):
             pass
+        return index
+
+    # -- snapshots -----------------------------------------------------------------------------------
+
+    @property
+    def snapshot_root(self) -> Path:
+        return self.root / "_snapshots"  # not an index name, so open_all never opens it
+
+    def snapshot(self, name: str) -> SnapshotInfo:
+        """A snapshot of the index's committed state (see :mod:`retrieval.snapshot`)."""
+        index = self.get(name)
+        self.snapshot_root.mkdir(exist_ok=True)
+        return take(index, self.snapshot_root / new_id(name))
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first; a folder whose manifest cannot be read is skipped."""
+        out = []
+        if self.snapshot_root.is_dir():
+            for folder in self.snapshot_root.iterdir():
+                if SNAPSHOT_ID.match(folder.name):
+                    try:
+                        out.append(read_info(folder))
+                    except SnapshotError as e:
+                        logger.warning("skipping snapshot %s: %s", folder.name, e)
+        return sorted(out, key=lambda s: (s.created, s.id))
+
+    def _snapshot_folder(self, snapshot: str) -> Path:
+        folder = self.snapshot_root / snapshot
+        if not SNAPSHOT_ID.match(snapshot) or not folder.is_dir():
+            raise UnknownSnapshotError(snapshot)
+        return folder
+
+    def drop_snapshot(self, snapshot: str) -> None:
+        folder = self._snapshot_folder(snapshot)
+        trash = self.snapshot_root / f".{snapshot}.deleted-{time.monotonic_ns()}"
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def restore(self, snapshot: str, name: str) -> LiveIndex:
+        """A new index ``name`` from a snapshot, every file's checksum verified first."""
+        folder = self._snapshot_folder(snapshot)
+        if not NAME.match(name):
+            raise ValueError(f"index names are 1-64 of a-z, 0-9, '_', '-' (starting with a letter or digit): {name!r}")
+        with self._lock:
+            if name in self._indexes or (self.root / name).exists():
+                raise FileExistsError(f"index {name!r} exists")
+            index = restore(folder, self.root / name)
+            self._indexes[name] = index
+        self.models(name)
         return index
 
     # -- queries -------------------------------------------------------------------------------------

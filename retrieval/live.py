@@ -342,6 +342,30 @@ class LiveIndex:
         logger.info("%s: merged %d segments into %s (%d docs)", self.path, len(chosen), seg.path.name, seg.rows)
         return True
 
+    def copy_to(self, folder: Path) -> int:
+        """Copy the committed state into the empty ``folder``: the catalog through SQLite's
+        backup API, segment files hard-linked (they are immutable; copied across file
+        systems). Writes wait meanwhile, searches do not. Returns the number of documents."""
+        with self._write:
+            target = sqlite3.connect(folder / CATALOG)
+            try:
+                with self._read:
+                    self._db.backup(target)
+            finally:
+                target.close()
+            for seg in self._segments:
+                for src in sorted(seg.path.rglob("*")):
+                    dst = folder / SEGMENTS / seg.path.name / src.relative_to(seg.path)
+                    if src.is_dir():
+                        continue
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(src, dst)
+                    except OSError:
+                        shutil.copy2(src, dst)
+            (folder / SEGMENTS).mkdir(exist_ok=True)
+            return self.num_docs
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _next_seq(self) -> int:

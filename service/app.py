@@ -18,7 +18,7 @@ from retrieval.engine import Encoders, Engine
 
 from . import problems
 from .metrics import Metrics
-from .routers import documents, encode, indexes, ops, search
+from .routers import documents, encode, indexes, ops, search, snapshots
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.ready = threading.Event()
     app.state.load_error = None
     problems.install(app)
-    for router in (ops.router, indexes.router, search.router, documents.router, encode.router):
+    for router in (ops.router, indexes.router, search.router, documents.router, encode.router, snapshots.router):
         app.include_router(router)
 
     @app.middleware("http")

@@ -176,3 +176,20 @@ class Info(BaseModel):
     models: list[str]
     limits: dict[str, int]
     auth_required: bool
+
+
+class Snapshot(BaseModel):
+    id: str
+    index: str
+    created: str = Field(description="UTC, ISO 8601")
+    num_docs: int
+    files: int
+    bytes: int
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[Snapshot]
+
+
+class RestoreRequest(Strict):
+    index: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="the new index's name")

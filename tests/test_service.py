@@ -161,6 +161,55 @@ def test_documents_upsert_get_delete_and_restart(tmp_path, encoders, corpus) -> 
     c.__exit__(None, None, None)
 
 
+def test_background_merges_snapshots_and_restore(tmp_path, encoders, corpus) -> None:
+    c = start(tmp_path, encoders)
+    assert c.post("/v1/indexes", json={"name": "live"}).status_code == 201
+    for d in corpus[:20]:  # one segment per call; the background merger keeps their number down
+        assert c.post(
+            "/v1/indexes/live/documents", json={"documents": [{"id": d["_id"], "text": d["title"]}]}
+        ).is_success
+    for _ in range(300):
+        info = c.get("/v1/indexes/live").json()
+        if info["segments"] <= 16:
+            break
+        time.sleep(0.1)
+    assert info["segments"] <= 16 and info["num_docs"] == 20
+
+    r = c.post("/v1/indexes/live/snapshots")
+    assert r.status_code == 201, r.text
+    snap = r.json()
+    assert snap["index"] == "live" and snap["num_docs"] == 20 and snap["bytes"] > 0
+    assert c.get("/v1/snapshots").json()["snapshots"] == [snap]
+    gone = [corpus[0]["_id"], corpus[1]["_id"]]
+    assert c.post("/v1/indexes/live/documents/delete", json={"ids": gone}).json()["deleted"] == 2
+
+    r = c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "back"})
+    assert r.status_code == 201, r.text
+    assert r.json()["num_docs"] == 20 and c.get("/v1/indexes/live").json()["num_docs"] == 18
+    q = {"query": corpus[1]["title"], "mode": "hybrid", "top_k": 3}
+    assert c.post("/v1/indexes/back/search", json=q).json()["hits"][0]["id"] == corpus[1]["_id"]
+    assert c.get(f"/v1/indexes/back/documents/{gone[0]}").json()["text"] == corpus[0]["title"]
+
+    assert c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "back"}).status_code == 409
+    assert c.post("/v1/snapshots/live-20260101T000000Z-000000/restore", json={"index": "x"}).status_code == 404
+    assert c.post("/v1/snapshots/..%2Flive/restore", json={"index": "x"}).status_code == 404
+    assert c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "Bad!"}).status_code == 422
+    seg_file = sorted((tmp_path / "_snapshots" / snap["id"]).rglob("vectors.safetensors"))[0]
+    data = bytearray(seg_file.read_bytes())
+    data[-1] ^= 0xFF
+    seg_file.unlink()  # a copy, not the hard-linked original the live index still reads
+    seg_file.write_bytes(bytes(data))
+    r = c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "back2"})
+    assert r.status_code == 422 and "sha256" in r.json()["detail"], r.text
+    assert c.get("/v1/indexes/back2").status_code == 404
+    assert not any(p.name.startswith(".back2") for p in tmp_path.iterdir())
+
+    assert c.delete(f"/v1/snapshots/{snap['id']}").status_code == 204
+    assert c.get("/v1/snapshots").json() == {"snapshots": []}
+    assert c.delete(f"/v1/snapshots/{snap['id']}").status_code == 404
+    c.__exit__(None, None, None)
+
+
 BAD = [
     ("post", "/v1/indexes/sci/search", {"content": b"{not json"}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": 5}}, 422),

@@ -1,0 +1,133 @@
+"""Snapshots of a live index, and restoring them.
+
+A snapshot is a folder holding a consistent copy of the index (:meth:`LiveIndex.copy_to`:
+the catalog through SQLite's backup API, the immutable segment files hard-linked) and
+``snapshot.json``, which lists every file with its size and SHA-256. Hard links make taking
+a snapshot cheap; copy the folder to other storage for a backup that survives the disk.
+:func:`restore` copies a snapshot into a new index folder, hashing as it copies, and refuses
+(publishing nothing) when a file is missing, extra, truncated or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from indexer.atomic import publish_dir, staging_dir, write_bytes
+from indexer.manifest import sha256_file
+
+from .live import LiveIndex
+
+MANIFEST = "snapshot.json"
+FORMAT = "lsr-live-snapshot/1"
+ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}-\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that is incomplete or damaged."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    index: str
+    created: str  # UTC, ISO 8601
+    num_docs: int
+    files: int
+    bytes: int
+
+
+def new_id(index: str) -> str:
+    return f"{index}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+def take(index: LiveIndex, dest: Path) -> SnapshotInfo:
+    """Snapshot ``index`` into the new folder ``dest`` (its name is the snapshot id)."""
+    staged = staging_dir(dest)
+    try:
+        num_docs = index.copy_to(staged)
+        files = {}
+        for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+            files[path.relative_to(staged).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        info = SnapshotInfo(
+            id=dest.name,
+            index=index.path.name,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            num_docs=num_docs,
+            files=len(files),
+            bytes=sum(f["bytes"] for f in files.values()),
+        )
+        body = {"format": FORMAT, **asdict(info), "spec": asdict(index.spec), "contents": files}
+        write_bytes(staged / MANIFEST, json.dumps(body, indent=1).encode())
+        publish_dir(staged, dest, overwrite=False)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return info
+
+
+def read_info(folder: Path) -> SnapshotInfo:
+    """The snapshot's description from its manifest (no checksums verified)."""
+    manifest = _manifest(folder)
+    return SnapshotInfo(**{k: manifest[k] for k in SnapshotInfo.__dataclass_fields__})
+
+
+def restore(folder: Path, dest: Path) -> LiveIndex:
+    """A new index at ``dest`` from the snapshot ``folder``, every file checked against its
+    SHA-256 while it is copied; raises :class:`SnapshotError` and publishes nothing otherwise."""
+    contents = _manifest(folder)["contents"]
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    if extra := sorted(on_disk - set(contents)):
+        raise SnapshotError(f"{folder.name}: files the manifest does not list: {extra[:3]}")
+    if missing := sorted(set(contents) - on_disk):  # also any path outside the folder
+        raise SnapshotError(f"{folder.name}: missing files: {missing[:3]}")
+    staged = staging_dir(dest)
+    try:
+        (staged / "segments").mkdir()
+        for rel, want in contents.items():
+            target = staged / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            size, digest = _copy_hashing(folder / rel, target)
+            if (size, digest) != (want["bytes"], want["sha256"]):
+                raise SnapshotError(
+                    f"{folder.name}: {rel} has {size} bytes, sha256 {digest[:12]}…; "
+                    f"the manifest says {want['bytes']} bytes, sha256 {want['sha256'][:12]}…"
+                )
+        LiveIndex.open(staged).close()  # the catalog and every segment it names open
+        publish_dir(staged, dest, overwrite=False)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return LiveIndex.open(dest)
+
+
+def _manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise SnapshotError(f"{folder.name}: no {MANIFEST}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SnapshotError(f"{folder.name}: {MANIFEST} is not JSON: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SnapshotError(f"{folder.name}: not a {FORMAT} manifest")
+    return manifest
+
+
+def _copy_hashing(src: Path, dst: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(1 << 20):
+            h.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size, h.hexdigest()
