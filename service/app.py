@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.load_error = None
     problems.install(app)
     for router in (ops.router, indexes.router, search.router, documents.router, encode.router, snapshots.router):
-        app.include_router(router)
+        app.include_router(router, responses=problems.RESPONSES)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next):  # noqa: ANN001, ANN202

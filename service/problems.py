@@ -9,11 +9,34 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details; validation errors add ``errors``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None = None
+    errors: list[dict] | None = None
+
+
+_PROBLEM = {"content": {MEDIA_TYPE: {"schema": ProblemDetails.model_json_schema()}}}
+# every route may answer any 4xx/5xx, always as problem+json (declaring the ranges also keeps
+# FastAPI from documenting its own application/json 422 body, which this service never sends)
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "a problem with the request (RFC 9457 problem details)", **_PROBLEM},
+    "5XX": {"description": "not ready (503) or an unexpected error (RFC 9457 problem details)", **_PROBLEM},
+}
 
 
 class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
@@ -55,9 +78,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(request, exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
+        response = problem_response(request, exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route's methods
+            response.headers["Allow"] = ", ".join(_allowed(request))
+        return response
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s", request.url.path)
         return problem_response(request, 500, "Internal Server Error", "an unexpected error; see the service log")
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 wants them all in Allow)."""
+    methods = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)

@@ -10,7 +10,7 @@ Include = Literal["text", "metadata", "explanation"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class FusionParams(Strict):

@@ -215,6 +215,8 @@ BAD = [
     ("post", "/v1/indexes/sci/search", {"json": {"query": 5}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "top_k": 100000}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "top_k": 0}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "top_k": "5"}}, 422),  # no silent coercion
+    ("post", "/v1/indexes/sci/search", {"json": {"indices": [1], "values": [True]}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "unknown": 1}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"indices": [30522], "values": [1.0]}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"indices": [1, 2], "values": [1.0]}}, 422),

@@ -24,7 +24,12 @@ def readyz(request: Request) -> dict:
     return {"status": "ready"}
 
 
-@router.get("/metrics", dependencies=[Read])
+@router.get(
+    "/metrics",
+    dependencies=[Read],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 def metrics(m: MetricsDep) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
