@@ -7,12 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
+from . import logs
 from .settings import Settings
 
 
 def main(argv: list[str]) -> int:
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_format, settings.log_level)
     if argv[:1] == ["import"]:
         if len(argv) != 3:
             sys.stderr.write("usage: python -m service import NAME COLLECTION_FOLDER\n")
@@ -34,7 +35,8 @@ def main(argv: list[str]) -> int:
 
     from .app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # our handler formats uvicorn's records too; our middleware writes the access log
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
     return 0
 
 

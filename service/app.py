@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.engine import Encoders, Engine
 
-from . import problems
+from . import logs, problems
 from .metrics import Metrics
 from .routers import documents, encode, indexes, ops, search, snapshots
 from .settings import Settings
@@ -102,20 +102,29 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def request_context(request: Request, call_next):  # noqa: ANN001, ANN202
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.state.request_id = rid[:128]
+        token = logs.request_id.set(request.state.request_id)
         t0 = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        finally:
+            logs.request_id.reset(token)
         elapsed = time.perf_counter() - t0
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         app.state.metrics.requests.labels(request.method, path, str(response.status_code)).observe(elapsed)
         response.headers["x-request-id"] = request.state.request_id
         logger.info(
-            "request_id=%s method=%s path=%s status=%d ms=%.2f",
-            request.state.request_id,
+            "%s %s %d",
             request.method,
             request.url.path,
             response.status_code,
-            elapsed * 1000,
+            extra={
+                "request_id": request.state.request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round(elapsed * 1000, 3),
+            },
         )
         return response
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1000
     max_texts: int = 256
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
 
     @property
     def loopback(self) -> bool:

@@ -337,3 +337,38 @@ def test_uvicorn_on_loopback(tmp_path, encoders, corpus) -> None:
         server.should_exit = True
         thread.join(10)
     assert np.isfinite(hits[0]["score"])
+
+
+def test_python_m_service_logs_json_lines_with_request_ids(tmp_path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LSR_ROOT": str(tmp_path), "LSR_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        assert httpx.get(f"{base}/v1/indexes", headers={"x-request-id": "req-42"}).status_code == 200
+        assert httpx.get(f"{base}/v1/indexes/nope", headers={"x-request-id": "req-43"}).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal after a clean shutdown
+    assert "Application shutdown complete" in err
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is one JSON object
+    access = {r["request_id"]: r for r in records if r.get("path", "").startswith("/v1/indexes")}
+    assert access["req-42"]["status"] == 200 and access["req-42"]["method"] == "GET" and access["req-42"]["ms"] > 0
+    assert access["req-43"]["status"] == 404 and access["req-43"]["level"] == "INFO"
+    assert any(r["logger"].startswith("uvicorn") for r in records)
