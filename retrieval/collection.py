@@ -193,6 +193,12 @@ def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
     write_bytes(folder / JOB, job.to_json())
 
 
+def input_fingerprint(path: Path) -> str:
+    """Size and modification time of a corpus file: enough to notice it was rewritten."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def build(
     folder: str | Path,
     job: Job,
@@ -216,8 +222,7 @@ def build(
         raise ValueError(f"dense_index must be 'flat' or 'hnsw', not {job.dense_index!r}")
     if not Path(job.input).is_file():
         raise FileNotFoundError(f"{job.input}: no such file")
-    st = Path(job.input).stat()
-    job = replace(job, input_fingerprint=f"{st.st_size}:{st.st_mtime_ns}")
+    job = replace(job, input_fingerprint=input_fingerprint(Path(job.input)))
     _check_job(folder, job, overwrite)
     if (folder / COLLECTION).exists():
         logger.info("%s is complete; nothing to do", folder)

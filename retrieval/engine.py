@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from indexer import SparseBatch
+from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 
-from .collection import COLLECTION, iter_shards
+from .collection import COLLECTION, input_fingerprint, iter_shards
 from .corpus import read_docs
 from .fusion import Fusion, fuse
 from .live import IndexSpec, LiveIndex
@@ -34,6 +35,7 @@ from .snapshot import SnapshotError, SnapshotInfo, new_id, read_info, restore, t
 logger = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+STAGED = re.compile(r"^\.([a-z0-9][a-z0-9_-]{0,63})\.building-")
 MODES = ("sparse", "dense", "hybrid")
 HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
 
@@ -119,6 +121,11 @@ class Engine:
     def open_all(self, load_models: bool = True) -> None:
         """Open every index under ``root`` (and, with ``load_models``, its encoders)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        for folder in list(self.root.iterdir()):  # left by a process that died mid-import or mid-drop
+            if leftover := STAGED.match(folder.name):
+                remove_stale_staging(self.root / leftover[1])
+            elif ".deleted-" in folder.name and folder.name.startswith("."):
+                shutil.rmtree(folder, ignore_errors=True)
         for folder in sorted(self.root.iterdir()):
             if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
                 self._indexes[folder.name] = LiveIndex.open(folder)
@@ -158,17 +165,24 @@ class Engine:
         return sparse, dense
 
     def create(self, name: str, sparse_model: str, dense_model: str | None) -> LiveIndex:
+        self._check_new(name)
+        spec = self._spec(sparse_model, dense_model)
+        with self._lock:
+            self._check_new(name)
+            self._indexes[name] = LiveIndex.create(self.root / name, spec)
+        return self._indexes[name]
+
+    def _check_new(self, name: str) -> None:
         if not NAME.match(name):
             raise ValueError(f"index names are 1-64 of a-z, 0-9, '_', '-' (starting with a letter or digit): {name!r}")
+        if name in self._indexes or (self.root / name).exists():
+            raise FileExistsError(f"index {name!r} exists")
+
+    def _spec(self, sparse_model: str, dense_model: str | None) -> IndexSpec:
         sparse = self.encoders.sparse(sparse_model)
         dense = self.encoders.dense(dense_model) if dense_model else None
         dim = None if dense is None else int(dense.encode_queries(["dimension probe"]).shape[1])
-        spec = IndexSpec(sparse_model, sparse.vocab_size, sparse.vocab_hash, dense_model, dim)
-        with self._lock:
-            if name in self._indexes or (self.root / name).exists():
-                raise FileExistsError(f"index {name!r} exists")
-            self._indexes[name] = LiveIndex.create(self.root / name, spec)
-        return self._indexes[name]
+        return IndexSpec(sparse_model, sparse.vocab_size, sparse.vocab_hash, dense_model, dim)
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -180,27 +194,43 @@ class Engine:
         shutil.rmtree(trash, ignore_errors=True)
 
     def import_collection(self, name: str, collection: Path) -> LiveIndex:
-        """A new index holding an `lsr index` collection's vectors (no re-encoding) and its texts."""
+        """A new index holding an `lsr index` collection's vectors (no re-encoding) and its
+        texts. It is filled in a hidden folder and appears whole, or not at all."""
         import json
 
         meta = json.loads((collection / COLLECTION).read_text())
         job = meta["job"]
-        index = self.create(name, job["sparse_model"], job["dense_model"])
-        docs = read_docs(
-            Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=tuple(job["text_fields"])
-        )
-        for ids, sparse, dense in iter_shards(collection, meta["shards"]):
-            texts = {}
-            for doc in docs:  # shards hold the corpus's records in order
-                texts[doc.id] = doc.text
-                if len(texts) == len(ids):
-                    break
-            if list(texts) != ids:
-                raise ValueError(f"{collection}: shard ids do not follow the corpus {job['input']}")
-            index.upsert(ids, sparse, dense, texts=[texts[i] for i in ids])
-        while index.merge(max_segments=1, count=len(index.segments)):
-            pass
-        return index
+        self._check_new(name)
+        spec = self._spec(job["sparse_model"], job["dense_model"])
+        if spec.vocab_hash != meta["vocab_hash"]:
+            raise ValueError(f"{collection}: built with another vocabulary than {job['sparse_model']} has now")
+        if input_fingerprint(Path(job["input"])) != job["input_fingerprint"]:
+            raise ValueError(f"{job['input']} changed since {collection} was built; its texts would not match")
+        staged = staging_dir(self.root / name)
+        try:
+            index = LiveIndex.create(staged / name, spec)
+            docs = read_docs(
+                Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=tuple(job["text_fields"])
+            )
+            for ids, sparse, dense in iter_shards(collection, meta["shards"]):
+                texts = {}
+                for doc in docs:  # shards hold the corpus's records in order
+                    texts[doc.id] = doc.text
+                    if len(texts) == len(ids):
+                        break
+                if list(texts) != ids:
+                    raise ValueError(f"{collection}: shard ids do not follow the corpus {job['input']}")
+                index.upsert(ids, sparse, dense, texts=[texts[i] for i in ids])
+            while index.merge(max_segments=1, count=len(index.segments)):
+                pass
+            index.close()
+            with self._lock:
+                self._check_new(name)
+                publish_dir(staged / name, self.root / name, overwrite=False)
+                self._indexes[name] = LiveIndex.open(self.root / name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return self._indexes[name]
 
     # -- snapshots -----------------------------------------------------------------------------------
 
@@ -241,11 +271,9 @@ class Engine:
     def restore(self, snapshot: str, name: str) -> LiveIndex:
         """A new index ``name`` from a snapshot, every file's checksum verified first."""
         folder = self._snapshot_folder(snapshot)
-        if not NAME.match(name):
-            raise ValueError(f"index names are 1-64 of a-z, 0-9, '_', '-' (starting with a letter or digit): {name!r}")
+        self._check_new(name)
         with self._lock:
-            if name in self._indexes or (self.root / name).exists():
-                raise FileExistsError(f"index {name!r} exists")
+            self._check_new(name)
             index = restore(folder, self.root / name)
             self._indexes[name] = index
         self.models(name)

@@ -28,6 +28,7 @@ from retrieval.collection import (  # noqa: E402
     IncompleteCollectionError,
     Job,
     build,
+    input_fingerprint,
     read_shard,
     shard_path,
 )
@@ -262,3 +263,43 @@ def test_hnsw_dense_index_finds_the_exact_neighbours() -> None:
     np.testing.assert_array_equal(want[:, 0], np.argmax(queries @ docs.T, axis=1))  # flat is exact
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
     assert recall >= 0.95
+
+
+def test_import_collection_gives_a_live_index_with_the_same_results(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    from retrieval.engine import Encoders, Engine
+
+    corpus = tmp_path / "corpus.jsonl"
+    ids = write_corpus(corpus, 50, seed=3, bad=True)  # bad records are skipped by both
+    build(tmp_path / "col", job_for(corpus, model_dir), encoder)
+    engine = Engine(tmp_path / "svc", Encoders())
+    engine.open_all()
+    live = engine.import_collection("imported", tmp_path / "col")
+    assert live.num_docs == 50 and len(live.segments) == 1  # 4 shards merged into one segment
+    texts = {d.id: d.text for d in read_docs(corpus)}
+    assert {d: s.text for d, s in live.get(ids).items()} == {d: texts[d] for d in ids}
+    col = Collection.open(tmp_path / "col")
+    for q in ("w1 w2 w3", "w30 w31", "w7"):
+        qi, qv = encoder.encode_queries([q]).row(0)
+        want = [(h.doc_id, h.score) for h in col.sparse.search(qi, qv, k=10)]
+        got, _ = live.search_sparse(qi, qv, k=10)
+        assert [d for d, _ in got] == [d for d, _ in want]  # one segment, same max weight: same impacts
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-6)
+
+    with pytest.raises(FileExistsError):
+        engine.import_collection("imported", tmp_path / "col")
+    write_corpus(corpus, 50, seed=4)  # the corpus changed since indexing: refused, nothing left behind
+    with pytest.raises(ValueError, match="changed since"):
+        engine.import_collection("changed", tmp_path / "col")
+    lines = corpus.read_text().splitlines()  # records reordered, and the fingerprint made to match
+    corpus.write_text("\n".join(reversed(lines)) + "\n")
+    meta = json.loads((tmp_path / "col" / COLLECTION).read_text())
+    meta["job"]["input_fingerprint"] = input_fingerprint(corpus)
+    (tmp_path / "col" / COLLECTION).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="do not follow"):
+        engine.import_collection("changed", tmp_path / "col")
+    assert sorted(p.name for p in (tmp_path / "svc").iterdir()) == ["imported"]
+    engine.close()
+    reopened = Engine(tmp_path / "svc", Encoders())
+    reopened.open_all()
+    assert reopened.names() == ["imported"] and reopened.get("imported").num_docs == 50
+    reopened.close()
