@@ -244,7 +244,8 @@ class SparseEncoder(nn.Module):
         progress = _progress(n, show_progress, f"encode {side}s")
         t0 = time.perf_counter()
         was_training = self.training
-        self.eval()
+        if was_training:  # train()/eval() walk every module: not on each small call
+            self.eval()
         try:
             with torch.inference_mode(), _attention_kernels(self.device, self.dtype):
                 for idx, contents in self._blocks(texts, batch_size):
@@ -263,7 +264,8 @@ class SparseEncoder(nn.Module):
                     progress.update(len(idx))
         finally:
             progress.close()
-            self.train(was_training)
+            if was_training:
+                self.train()
         self.stats["texts"] += n
         self.stats["seconds"] = self.stats.get("seconds", 0.0) + time.perf_counter() - t0
         if self.device.type == "cuda":
@@ -273,17 +275,23 @@ class SparseEncoder(nn.Module):
     def _blocks(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
         """(original indices, token ids) per batch; the next block is tokenized while this one runs."""
         block = max(batch_size * 32, 2048)
-        starts = list(range(0, len(texts), block))
+
+        def batches(ids: list[list[int]], start: int) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
+            order = np.argsort([-len(x) for x in ids], kind="stable")
+            for b0 in range(0, len(order), batch_size):
+                sel = order[b0 : b0 + batch_size]
+                yield sel + start, [ids[i] for i in sel]
+
+        if len(texts) <= block:  # one block: nothing to overlap, no thread to start
+            yield from batches(self.layout.tokenize(texts), 0)
+            return
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.layout.tokenize, texts[0:block]) if starts else None
-            for s in starts:
+            pending = pool.submit(self.layout.tokenize, texts[0:block])
+            for s in range(0, len(texts), block):
                 ids = pending.result()
                 nxt = s + block
                 pending = pool.submit(self.layout.tokenize, texts[nxt : nxt + block]) if nxt < len(texts) else None
-                order = np.argsort([-len(x) for x in ids], kind="stable")
-                for b0 in range(0, len(order), batch_size):
-                    sel = order[b0 : b0 + batch_size]
-                    yield sel + s, [ids[i] for i in sel]
+                yield from batches(ids, s)
 
     @staticmethod
     def _collect(w: torch.Tensor, idx: np.ndarray, rows: list) -> None:

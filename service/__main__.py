@@ -25,7 +25,11 @@ def main(argv: list[str]) -> int:
         if argv[1] in engine.names():
             logging.getLogger(__name__).info("index %s exists; nothing to import", argv[1])
             return 0
-        index = engine.import_collection(argv[1], Path(argv[2]))
+        try:
+            index = engine.import_collection(argv[1], Path(argv[2]))
+        except (OSError, ValueError, KeyError) as e:
+            sys.stderr.write(f"error: cannot import {argv[2]} as {argv[1]}: {e}\n")
+            return 2
         logging.getLogger(__name__).info("imported %s: %d docs", argv[1], index.num_docs)
         return 0
     if argv:

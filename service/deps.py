@@ -1,4 +1,7 @@
-"""Dependencies: the engine (ready or 503), access checks, the index named in the path."""
+"""Dependencies: the engine (ready or 503), access checks, the index named in the path.
+
+They are ``async def`` although none awaits anything: FastAPI runs a plain ``def``
+dependency in its thread pool, and those hops cost more than the search they guard."""
 
 from __future__ import annotations
 
@@ -15,11 +18,11 @@ from .problems import Problem
 from .settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -32,7 +35,7 @@ def check_ready(request: Request) -> None:
         raise Problem(503, "models and indexes are still loading")
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     check_ready(request)
     return request.app.state.engine
 
@@ -48,7 +51,7 @@ def _matches(key: str | None, keys: list[str]) -> bool:
     return key is not None and any(secrets.compare_digest(key, k) for k in keys)
 
 
-def read_access(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def read_access(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     if not settings.auth_required:
         return
     key = _key(request)
@@ -56,7 +59,7 @@ def read_access(request: Request, settings: Annotated[Settings, Depends(get_sett
         raise Problem(401, "an API key is required (Authorization: Bearer KEY or X-API-Key)")
 
 
-def admin_access(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def admin_access(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     if not settings.auth_required:
         return
     key = _key(request)
@@ -67,7 +70,7 @@ def admin_access(request: Request, settings: Annotated[Settings, Depends(get_set
     raise Problem(401, "an admin API key is required (Authorization: Bearer KEY or X-API-Key)")
 
 
-def get_index(
+async def get_index(
     engine: Annotated[Engine, Depends(get_engine)],
     index: Annotated[str, Path(min_length=1, max_length=64, description="index name")],
 ) -> LiveIndex:

@@ -287,7 +287,9 @@ def test_import_collection_gives_a_live_index_with_the_same_results(tmp_path: Pa
 
     with pytest.raises(FileExistsError):
         engine.import_collection("imported", tmp_path / "col")
+    size = corpus.stat().st_size
     write_corpus(corpus, 50, seed=4)  # the corpus changed since indexing: refused, nothing left behind
+    assert corpus.stat().st_size != size
     with pytest.raises(ValueError, match="changed since"):
         engine.import_collection("changed", tmp_path / "col")
     lines = corpus.read_text().splitlines()  # records reordered, and the fingerprint made to match

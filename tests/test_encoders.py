@@ -228,6 +228,16 @@ def test_prosper_options_match_naive(kind: str) -> None:
     assert np.allclose([np.linalg.norm(q.row(i)[1]) for i in range(2)], 1.0, atol=1e-5)
 
 
+def test_many_blocks_tokenized_ahead_equal_small_calls() -> None:
+    """Over 2,048 texts are tokenized a block ahead in a thread; the rows stay in order."""
+    enc = make("mlm")
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(0, 9)))) for _ in range(2100)]
+    whole = enc.encode_documents(texts, batch_size=8)
+    parts = [enc.encode_documents(texts[i : i + 700], batch_size=8) for i in range(0, 2100, 700)]
+    assert_same(as_dicts(whole), [d for p in parts for d in as_dicts(p)])
+
+
 def test_encode_time_pruning_equals_pruning_afterwards() -> None:
     enc = make("mlm")
     texts = [" ".join(WORDS[i : i + 12]) for i in range(0, 30, 3)]

@@ -14,12 +14,12 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/livez")
-def livez() -> dict:
+async def livez() -> dict:
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> dict:
+async def readyz(request: Request) -> dict:
     check_ready(request)
     return {"status": "ready"}
 
