@@ -24,6 +24,7 @@ import numpy as np
 from indexer import SparseBatch
 from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 
+from .batcher import Batcher
 from .collection import COLLECTION, input_fingerprint, iter_shards
 from .corpus import read_docs
 from .fusion import Fusion, fuse
@@ -83,11 +84,13 @@ class Contribution:
 
 
 class Encoders:
-    """Each model loaded once, on first use, and shared by every index that names it."""
+    """Each model loaded once, on first use, and shared by every index that names it;
+    single queries go through one micro-batcher per model (:mod:`retrieval.batcher`)."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
         self._models: dict[tuple[str, str], Any] = {}
+        self._batchers: dict[tuple[str, str], Batcher] = {}
         self._lock = threading.Lock()
 
     def sparse(self, name: str) -> Any:
@@ -95,6 +98,30 @@ class Encoders:
 
     def dense(self, name: str) -> Any:
         return self._load("dense", name)
+
+    def sparse_query(self, name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One query's sparse vector (term ids, weights), batched with concurrent calls."""
+        return self._batcher("sparse", name)(text)
+
+    def dense_query(self, name: str, text: str) -> np.ndarray:
+        return self._batcher("dense", name)(text)
+
+    def _batcher(self, kind: str, name: str) -> Batcher:
+        model = self._load(kind, name)
+        with self._lock:
+            if (kind, name) not in self._batchers:
+                if kind == "sparse":
+
+                    def fn(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+                        batch = model.encode_queries(texts)
+                        return [batch.row(i) for i in range(len(texts))]
+                else:
+
+                    def fn(texts: list[str]) -> list[np.ndarray]:
+                        return list(np.asarray(model.encode_queries(texts), dtype=np.float32))
+
+                self._batchers[kind, name] = Batcher(fn)
+            return self._batchers[kind, name]
 
     def _load(self, kind: str, name: str) -> Any:
         with self._lock:
@@ -293,9 +320,7 @@ class Engine:
             raise QueryError("give exactly one of text, terms, or indices + values")
         t0 = time.perf_counter()
         if q.text is not None:
-            enc, _ = self.models(name)
-            batch = enc.encode_queries([q.text])
-            idx, val = batch.row(0)
+            idx, val = self.encoders.sparse_query(index.spec.sparse_model, q.text)
         elif q.terms is not None:
             enc, _ = self.models(name)
             ids = enc.tokenizer.convert_tokens_to_ids(list(q.terms))
@@ -324,8 +349,7 @@ class Engine:
             if v.shape != (index.spec.dense_dim,) or not np.isfinite(v).all():
                 raise QueryError(f"the dense vector must hold {index.spec.dense_dim} finite numbers")
         elif q.text is not None:
-            _, dense = self.models(name)
-            v = dense.encode_queries([q.text])[0].astype(np.float32)
+            v = self.encoders.dense_query(index.spec.dense_model, q.text)
         else:
             raise QueryError("dense and hybrid search need the query text or a dense vector")
         return v, (time.perf_counter() - t0) * 1000
