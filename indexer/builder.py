@@ -202,15 +202,16 @@ def build_index(
 
 def term_ranges(df: np.ndarray, max_postings: int) -> list[tuple[int, int]]:
     """Split terms 0..len(df)-1 into consecutive ranges of at most ``max_postings``
-    postings each (a longer single term alone)."""
+    postings each (a longer single term alone), each as long as it can be."""
+    if len(df) == 0:
+        return [(0, 0)]
+    csum = np.cumsum(df, dtype=np.int64)
     ranges: list[tuple[int, int]] = []
-    lo, held = 0, 0
-    for t, n in enumerate(df.tolist()):
-        if held + n > max_postings and t > lo:
-            ranges.append((lo, t))
-            lo, held = t, 0
-        held += n
-    ranges.append((lo, len(df)))
+    lo, base = 0, 0
+    while lo < len(df):  # one searchsorted per range, not a Python step per term
+        hi = max(int(np.searchsorted(csum, base + max_postings, side="right")), lo + 1)
+        ranges.append((lo, hi))
+        lo, base = hi, int(csum[hi - 1])
     return ranges
 
 
