@@ -62,6 +62,14 @@ class Query:
     indices: Sequence[int] | None = None
     values: Sequence[float] | None = None
     dense: Sequence[float] | None = None
+    vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
+
+
+def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:
+    return (
+        f"index {name!r} holds vectors over vocabulary {index_hash}; these come from {given}: "
+        "term ids would mean other tokens"
+    )
 
 
 @dataclass
@@ -315,6 +323,8 @@ class Engine:
     def sparse_vector(self, name: str, q: Query) -> tuple[np.ndarray, np.ndarray, float]:
         """The query's sparse vector (term ids u32, weights f32) and the encoding time in ms."""
         index = self.get(name)
+        if q.vocab_hash is not None and q.vocab_hash != index.spec.vocab_hash:
+            raise QueryError(vocabulary_mismatch(name, index.spec.vocab_hash, q.vocab_hash))
         given = [x is not None for x in (q.text, q.terms, q.indices)]
         if sum(given) != 1:
             raise QueryError("give exactly one of text, terms, or indices + values")

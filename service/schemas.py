@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 Include = Literal["text", "metadata", "explanation"]
 
 
+VOCAB_HASH = "the vocabulary hash /v1/encode returned with the vectors; refused unless it is the index's"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -29,6 +32,11 @@ class QueryBody(Strict):
     indices: list[int] | None = Field(None, max_length=65_536)
     values: list[float] | None = Field(None, max_length=65_536)
     dense: list[float] | None = Field(None, max_length=8192)
+    vocab_hash: str | None = Field(
+        None,
+        max_length=128,
+        description="the vocabulary hash /v1/encode returned with the vectors; refused if not the index's",
+    )
 
 
 class SearchRequest(QueryBody):
@@ -111,6 +119,7 @@ class Encoded(BaseModel):
 
 class EncodeResponse(BaseModel):
     items: list[Encoded]
+    vocab_hash: str = Field(description="the sparse model's vocabulary; send it back with these vectors")
     took_ms: float
 
 
@@ -124,6 +133,11 @@ class DocumentIn(Strict):
 
 class UpsertRequest(Strict):
     documents: list[DocumentIn] = Field(min_length=1)
+    vocab_hash: str | None = Field(
+        None,
+        max_length=128,
+        description="the vocabulary hash /v1/encode returned with the vectors; refused if not the index's",
+    )
 
 
 class UpsertResponse(BaseModel):

@@ -83,6 +83,7 @@ def test_query_as_vectors_matches_text(client, encoders, corpus) -> None:
     text = corpus[7]["title"]
     enc = client.post("/v1/encode", json={"index": "sci", "texts": [text], "outputs": ["sparse", "dense"]}).json()
     item = enc["items"][0]
+    assert enc["vocab_hash"] == client.get("/v1/indexes/sci").json()["vocab_hash"]
     by_text = client.post("/v1/indexes/sci/search", json={"query": text, "mode": "hybrid", "top_k": 10}).json()
     by_vec = client.post(
         "/v1/indexes/sci/search",
@@ -90,6 +91,7 @@ def test_query_as_vectors_matches_text(client, encoders, corpus) -> None:
             "indices": item["sparse"]["indices"],
             "values": item["sparse"]["values"],
             "dense": item["dense"],
+            "vocab_hash": enc["vocab_hash"],
             "mode": "hybrid",
             "top_k": 10,
         },
@@ -220,6 +222,7 @@ BAD = [
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "unknown": 1}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"indices": [30522], "values": [1.0]}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"indices": [1, 2], "values": [1.0]}}, 422),
+    ("post", "/v1/indexes/sci/search", {"json": {"indices": [1], "values": [1.0], "vocab_hash": "sha256:other"}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"terms": {"notawordpiece!!": 1.0}}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "mode": "dense", "dense": [1.0]}}, 422),
     ("post", "/v1/indexes/sci/search", {"json": {"query": "x", "indices": [1], "values": [1.0]}}, 422),
@@ -237,6 +240,17 @@ BAD = [
         "post",
         "/v1/indexes/sci/documents",
         {"json": {"documents": [{"id": "a", "text": "t"}, {"id": "a", "text": "u"}]}},
+        422,
+    ),
+    (
+        "post",
+        "/v1/indexes/sci/documents",
+        {
+            "json": {
+                "documents": [{"id": "a", "sparse": {"indices": [5], "values": [1.0]}, "dense": [0.0] * 384}],
+                "vocab_hash": "sha256:from-another-model",
+            }
+        },
         422,
     ),
     ("post", "/v1/indexes", {"json": {"name": "sci"}}, 409),

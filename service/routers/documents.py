@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Response
 
 from indexer import SparseBatch
-from retrieval.engine import QueryError
+from retrieval.engine import QueryError, vocabulary_mismatch
 
 from ..deps import Admin, EngineDep, IndexDep, Read, SettingsDep
 from ..problems import Problem
@@ -32,6 +32,8 @@ def upsert(body: UpsertRequest, engine: EngineDep, index: IndexDep, settings: Se
     if any(with_vectors) and not all(with_vectors):
         raise Problem(422, "either every document carries a sparse vector or none does")
     spec = index.spec
+    if body.vocab_hash is not None and body.vocab_hash != spec.vocab_hash:
+        raise Problem(422, vocabulary_mismatch(index.path.name, spec.vocab_hash, body.vocab_hash))
     sparse = dense = None
     if all(with_vectors):
         rows = []

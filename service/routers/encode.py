@@ -39,4 +39,4 @@ def encode(body: EncodeRequest, engine: EngineDep, settings: SettingsDep):  # no
         emb = np.asarray(fn(body.texts), dtype=np.float32)
         for item, row in zip(items, emb):
             item.dense = row.tolist()
-    return EncodeResponse(items=items, took_ms=(time.perf_counter() - t0) * 1000)
+    return EncodeResponse(items=items, vocab_hash=sparse_enc.vocab_hash, took_ms=(time.perf_counter() - t0) * 1000)

@@ -28,7 +28,14 @@ router = APIRouter(prefix="/v1/indexes/{index}", tags=["search"], dependencies=[
 
 
 def _query(body: SearchRequest | ExplainRequest) -> Query:
-    return Query(text=body.query, terms=body.terms, indices=body.indices, values=body.values, dense=body.dense)
+    return Query(
+        text=body.query,
+        terms=body.terms,
+        indices=body.indices,
+        values=body.values,
+        dense=body.dense,
+        vocab_hash=body.vocab_hash,
+    )
 
 
 def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResponse:  # noqa: ANN001
