@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +116,13 @@ class Encoders:
         return self._batcher("dense", name)(text)
 
     def _batcher(self, kind: str, name: str) -> Batcher:
-        model = self._load(kind, name)
-        with self._lock:
-            if (kind, name) not in self._batchers:
-                if kind == "sparse":
-
-                    def fn(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-                        batch = model.encode_queries(texts)
-                        return [batch.row(i) for i in range(len(texts))]
-                else:
-
-                    def fn(texts: list[str]) -> list[np.ndarray]:
-                        return list(np.asarray(model.encode_queries(texts), dtype=np.float32))
-
-                self._batchers[kind, name] = Batcher(fn)
-            return self._batchers[kind, name]
+        key = (kind, name)
+        if key not in self._batchers:  # a dict lookup per query once it exists
+            model = self._load(kind, name)
+            fn = partial(_sparse_queries if kind == "sparse" else _dense_queries, model)
+            with self._lock:
+                self._batchers.setdefault(key, Batcher(fn))
+        return self._batchers[key]
 
     def _load(self, kind: str, name: str) -> Any:
         with self._lock:
@@ -141,6 +134,15 @@ class Encoders:
                 self._models[kind, name] = cls.from_pretrained(name, device=self.device)
                 logger.info("loaded %s encoder %s in %.1f s", kind, name, time.perf_counter() - t0)
             return self._models[kind, name]
+
+
+def _sparse_queries(model: Any, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    batch = model.encode_queries(texts)
+    return [batch.row(i) for i in range(len(texts))]
+
+
+def _dense_queries(model: Any, texts: list[str]) -> list[np.ndarray]:
+    return list(np.asarray(model.encode_queries(texts), dtype=np.float32))
 
 
 @dataclass

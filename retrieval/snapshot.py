@@ -23,7 +23,7 @@ from pathlib import Path
 from indexer.atomic import publish_dir, staging_dir, write_bytes
 from indexer.manifest import sha256_file
 
-from .live import LiveIndex
+from .live import SEGMENTS, LiveIndex
 
 MANIFEST = "snapshot.json"
 FORMAT = "lsr-live-snapshot/1"
@@ -90,7 +90,7 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
         raise SnapshotError(f"{folder.name}: missing files: {missing[:3]}")
     staged = staging_dir(dest)
     try:
-        (staged / "segments").mkdir()
+        (staged / SEGMENTS).mkdir()
         for rel, want in contents.items():
             target = staged / rel
             target.parent.mkdir(parents=True, exist_ok=True)

