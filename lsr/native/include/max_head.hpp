@@ -55,18 +55,29 @@ Rows max_logits(const Head& head, const float* x, const int64_t* offsets, uint32
                 bool simd);
 bool simd_available();
 
+// One token's terms of the screen's bound (together: one cache line feeds four tokens' broadcasts).
+struct TokenBound {
+    float scale;  // int8 step
+    float err;    // ||rh - r~|| + projection rounding + kRel ||x||
+    float qnorm;  // ||r~||
+    float tail;   // ||r'|| (rounded up)
+};
+
 // One text's tokens, centred, projected onto the basis and quantised for the screen.
 struct Tokens {
-    uint32_t count = 0, padded = 0;   // padded: count rounded up to 8
+    uint32_t count = 0, padded = 0;   // padded: count rounded up to 16 (the kernel's widest tile)
     const float* x = nullptr;         // the original rows (count x dim)
-    std::vector<uint8_t> q;           // padded x sdim4, rh/scale rounded, +128
-    std::vector<float> scale;         // per token: int8 step
-    std::vector<float> err;           // per token: ||rh - r~|| + projection rounding + kRel ||x||
-    std::vector<float> qnorm;         // per token: ||r~||
-    std::vector<float> tail;          // per token: ||r'|| (rounded up)
+    // rh/scale rounded, +128, in tiles of 16 tokens: [tile][sdim4/4][16 tokens][4 bytes], so that the
+    // kernel's 16 broadcasts of one step come from one 64-byte line at fixed offsets (see at())
+    std::vector<uint8_t> q;
+    std::vector<TokenBound> bound;    // padded
     std::vector<float> r, rh;         // scratch: one centred row and its projection
     std::vector<int32_t> qi;          // scratch: its int8 codes
     void load(const Head& h, const float* src, uint32_t count, bool simd);
+    // The 4 code bytes of token t for dimensions 4k .. 4k+3.
+    std::size_t at(uint32_t t, uint32_t k, uint32_t sdim4) const {
+        return ((std::size_t(t / 16) * (sdim4 / 4) + k) * 16 + t % 16) * 4;
+    }
 };
 
 // rh = B r in float32, one dimension of r at a time (the inner loop over rh vectorises; the

@@ -109,13 +109,10 @@ void project_scalar(const Head& h, const float* r, float* rh) {
 
 void Tokens::load(const Head& h, const float* src, uint32_t n, bool simd) {
     count = n;
-    padded = (n + 7) / 8 * 8;
+    padded = (n + 15) / 16 * 16;
     x = src;
     q.assign(size_t(padded) * h.sdim4, 128);
-    scale.assign(padded, 0.0f);
-    err.assign(padded, 0.0f);
-    qnorm.assign(padded, 0.0f);
-    tail.assign(padded, 0.0f);
+    bound.assign(padded, TokenBound{0.0f, 0.0f, 0.0f, 0.0f});
     r.assign(h.dim, 0.0f);
     rh.assign(std::max(h.sdim4, h.dim), 0.0f);
     qi.assign(h.sdim4, 0);
@@ -129,12 +126,10 @@ void Tokens::load(const Head& h, const float* src, uint32_t n, bool simd) {
             r[i] = xt[i] - h.center[i];
         }
         const Code code = encode(h, r.data(), nn, rh.data(), qi.data(), simd);
-        for (uint32_t j = 0; j < h.sdim; ++j) q[size_t(t) * h.sdim4 + j] = uint8_t(qi[j] + 128);
-        scale[t] = code.scale;
+        for (uint32_t j = 0; j < h.sdim; ++j) q[at(t, j / 4, h.sdim4) + j % 4] = uint8_t(qi[j] + 128);
         // + kRel (||x|| + ||c||): the float slack of the screen's arithmetic, per unit of ||u||
-        err[t] = float(code.err + double(kRel) * (std::sqrt(xx) + h.center_norm)) * (1.0f + 1e-6f);
-        qnorm[t] = float(code.qnorm);
-        tail[t] = float(code.tail);
+        bound[t] = {code.scale, float(code.err + double(kRel) * (std::sqrt(xx) + h.center_norm)) * (1.0f + 1e-6f),
+                    float(code.qnorm), float(code.tail)};
     }
 }
 
@@ -153,10 +148,11 @@ void text_scalar(const Head& h, const Tokens& tk, std::vector<uint32_t>& idx, st
             int32_t acc = 0;
             for (uint32_t k = 0; k < h.sdim4 / 4; ++k)
                 for (uint32_t j = 0; j < 4; ++j)
-                    acc += int32_t(tk.q[size_t(t) * h.sdim4 + 4 * k + j]) *
+                    acc += int32_t(tk.q[tk.at(t, k, h.sdim4) + j]) *
                            h.packed[((size_t(blk) * (h.sdim4 / 4) + k) * kLanes + lane) * 4 + j];
-            const float ub = float(acc - h.qsum128[v]) * (tk.scale[t] * h.scale[v]) + h.bias_up[v] +
-                             tk.err[t] * h.norm[v] + tk.qnorm[t] * h.qerr_up[v] + tk.tail[t] * h.tail[v];
+            const TokenBound& tb = tk.bound[t];
+            const float ub = float(acc - h.qsum128[v]) * (tb.scale * h.scale[v]) + h.bias_up[v] + tb.err * h.norm[v] +
+                             tb.qnorm * h.qerr_up[v] + tb.tail * h.tail[v];
             if (ub <= best) continue;
             ++exact;
             best = std::max(best, dot(&h.weight[size_t(v) * h.dim], tk.x + size_t(t) * h.dim, h.dim) + h.bias[v]);
