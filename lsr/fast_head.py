@@ -1,6 +1,6 @@
 """CPU fast path for max pooling: the native int8-screened head (lsr._head), exact in float32.
 
-``max_logits`` here computes what pooling.max_logits computes (the slow, obvious twin that forms
+``FastHead.max_weights`` computes saturate(pooling.max_logits(...)) (the slow, obvious twin forms
 the logits chunk by chunk), without the tokens x vocabulary logits: an int8 VNNI screen with a
 proven error bound, and float32 dot products only where a logit can beat the running max.
 
@@ -16,6 +16,8 @@ import logging
 
 import numpy as np
 import torch
+
+from . import pooling
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +80,27 @@ class FastHead:
         self._head = _head.Head(w, b, center, basis)
         return self._head
 
-    def max_logits(
+    def _rows(  # noqa: ANN202
         self, x: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, threads: int
-    ) -> torch.Tensor:
-        """(B, V) max over each text's rows of x @ W.T + b where positive, -inf elsewhere.
-
-        x: (N, H') float32 vectors of the kept tokens, text after text; counts: (B,) tokens per text.
-        """
+    ):
+        """(V, row of each non-zero, its vocabulary entry, its max logit > 0) from the native head."""
         xs = np.ascontiguousarray(x.detach().float().numpy())
         head = self._get(weight, bias, xs)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(counts.cpu().numpy())
         indptr, indices, values, _ = _head.max_logits(head, xs, offsets, threads, True)
-        out = torch.full((len(counts), head.vocab), float("-inf"))
         rows = np.repeat(np.arange(len(counts)), np.diff(indptr).astype(np.int64))
-        out[torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64))] = torch.from_numpy(values)
+        return head.vocab, torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64)), torch.from_numpy(values)
+
+    def max_weights(
+        self, x: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, threads: int
+    ) -> torch.Tensor:
+        """(B, V) SPLADE weights log(1 + ReLU(max over each text's rows of x @ W.T + b)), i.e.
+        pooling.saturate(pooling.max_logits(...)), saturating only the non-zeros the native head returns.
+
+        x: (N, H') float32 vectors of the kept tokens, text after text; counts: (B,) tokens per text.
+        """
+        V, rows, cols, values = self._rows(x, counts, weight, bias, threads)
+        out = torch.zeros((len(counts), V))
+        out[rows, cols] = pooling.saturate(values)
         return out

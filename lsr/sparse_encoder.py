@@ -171,12 +171,11 @@ class SparseEncoder(nn.Module):
         if cfg.pooling == "max" and self._fast_path(hidden):
             weight, bias = bb.projection()
             x = bb.pre_head(hidden[batch.keep])
-            logits = self._fast_head.max_logits(x, batch.keep.sum(dim=1), weight, bias, torch.get_num_threads())
+            w = self._fast_head.max_weights(x, batch.keep.sum(dim=1), weight, bias, torch.get_num_threads())
         elif cfg.pooling == "max":
-            logits = pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden))
+            w = pooling.saturate(pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden)))
         else:
-            logits = bb.head(h_last)
-        w = pooling.saturate(logits)
+            w = pooling.saturate(bb.head(h_last))
         if self.residual is not None:
             w_prime = self.residual(h_last)
             indicator = pooling.input_indicator(batch.input_ids, batch.keep, cfg.vocab_size)
