@@ -10,7 +10,8 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
 - smollm2 rows    our decoder-only backbone, with and without echo (sentence-transformers has no causal-LM SPLADE)
-Every engine is warmed up on 64 documents first. Prints a table and writes JSON.
+Every engine is warmed up on 64 documents first, then timed --repeats times (the median is reported; the
+machine is shared and noisy). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -39,7 +40,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(name: str, texts: list[str], device: str, batch_size: int, max_length: int, fast: bool = True, **cfg):  # noqa: ANN201
+def timed(encode, texts: list[str], device: str, repeats: int):  # noqa: ANN001, ANN201
+    """(median seconds, every run's seconds, the last output) of encode(texts), run ``repeats`` times."""
+    import statistics
+
+    import torch
+
+    runs, out = [], None
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = encode(texts)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs), runs, out
+
+
+def run_ours(  # noqa: ANN201
+    name: str, texts: list[str], device: str, batch_size: int, max_length: int, repeats: int, fast: bool = True, **cfg
+):
     import torch
 
     from lsr import SparseEncoder
@@ -48,16 +69,12 @@ def run_ours(name: str, texts: list[str], device: str, batch_size: int, max_leng
     enc.use_fast_head = enc.use_fast_head and fast
     enc.encode_documents(texts[:64], batch_size=batch_size)
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    out = enc.encode_documents(texts, batch_size=batch_size)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
+    dt, runs, out = timed(lambda t: enc.encode_documents(t, batch_size=batch_size), texts, device, repeats)
     row = {
         "docs_per_s": len(texts) / dt,
         "seconds": dt,
+        "runs_s": runs,
         "avg_nnz": out.nnz / max(1, len(texts)),
         "truncated": enc.stats["truncated"],
         "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
@@ -66,7 +83,7 @@ def run_ours(name: str, texts: list[str], device: str, batch_size: int, max_leng
     return row, out
 
 
-def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_length: int):  # noqa: ANN201
+def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_length: int, repeats: int):  # noqa: ANN201
     import torch
     from sentence_transformers import SparseEncoder as STSparseEncoder
 
@@ -81,13 +98,10 @@ def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_lengt
     )
     model.encode_document(texts[:64], batch_size=batch_size)
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    emb = model.encode_document(texts, batch_size=batch_size, convert_to_sparse_tensor=True)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
+    dt, runs, emb = timed(
+        lambda t: model.encode_document(t, batch_size=batch_size, convert_to_sparse_tensor=True), texts, device, repeats
+    )
     emb = emb.coalesce().cpu()
     idx = emb.indices().numpy()
     dense_rows = {}
@@ -96,6 +110,7 @@ def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_lengt
     row = {
         "docs_per_s": len(texts) / dt,
         "seconds": dt,
+        "runs_s": runs,
         "avg_nnz": len(emb.values()) / max(1, len(texts)),
         "truncated": None,
         "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
@@ -127,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--models", default="splade-tiny,smollm2-135m")
     ap.add_argument("--llm-n", type=int, default=None, help="documents for the SmolLM2 rows (default: --st-n)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per row; the median is reported")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -136,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsr.models import resolve
 
     texts = scifact_texts(args.data, args.n)
+    setting = (args.device, args.batch_size, args.max_length, args.repeats)
     n_slow = min(args.st_n or len(texts), len(texts))
     n_llm = min(args.llm_n or n_slow, len(texts))
     models = args.models.split(",")
@@ -146,28 +163,26 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s %s: %.1f docs/s", engine, model, row["docs_per_s"])
 
     if "splade-tiny" in models:
-        r, ours_fp32 = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
+        r, ours_fp32 = run_ours("splade-tiny", texts, *setting)
         add("ours", "splade-tiny", len(texts), r)
         if args.device.startswith("cuda"):  # half precision, compared with our float32 vectors
             fp32_rows = {i: dict(zip(*(a.tolist() for a in ours_fp32.row(i)))) for i in range(len(texts))}
             for dtype in ("bfloat16", "float16"):
-                r, half = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length, dtype=dtype)
+                r, half = run_ours("splade-tiny", texts, *setting, dtype=dtype)
                 add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare(half, fp32_rows, len(texts)))
         slow = texts[:n_slow]
-        r, ours_st = run_ours(
-            "splade-tiny", slow, args.device, args.batch_size, args.max_length, pool_special_tokens=True
-        )
+        r, ours_st = run_ours("splade-tiny", slow, *setting, pool_special_tokens=True)
         add("ours[st-pool]", "splade-tiny", n_slow, r)
         if args.device == "cpu":
             from lsr import fast_head
 
             fitted, fast_head.CALIBRATION_TOKENS = fast_head.CALIBRATION_TOKENS, 2**62  # never fit a basis
-            r, _ = run_ours("splade-tiny", texts, args.device, args.batch_size, args.max_length)
+            r, _ = run_ours("splade-tiny", texts, *setting)
             fast_head.CALIBRATION_TOKENS = fitted
             add("ours[full-dim screen]", "splade-tiny", len(texts), r)
-            r, _ = run_ours("splade-tiny", slow, args.device, args.batch_size, args.max_length, fast=False)
+            r, _ = run_ours("splade-tiny", slow, *setting, fast=False)
             add("ours[torch]", "splade-tiny", n_slow, r)
-        r, st_rows = run_st(resolve("splade-tiny").path, slow, args.device, args.batch_size, args.max_length)
+        r, st_rows = run_st(resolve("splade-tiny").path, slow, *setting)
         add("st", "splade-tiny", n_slow, r, **compare(ours_st, st_rows, n_slow))
         st_speed = r["docs_per_s"]
         for row in rows:
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if "smollm2-135m" in models:
         llm_texts = texts[:n_llm]
         for echo in (False, True):
-            r, _ = run_ours("smollm2-135m", llm_texts, args.device, args.batch_size, args.max_length, echo=echo)
+            r, _ = run_ours("smollm2-135m", llm_texts, *setting, echo=echo)
             add("ours[echo]" if echo else "ours", "smollm2-135m", n_llm, r)
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
@@ -185,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "max_length": args.max_length,
+        "repeats": args.repeats,
         "torch": torch.__version__,
         "peak_rss_mb": peak_rss_mb(),
     }
