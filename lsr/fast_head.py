@@ -80,18 +80,6 @@ class FastHead:
         self._head = _head.Head(w, b, center, basis)
         return self._head
 
-    def _rows(  # noqa: ANN202
-        self, x: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, threads: int
-    ):
-        """(V, row of each non-zero, its vocabulary entry, its max logit > 0) from the native head."""
-        xs = np.ascontiguousarray(x.detach().float().numpy())
-        head = self._get(weight, bias, xs)
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum(counts.cpu().numpy())
-        indptr, indices, values, _ = _head.max_logits(head, xs, offsets, threads, True)
-        rows = np.repeat(np.arange(len(counts)), np.diff(indptr).astype(np.int64))
-        return head.vocab, torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64)), torch.from_numpy(values)
-
     def max_weights(
         self, x: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, threads: int
     ) -> torch.Tensor:
@@ -100,7 +88,14 @@ class FastHead:
 
         x: (N, H') float32 vectors of the kept tokens, text after text; counts: (B,) tokens per text.
         """
-        V, rows, cols, values = self._rows(x, counts, weight, bias, threads)
-        out = torch.zeros((len(counts), V))
-        out[rows, cols] = pooling.saturate(values)
+        xs = np.ascontiguousarray(x.detach().float().numpy())
+        head = self._get(weight, bias, xs)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(counts.cpu().numpy())
+        indptr, indices, values, _ = _head.max_logits(head, xs, offsets, threads, True)
+        rows = np.repeat(np.arange(len(counts)), np.diff(indptr).astype(np.int64))
+        out = torch.zeros((len(counts), head.vocab))
+        out[torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64))] = pooling.saturate(
+            torch.from_numpy(values)
+        )
         return out
