@@ -6,6 +6,7 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours            our default SPLADE pooling (special tokens excluded); on CPU the native int8-screened head
 - ours[st-pool]   pool_special_tokens=True, i.e. exactly the vectors sentence-transformers computes (checked)
 - ours[full-dim screen]  CPU only: the native head screening on all dimensions (no fitted centre and basis)
+- ours[1 worker]  CPU only: one batch at a time on all of torch's threads (the default runs one batch per thread)
 - ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
 - ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
@@ -62,7 +63,15 @@ def timed(encode, texts: list[str], device: str, repeats: int):  # noqa: ANN001,
 
 
 def run_ours(  # noqa: ANN201
-    name: str, texts: list[str], device: str, batch_size: int, max_length: int, repeats: int, fast: bool = True, **cfg
+    name: str,
+    texts: list[str],
+    device: str,
+    batch_size: int,
+    max_length: int,
+    repeats: int,
+    fast: bool = True,
+    workers: int | None = None,
+    **cfg,
 ):
     import torch
 
@@ -70,6 +79,7 @@ def run_ours(  # noqa: ANN201
 
     enc = SparseEncoder.from_pretrained(name, device=device, max_length=max_length, **cfg)
     enc.use_fast_head = enc.use_fast_head and fast
+    enc.workers = workers
     enc.encode_documents(texts[:64], batch_size=batch_size)
     enc.stats["truncated"] = 0  # count the timed runs only, reported per run
     if device.startswith("cuda"):
@@ -83,6 +93,7 @@ def run_ours(  # noqa: ANN201
         "truncated": enc.stats["truncated"] // repeats,
         "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
         "fast_head": bool(enc.use_fast_head and device == "cpu"),
+        "workers": enc.cpu_workers(),
     }
     return row, out
 
@@ -210,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             r, _ = run_ours("splade-tiny", texts, *setting)
             fast_head.CALIBRATION_TOKENS = fitted
             add("ours[full-dim screen]", "splade-tiny", len(texts), r)
+            r, _ = run_ours("splade-tiny", texts, *setting, workers=1)
+            add("ours[1 worker]", "splade-tiny", len(texts), r)
             r, _ = run_ours("splade-tiny", slow, *setting, fast=False)
             add("ours[torch]", "splade-tiny", n_slow, r)
         r, st_rows = run_st(resolve("splade-tiny").path, slow, *setting)

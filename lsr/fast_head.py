@@ -13,6 +13,7 @@ only the speed does.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import torch
@@ -62,8 +63,13 @@ class FastHead:
         self._key: tuple | None = None
         self._head = None
         self._fitted = False
+        self._lock = threading.Lock()  # encode's CPU workers share one head
 
     def _get(self, weight: torch.Tensor, bias: torch.Tensor | None, x: np.ndarray):  # noqa: ANN202
+        with self._lock:
+            return self._get_locked(weight, bias, x)
+
+    def _get_locked(self, weight: torch.Tensor, bias: torch.Tensor | None, x: np.ndarray):  # noqa: ANN202
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
         if key != self._key:
             self._key, self._head, self._fitted = key, None, False

@@ -89,12 +89,20 @@ def naive_vectors(enc: SparseEncoder, texts: list[str], side: str = "document") 
 
 
 @settings(max_examples=25)
-@given(texts=texts_st, batch_size=st.integers(1, 5), chunk=st.integers(1, 9), fast=st.booleans())
-def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk: int, fast: bool) -> None:
-    """Both max-pooling paths: torch over token chunks, and the native int8-screened head (CPU, when built)."""
+@given(
+    texts=texts_st,
+    batch_size=st.integers(1, 5),
+    chunk=st.integers(1, 9),
+    fast=st.booleans(),
+    workers=st.integers(1, 3),
+)
+def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk: int, fast: bool, workers: int) -> None:
+    """Both max-pooling paths: torch over token chunks, and the native int8-screened head (CPU, when built);
+    one batch at a time or several batches on CPU workers."""
     enc = make("mlm", max_length=24)
     enc.token_chunk = chunk
     enc.use_fast_head = fast and fast_head.available()
+    enc.workers = workers
     got = enc.encode_documents(texts, batch_size=batch_size)
     assert got.indices.dtype == np.uint32 and got.values.dtype == np.float32
     assert_same(as_dicts(got), naive_vectors(enc, texts))
@@ -108,14 +116,52 @@ def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk:
     echo=st.booleans(),
     pool=st.sampled_from(["max", "last"]),
     fast=st.booleans(),
+    workers=st.integers(1, 3),
 )
 def test_causal_pooling_matches_naive(
-    texts: list[str], batch_size: int, padding: str, echo: bool, pool: str, fast: bool
+    texts: list[str], batch_size: int, padding: str, echo: bool, pool: str, fast: bool, workers: int
 ) -> None:
     enc = make("causal", padding_side=padding, max_length=30, echo=echo, pooling=pool)
     enc.token_chunk = 7
     enc.use_fast_head = fast and fast_head.available()
+    enc.workers = workers
     assert_same(as_dicts(enc.encode_documents(texts, batch_size=batch_size)), naive_vectors(enc, texts), atol=1e-4)
+
+
+@settings(max_examples=15)
+@given(texts=texts_st, batch_size=st.integers(1, 4), workers=st.integers(2, 4))
+def test_cpu_workers_match_one_batch_at_a_time(texts: list[str], batch_size: int, workers: int) -> None:
+    """Batches spread over CPU workers give the very same bits (sparse, dense, counters) as one at a time,
+    and torch's thread count is what it was before."""
+    enc = make("mlm", max_length=24, dense_pooling="mean")
+    enc.workers = 1
+    one = enc.encode(texts, batch_size=batch_size)
+    stats_one = dict(enc.stats)
+    enc.workers = workers
+    threads = torch.get_num_threads()
+    many = enc.encode(texts, batch_size=batch_size)
+    assert torch.get_num_threads() == threads
+    for a, b in zip(one.sparse, many.sparse):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.dense, many.dense)
+    for key in ("texts", "tokens", "padded_tokens", "truncated"):
+        assert enc.stats[key] == 2 * stats_one[key]
+
+
+def test_cpu_worker_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that fails on a worker (e.g. out of memory; raised here by a stand-in forward, the one fault
+    we cannot cause with real input) fails the call, and torch's thread count is restored."""
+    enc = make("mlm", max_length=24)
+    enc.workers = 2
+
+    def failing_forward(batch, side="document"):  # noqa: ANN001, ANN202
+        raise RuntimeError("batch failed")
+
+    monkeypatch.setattr(enc, "forward", failing_forward)
+    threads = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="batch failed"):
+        enc.encode_documents(["w1 w2"] * 12, batch_size=2)
+    assert torch.get_num_threads() == threads
 
 
 def test_echo_layout_offsets_by_hand() -> None:
