@@ -7,6 +7,7 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours[st-pool]   pool_special_tokens=True, i.e. exactly the vectors sentence-transformers computes (checked)
 - ours[full-dim screen]  CPU only: the native head screening on all dimensions (no fitted centre and basis)
 - ours[1 worker]  CPU only: one batch at a time on all of torch's threads (the default runs one batch per thread)
+- ours[HF FFN]    CPU only: BERT's feed-forward blocks in HF's code instead of oneDNN's fused Linear+GELU
 - ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
 - ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
@@ -71,6 +72,7 @@ def run_ours(  # noqa: ANN201
     repeats: int,
     fast: bool = True,
     workers: int | None = None,
+    hf_ffn: bool = False,
     **cfg,
 ):
     import torch
@@ -80,6 +82,9 @@ def run_ours(  # noqa: ANN201
     enc = SparseEncoder.from_pretrained(name, device=device, max_length=max_length, **cfg)
     enc.use_fast_head = enc.use_fast_head and fast
     enc.workers = workers
+    if hf_ffn:  # drop the oneDNN feed-forward: HF's own BertLayer code
+        for layer in enc.backbone.lm.base_model.encoder.layer:
+            layer.__dict__.pop("feed_forward_chunk", None)
     enc.encode_documents(texts[:64], batch_size=batch_size)
     enc.stats["truncated"] = 0  # count the timed runs only, reported per run
     if device.startswith("cuda"):
@@ -223,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             add("ours[full-dim screen]", "splade-tiny", len(texts), r)
             r, _ = run_ours("splade-tiny", texts, *setting, workers=1)
             add("ours[1 worker]", "splade-tiny", len(texts), r)
+            r, _ = run_ours("splade-tiny", texts, *setting, hf_ffn=True)
+            add("ours[HF FFN]", "splade-tiny", len(texts), r)
             r, _ = run_ours("splade-tiny", slow, *setting, fast=False)
             add("ours[torch]", "splade-tiny", n_slow, r)
         r, st_rows = run_st(resolve("splade-tiny").path, slow, *setting)
