@@ -13,8 +13,9 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
 - smollm2 rows    our decoder-only backbone, with and without echo (sentence-transformers has no causal-LM SPLADE);
                   on the GPU also in bfloat16 and float16, max|diff| against our float32 vectors
-Every engine is warmed up on 64 documents first, then timed --repeats times (the median is reported; the
-machine is shared and noisy). Prints a table and writes JSON.
+Every engine is warmed up on 64 documents first, then timed --repeats times (the median is reported). On the
+CPU the rows over the same documents run interleaved (run 1 of each, then run 2 of each, ...): the machine is
+shared and drifts, and the ratios between rows are what the ablations are for. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -45,97 +46,113 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(encode, texts: list[str], device: str, repeats: int):  # noqa: ANN001, ANN201
-    """(median seconds, every run's seconds, the last output) of encode(texts), run ``repeats`` times."""
+class Ours:
+    """Our SparseEncoder as a benchmark engine; ablations switch off one speed-up each."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        model: str,
+        device: str,
+        batch_size: int,
+        max_length: int,
+        fast: bool = True,
+        workers: int | None = None,
+        hf_ffn: bool = False,
+        full_screen: bool = False,
+        **cfg,
+    ) -> None:
+        from lsr import SparseEncoder
+
+        self.enc = enc = SparseEncoder.from_pretrained(model, device=device, max_length=max_length, **cfg)
+        enc.use_fast_head = enc.use_fast_head and fast
+        enc.workers = workers
+        if hf_ffn:  # drop the oneDNN feed-forward: HF's own BertLayer code
+            for layer in enc.backbone.lm.base_model.encoder.layer:
+                layer.__dict__.pop("feed_forward_chunk", None)
+        if full_screen:  # never fit a centre and basis: screen on every dimension
+            enc._fast_head.calibration_tokens = 2**62
+        self.batch_size, self.device = batch_size, device
+
+    def encode(self, texts: list[str]):  # noqa: ANN201
+        return self.enc.encode_documents(texts, batch_size=self.batch_size)
+
+    def start(self) -> None:
+        self.enc.stats["truncated"] = 0  # count the timed runs only
+
+    def facts(self, out, n: int, repeats: int) -> dict:  # noqa: ANN001
+        return {
+            "avg_nnz": out.nnz / max(1, n),
+            "truncated": self.enc.stats["truncated"] // repeats,
+            "fast_head": bool(self.enc.use_fast_head and self.device == "cpu"),
+            "workers": self.enc.cpu_workers(),
+        }
+
+
+class ST:
+    """sentence-transformers' SparseEncoder(MLMTransformer, SpladePooling('max')); outputs {row: {term: weight}}."""
+
+    def __init__(self, path: Path, device: str, batch_size: int, max_length: int) -> None:
+        from sentence_transformers import SparseEncoder as STSparseEncoder
+
+        try:
+            from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+        except ImportError:  # sentence-transformers < 6.1
+            from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+
+        self.model = STSparseEncoder(
+            modules=[MLMTransformer(str(path), max_seq_length=max_length), SpladePooling(pooling_strategy="max")],
+            device=device,
+        )
+        self.batch_size = batch_size
+
+    def encode(self, texts: list[str]) -> dict:
+        emb = self.model.encode_document(texts, batch_size=self.batch_size, convert_to_sparse_tensor=True)
+        emb = emb.coalesce().cpu()
+        rows: dict = {}
+        for r, c, v in zip(*emb.indices().numpy(), emb.values().numpy()):
+            rows.setdefault(int(r), {})[int(c)] = float(v)
+        return rows
+
+    def start(self) -> None:
+        pass
+
+    def facts(self, out: dict, n: int, repeats: int) -> dict:
+        return {"avg_nnz": sum(map(len, out.values())) / max(1, n), "truncated": None}
+
+
+def measure(engines: list[tuple], device: str, repeats: int) -> list[tuple[dict, object]]:
+    """(row, last output) per (engine, texts): each warmed up on 64 texts, then timed ``repeats`` times with
+    the engines' runs interleaved (run 1 of each, run 2 of each, ...), so that the shared machine's drift
+    falls on all of them alike. The median is reported. On CUDA pass one engine at a time: peak memory is
+    reset per call."""
     import statistics
 
     import torch
 
-    runs, out = [], None
+    cuda = device.startswith("cuda")
+    for engine, texts in engines:
+        engine.encode(texts[:64])
+        engine.start()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    runs: list[list[float]] = [[] for _ in engines]
+    outs: list = [None] * len(engines)
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = encode(texts)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs), runs, out
-
-
-def run_ours(  # noqa: ANN201
-    name: str,
-    texts: list[str],
-    device: str,
-    batch_size: int,
-    max_length: int,
-    repeats: int,
-    fast: bool = True,
-    workers: int | None = None,
-    hf_ffn: bool = False,
-    **cfg,
-):
-    import torch
-
-    from lsr import SparseEncoder
-
-    enc = SparseEncoder.from_pretrained(name, device=device, max_length=max_length, **cfg)
-    enc.use_fast_head = enc.use_fast_head and fast
-    enc.workers = workers
-    if hf_ffn:  # drop the oneDNN feed-forward: HF's own BertLayer code
-        for layer in enc.backbone.lm.base_model.encoder.layer:
-            layer.__dict__.pop("feed_forward_chunk", None)
-    enc.encode_documents(texts[:64], batch_size=batch_size)
-    enc.stats["truncated"] = 0  # count the timed runs only, reported per run
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    dt, runs, out = timed(lambda t: enc.encode_documents(t, batch_size=batch_size), texts, device, repeats)
-    row = {
-        "docs_per_s": len(texts) / dt,
-        "seconds": dt,
-        "runs_s": runs,
-        "avg_nnz": out.nnz / max(1, len(texts)),
-        "truncated": enc.stats["truncated"] // repeats,
-        "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
-        "fast_head": bool(enc.use_fast_head and device == "cpu"),
-        "workers": enc.cpu_workers(),
-    }
-    return row, out
-
-
-def run_st(path: Path, texts: list[str], device: str, batch_size: int, max_length: int, repeats: int):  # noqa: ANN201
-    import torch
-    from sentence_transformers import SparseEncoder as STSparseEncoder
-
-    try:
-        from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
-    except ImportError:  # sentence-transformers < 6.1
-        from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
-
-    model = STSparseEncoder(
-        modules=[MLMTransformer(str(path), max_seq_length=max_length), SpladePooling(pooling_strategy="max")],
-        device=device,
-    )
-    model.encode_document(texts[:64], batch_size=batch_size)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    dt, runs, emb = timed(
-        lambda t: model.encode_document(t, batch_size=batch_size, convert_to_sparse_tensor=True), texts, device, repeats
-    )
-    emb = emb.coalesce().cpu()
-    idx = emb.indices().numpy()
-    dense_rows = {}
-    for r, c, v in zip(idx[0], idx[1], emb.values().numpy()):
-        dense_rows.setdefault(int(r), {})[int(c)] = float(v)
-    row = {
-        "docs_per_s": len(texts) / dt,
-        "seconds": dt,
-        "runs_s": runs,
-        "avg_nnz": len(emb.values()) / max(1, len(texts)),
-        "truncated": None,
-        "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
-    }
-    return row, dense_rows
+        for i, (engine, texts) in enumerate(engines):
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            outs[i] = engine.encode(texts)
+            if cuda:
+                torch.cuda.synchronize()
+            runs[i].append(time.perf_counter() - t0)
+    result = []
+    for (engine, texts), r, out in zip(engines, runs, outs):
+        dt = statistics.median(r)
+        row = {"docs_per_s": len(texts) / dt, "seconds": dt, "runs_s": r}
+        row["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        result.append(({**row, **engine.facts(out, len(texts), repeats)}, out))
+    return result
 
 
 def compare(ours, st_rows: dict, n: int) -> dict:  # noqa: ANN001
@@ -199,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsr.models import resolve
 
     texts = scifact_texts(args.data, args.n)
-    setting = (args.device, args.batch_size, args.max_length, args.repeats)
+    setting = (args.device, args.batch_size, args.max_length)
     n_slow = min(args.st_n or len(texts), len(texts))
     n_llm = min(args.llm_n or n_slow, len(texts))
     models = args.models.split(",")
@@ -209,43 +226,48 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"engine": engine, "model": model, "docs": n, **row, **extra})
         logger.info("%s %s: %.1f docs/s", engine, model, row["docs_per_s"])
 
-    if "splade-tiny" in models:
-        r, ours_fp32 = run_ours("splade-tiny", texts, *setting)
-        add("ours", "splade-tiny", len(texts), r)
-        if args.device.startswith("cuda"):  # half precision, compared with our float32 vectors
-            for dtype in HALF:
-                r, half = run_ours("splade-tiny", texts, *setting, dtype=dtype)
-                add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare_batches(half, ours_fp32, 30522))
-        slow = texts[:n_slow]
-        r, ours_st = run_ours("splade-tiny", slow, *setting, pool_special_tokens=True)
-        add("ours[st-pool]", "splade-tiny", n_slow, r)
-        if args.device == "cpu":
-            from lsr import fast_head
+    def one(engine, texts: list[str]):  # noqa: ANN001, ANN202
+        return measure([(engine, texts)], args.device, args.repeats)[0]
 
-            fitted, fast_head.CALIBRATION_TOKENS = fast_head.CALIBRATION_TOKENS, 2**62  # never fit a basis
-            r, _ = run_ours("splade-tiny", texts, *setting)
-            fast_head.CALIBRATION_TOKENS = fitted
-            add("ours[full-dim screen]", "splade-tiny", len(texts), r)
-            r, _ = run_ours("splade-tiny", texts, *setting, workers=1)
-            add("ours[1 worker]", "splade-tiny", len(texts), r)
-            r, _ = run_ours("splade-tiny", texts, *setting, hf_ffn=True)
-            add("ours[HF FFN]", "splade-tiny", len(texts), r)
-            r, _ = run_ours("splade-tiny", slow, *setting, fast=False)
-            add("ours[torch]", "splade-tiny", n_slow, r)
-        r, st_rows = run_st(resolve("splade-tiny").path, slow, *setting)
-        add("st", "splade-tiny", n_slow, r, **compare(ours_st, st_rows, n_slow))
-        st_speed = r["docs_per_s"]
+    if "splade-tiny" in models:
+        slow = texts[:n_slow]
+        if args.device == "cpu":  # ours and its ablations on all texts, interleaved
+            names = ["ours", "ours[full-dim screen]", "ours[1 worker]", "ours[HF FFN]"]
+            variants = [{}, {"full_screen": True}, {"workers": 1}, {"hf_ffn": True}]
+            got = measure([(Ours("splade-tiny", *setting, **v), texts) for v in variants], args.device, args.repeats)
+            for name, (r, _) in zip(names, got):
+                add(name, "splade-tiny", len(texts), r)
+            # the slower rows on the first --st-n texts, interleaved
+            engines = [
+                (Ours("splade-tiny", *setting, pool_special_tokens=True), slow),
+                (Ours("splade-tiny", *setting, fast=False), slow),
+                (ST(resolve("splade-tiny").path, *setting), slow),
+            ]
+            (r_pool, ours_st), (r_torch, _), (r_st, st_rows) = measure(engines, args.device, args.repeats)
+            add("ours[st-pool]", "splade-tiny", n_slow, r_pool)
+            add("ours[torch]", "splade-tiny", n_slow, r_torch)
+        else:
+            r, ours_fp32 = one(Ours("splade-tiny", *setting), texts)
+            add("ours", "splade-tiny", len(texts), r)
+            for dtype in HALF:  # half precision, compared with our float32 vectors
+                r, half = one(Ours("splade-tiny", *setting, dtype=dtype), texts)
+                add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare_batches(half, ours_fp32, 30522))
+            r, ours_st = one(Ours("splade-tiny", *setting, pool_special_tokens=True), slow)
+            add("ours[st-pool]", "splade-tiny", n_slow, r)
+            r_st, st_rows = one(ST(resolve("splade-tiny").path, *setting), slow)
+        add("st", "splade-tiny", n_slow, r_st, **compare(ours_st, st_rows, n_slow))
+        st_speed = r_st["docs_per_s"]
         for row in rows:
             row["x_vs_st"] = row["docs_per_s"] / st_speed
     if "smollm2-135m" in models:
         llm_texts = texts[:n_llm]
         for echo in (False, True):
             name = "ours[echo]" if echo else "ours"
-            r, fp32 = run_ours("smollm2-135m", llm_texts, *setting, echo=echo)
+            r, fp32 = one(Ours("smollm2-135m", *setting, echo=echo), llm_texts)
             add(name, "smollm2-135m", n_llm, r)
             if args.device.startswith("cuda"):
                 for dtype in HALF:
-                    r, half = run_ours("smollm2-135m", llm_texts, *setting, echo=echo, dtype=dtype)
+                    r, half = one(Ours("smollm2-135m", *setting, echo=echo, dtype=dtype), llm_texts)
                     add(
                         f"{name[:-1]}, {dtype}]" if echo else f"ours[{dtype}]",
                         "smollm2-135m",
