@@ -15,7 +15,8 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
                   on the GPU also in bfloat16 and float16, max|diff| against our float32 vectors
 Every engine is warmed up on 64 documents first, then timed --repeats times (the median is reported). On the
 CPU the rows over the same documents run interleaved (run 1 of each, then run 2 of each, ...): the machine is
-shared and drifts, and the ratios between rows are what the ablations are for. Prints a table and writes JSON.
+shared and drifts, and the ratios between rows are what the ablations are for: the last column is the first
+row's speed over each row's, the median over rounds of their paired timings. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ def measure(engines: list[tuple], device: str, repeats: int) -> list[tuple[dict,
     for (engine, texts), r, out in zip(engines, runs, outs):
         dt = statistics.median(r)
         row = {"docs_per_s": len(texts) / dt, "seconds": dt, "runs_s": r}
+        if len(engines) > 1 and len(texts) == len(engines[0][1]):
+            # the first engine's speed over this one's, run by run: the drift cancels within a round
+            row["first_speedup_paired"] = statistics.median(a / b for a, b in zip(r, runs[0]))
         row["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         result.append(({**row, **engine.facts(out, len(texts), repeats)}, out))
     return result
@@ -300,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak dev MB",
                 "max|diff| (st: vs st, half: vs fp32)",
                 "per-text max|diff| p50 / p99",
+                "its group's first row's speed-up over it (paired runs)",
             ],
             [
                 [
@@ -312,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['peak_device_mb']:.0f}" if r.get("peak_device_mb") else "",
                     f"{r['max_abs_diff']:.2e} ({r['support_mismatches']} mism.)" if "max_abs_diff" in r else "",
                     f"{r['text_max_diff_p50']:.1e} / {r['text_max_diff_p99']:.1e}" if "text_max_diff_p50" in r else "",
+                    f"{r['first_speedup_paired']:.3f}" if "first_speedup_paired" in r else "",
                 ]
                 for r in rows
             ],
