@@ -7,7 +7,6 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours[st-pool]   pool_special_tokens=True, i.e. exactly the vectors sentence-transformers computes (checked)
 - ours[full-dim screen]  CPU only: the native head screening on all dimensions (no fitted centre and basis)
 - ours[1 worker]  CPU only: one batch at a time on all of torch's threads (the default runs one batch per thread)
-- ours[HF FFN]    CPU only: BERT's feed-forward blocks in HF's code instead of oneDNN's fused Linear+GELU
 - ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
 - ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
@@ -58,7 +57,6 @@ class Ours:
         max_length: int,
         fast: bool = True,
         workers: int | None = None,
-        hf_ffn: bool = False,
         full_screen: bool = False,
         **cfg,
     ) -> None:
@@ -67,9 +65,6 @@ class Ours:
         self.enc = enc = SparseEncoder.from_pretrained(model, device=device, max_length=max_length, **cfg)
         enc.use_fast_head = enc.use_fast_head and fast
         enc.workers = workers
-        if hf_ffn:  # drop the oneDNN feed-forward: HF's own BertLayer code
-            for layer in enc.backbone.lm.base_model.encoder.layer:
-                layer.__dict__.pop("feed_forward_chunk", None)
         if full_screen:  # never fit a centre and basis: screen on every dimension
             enc._fast_head.calibration_tokens = 2**62
         self.batch_size, self.device = batch_size, device
@@ -236,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if "splade-tiny" in models:
         slow = texts[:n_slow]
         if args.device == "cpu":  # ours and its ablations on all texts, interleaved
-            names = ["ours", "ours[full-dim screen]", "ours[1 worker]", "ours[HF FFN]"]
-            variants = [{}, {"full_screen": True}, {"workers": 1}, {"hf_ffn": True}]
+            names = ["ours", "ours[full-dim screen]", "ours[1 worker]"]
+            variants = [{}, {"full_screen": True}, {"workers": 1}]
             got = measure([(Ours("splade-tiny", *setting, **v), texts) for v in variants], args.device, args.repeats)
             for name, (r, _) in zip(names, got):
                 add(name, "splade-tiny", len(texts), r)

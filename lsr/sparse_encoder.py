@@ -28,7 +28,7 @@ from torch import nn
 
 from indexer import SparseBatch
 
-from . import fast_head, fused_ffn, pooling
+from . import fast_head, pooling
 from .backbone import Backbone, add_lora, detect_kind, model_class
 from .config import CONFIG_NAME, SparseEncoderConfig
 from .layout import Batch, Layout
@@ -54,8 +54,6 @@ class SparseEncoder(nn.Module):
         self.config = config
         self.tokenizer = tokenizer
         self.backbone = Backbone(lm, config.kind, bidirectional=config.bidirectional)
-        if config.kind == "mlm":  # CPU inference runs BERT's feed-forward blocks through oneDNN
-            fused_ffn.install(lm)
         if self.backbone.vocab_size != config.vocab_size:
             raise ValueError(f"config says vocab_size {config.vocab_size}, the model has {self.backbone.vocab_size}")
         self.layout = Layout(tokenizer, echo=config.echo, pool_special=config.pool_special_tokens)
