@@ -85,7 +85,7 @@ class Ours:
 
 
 class ST:
-    """sentence-transformers' SparseEncoder(MLMTransformer, SpladePooling('max')); outputs {row: {term: weight}}."""
+    """sentence-transformers' SparseEncoder(MLMTransformer, SpladePooling('max')); outputs their sparse tensor."""
 
     def __init__(self, path: Path, device: str, batch_size: int, max_length: int) -> None:
         from sentence_transformers import SparseEncoder as STSparseEncoder
@@ -101,19 +101,27 @@ class ST:
         )
         self.batch_size = batch_size
 
-    def encode(self, texts: list[str]) -> dict:
-        emb = self.model.encode_document(texts, batch_size=self.batch_size, convert_to_sparse_tensor=True)
-        emb = emb.coalesce().cpu()
-        rows: dict = {}
-        for r, c, v in zip(*emb.indices().numpy(), emb.values().numpy()):
-            rows.setdefault(int(r), {})[int(c)] = float(v)
-        return rows
+    def encode(self, texts: list[str]):  # noqa: ANN201
+        return self.model.encode_document(texts, batch_size=self.batch_size, convert_to_sparse_tensor=True)
 
     def start(self) -> None:
         pass
 
-    def facts(self, out: dict, n: int, repeats: int) -> dict:
-        return {"avg_nnz": sum(map(len, out.values())) / max(1, n), "truncated": None}
+    def facts(self, out, n: int, repeats: int) -> dict:  # noqa: ANN001
+        return {"avg_nnz": out.coalesce().values().numel() / max(1, n), "truncated": None}
+
+    @staticmethod
+    def as_batch(out):  # noqa: ANN001, ANN205
+        """Their (n, V) sparse tensor as our CSR batch, for compare_batches (done outside the timed runs)."""
+        import numpy as np
+
+        from indexer import SparseBatch
+
+        emb = out.coalesce().cpu()  # row-major order
+        rows, cols = emb.indices().numpy()
+        indptr = np.zeros(emb.shape[0] + 1, dtype=np.uint64)
+        indptr[1:] = np.cumsum(np.bincount(rows, minlength=emb.shape[0]))
+        return SparseBatch(indptr, cols.astype(np.uint32), emb.values().numpy().astype(np.float32))
 
 
 def measure(engines: list[tuple], device: str, repeats: int) -> list[tuple[dict, object]]:
@@ -154,25 +162,13 @@ def measure(engines: list[tuple], device: str, repeats: int) -> list[tuple[dict,
     return result
 
 
-def compare(ours, st_rows: dict, n: int) -> dict:  # noqa: ANN001
-    """Largest weight difference over the union of supports, and support disagreements beyond 1e-4."""
-    worst, mismatched = 0.0, 0
-    for i in range(n):
-        terms, weights = ours.row(i)
-        a = dict(zip(terms.tolist(), weights.tolist()))
-        b = st_rows.get(i, {})
-        for t in a.keys() | b.keys():
-            d = abs(a.get(t, 0.0) - b.get(t, 0.0))
-            worst = max(worst, d)
-            mismatched += (t in a) != (t in b) and d > 1e-4
-    return {"max_abs_diff": worst, "support_mismatches": mismatched}
-
-
-def compare_batches(a, b, vocab: int, chunk: int = 256) -> dict:  # noqa: ANN001
-    """compare() for two of our CSR batches (same texts), row chunks densified: vectors of 49k non-zeros stay fast.
-    Also the median and 99th percentile over texts of each text's largest difference."""
+def compare_batches(a, b, chunk: int = 256) -> dict:  # noqa: ANN001
+    """Largest weight difference over the union of supports, and support disagreements beyond 1e-4, between
+    two CSR batches of the same texts (row chunks densified: vectors of 49k non-zeros stay fast); also the
+    median and 99th percentile over texts of each text's largest difference."""
     import numpy as np
 
+    vocab = 1 + int(max(a.indices.max(initial=0), b.indices.max(initial=0)))
     per_text, mismatched = [], 0
     for lo in range(0, a.num_rows, chunk):
         hi = min(lo + chunk, a.num_rows)
@@ -242,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 (Ours("splade-tiny", *setting, fast=False), slow),
                 (ST(resolve("splade-tiny").path, *setting), slow),
             ]
-            (r_pool, ours_st), (r_torch, _), (r_st, st_rows) = measure(engines, args.device, args.repeats)
+            (r_pool, ours_st), (r_torch, _), (r_st, st_out) = measure(engines, args.device, args.repeats)
             add("ours[st-pool]", "splade-tiny", n_slow, r_pool)
             add("ours[torch]", "splade-tiny", n_slow, r_torch)
         else:
@@ -250,11 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             add("ours", "splade-tiny", len(texts), r)
             for dtype in HALF:  # half precision, compared with our float32 vectors
                 r, half = one(Ours("splade-tiny", *setting, dtype=dtype), texts)
-                add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare_batches(half, ours_fp32, 30522))
+                add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare_batches(half, ours_fp32))
             r, ours_st = one(Ours("splade-tiny", *setting, pool_special_tokens=True), slow)
             add("ours[st-pool]", "splade-tiny", n_slow, r)
-            r_st, st_rows = one(ST(resolve("splade-tiny").path, *setting), slow)
-        add("st", "splade-tiny", n_slow, r_st, **compare(ours_st, st_rows, n_slow))
+            r_st, st_out = one(ST(resolve("splade-tiny").path, *setting), slow)
+        add("st", "splade-tiny", n_slow, r_st, **compare_batches(ours_st, ST.as_batch(st_out)))
         st_speed = r_st["docs_per_s"]
         for row in rows:
             row["x_vs_st"] = row["docs_per_s"] / st_speed
@@ -272,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                         "smollm2-135m",
                         n_llm,
                         r,
-                        **compare_batches(half, fp32, 49152),
+                        **compare_batches(half, fp32),
                     )
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"

@@ -284,8 +284,8 @@ class SparseEncoder(nn.Module):
         return Encoding(_to_csr(rows), dense)
 
     def cpu_workers(self) -> int:
-        """Batches encoded at once on the CPU, each on one thread: on 2 cores this ran 1.17x faster than
-        one batch at a time on 2 intra-op threads (small GEMMs and elementwise passes scale poorly)."""
+        """Batches encoded at once on the CPU, each on one thread: on 2 cores this beat one batch at a time on
+        2 intra-op threads (small GEMMs and elementwise passes scale poorly; bench_encode's ours[1 worker])."""
         if self.device.type != "cpu":
             return 1
         return max(1, self.workers or torch.get_num_threads())
