@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import heap
 from .models import resolve
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class DenseEncoder:
                 raise TypeError(f"text {i} is {type(t).__name__}, expected str")
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.model.device.type == "cpu":
+            heap.retain_freed_memory()
         out = self.model.encode(
             list(texts),
             batch_size=batch_size,

@@ -47,6 +47,9 @@ class Layout:
         clean = [_clean(t, i) for i, t in enumerate(texts)]
         if not clean:
             return []
+        backend = _rust_backend(self.tokenizer)
+        if backend is not None:  # the same ids without the character offsets nobody reads here (a quarter of the time)
+            return [e.ids for e in backend.encode_batch_fast(clean, add_special_tokens=False)]
         return self.tokenizer(clean, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
 
     def budget(self, max_length: int) -> int:
@@ -89,6 +92,17 @@ class Layout:
                 keep[b, off + i] = False
         last = last_index(att.bool())
         return Batch(ids.to(device), att.to(device), keep.to(device), last.to(device), truncated, int(att.sum()))
+
+
+def _rust_backend(tokenizer: Any) -> Any:
+    """A fast tokenizer's Rust tokenizer where calling it directly gives what the Hugging Face call gives
+    (no truncation or padding configured on it), else None."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):
+        return None
+    if backend.truncation is not None or backend.padding is not None:
+        return None
+    return backend
 
 
 def _special_frame(tokenizer: Any) -> tuple[list[int], list[int]]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from indexer import SparseBatch
 
-from . import fast_head, pooling
+from . import fast_head, heap, pooling
 from .backbone import Backbone, add_lora, detect_kind, model_class
 from .config import CONFIG_NAME, SparseEncoderConfig
 from .layout import Batch, Layout
@@ -227,7 +227,10 @@ class SparseEncoder(nn.Module):
         threshold: float = 0.0,
         show_progress: bool = False,
     ) -> Encoding:
-        """Encode texts in their given order; ``top_k`` / ``threshold`` prune each vector (keep > threshold)."""
+        """Encode texts in their given order; ``top_k`` / ``threshold`` prune each vector (keep > threshold).
+
+        On the CPU this sets glibc's heap to keep freed memory for the next batch, process-wide (lsr.heap).
+        """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         if batch_size < 1:
@@ -265,6 +268,8 @@ class SparseEncoder(nn.Module):
                 self.stats["padded_tokens"] += batch.input_ids.numel()
                 progress.update(len(idx))
 
+        if self.device.type == "cpu":
+            heap.retain_freed_memory()
         workers = self.cpu_workers() if n > batch_size else 1
         try:
             if workers > 1:

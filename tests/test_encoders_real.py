@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -118,3 +122,30 @@ def test_smollm2_echo_matches_naive(smollm2) -> None:  # noqa: ANN001
             assert set(terms.tolist()) == set(want)
             np.testing.assert_allclose(weights, [want[t] for t in terms.tolist()], rtol=1e-4, atol=1e-4)
     assert enc.vocab_size == 49152
+
+
+@pytest.mark.parametrize("name", ["splade-tiny", "smollm2-135m"])
+def test_layout_tokenize_equals_the_hugging_face_call(name: str) -> None:
+    """Layout.tokenize calls the Rust tokenizer directly (encode_batch_fast); the ids are the Hugging Face
+    call's, on scifact passages, odd Unicode, special-token text and whitespace."""
+    from transformers import AutoTokenizer
+
+    from lsr.layout import Layout, _rust_backend
+
+    src = packaged(name)
+    tok = AutoTokenizer.from_pretrained(src.path, **src.hf_kwargs())
+    layout = Layout(tok)
+    assert _rust_backend(tok) is not None  # the fast path is the one under test
+    texts = [
+        *TEXTS,
+        "  leading and trailing  ",
+        "tab\tnew\nline",
+        "[CLS] <s> </s> [SEP]",
+        "\u00e9\u0301 \u4e2d\u6587 \U0001f600",
+    ]
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+    if corpus.is_file():
+        with gzip.open(corpus, "rt", encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line, _ in zip(f, range(300))]
+    want = tok(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    assert layout.tokenize(texts) == want
