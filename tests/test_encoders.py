@@ -171,6 +171,19 @@ def test_cpu_worker_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) ->
     assert torch.get_num_threads() == threads
 
 
+def test_tokenize_falls_back_to_the_hugging_face_call_when_the_backend_truncates() -> None:
+    """A Rust tokenizer left with truncation configured is not called directly: the text is never cut."""
+    from lsr.layout import _rust_backend
+
+    _, tok = tiny_bert()
+    text = " ".join(WORDS)
+    full = tok(text, add_special_tokens=False)["input_ids"]
+    assert _rust_backend(tok) is not None and Layout(tok).tokenize([text]) == [full]
+    tok.backend_tokenizer.enable_truncation(5)
+    assert _rust_backend(tok) is None
+    assert Layout(tok).tokenize([text]) == [full] and len(full) == len(WORDS)
+
+
 def test_echo_layout_offsets_by_hand() -> None:
     _, tok = tiny_llama()
     a, b, c = (tok.convert_tokens_to_ids(w) for w in ("w1", "w2", "w3"))
