@@ -48,7 +48,7 @@ class Layout:
         if not clean:
             return []
         backend = _rust_backend(self.tokenizer)
-        if backend is not None:  # the same ids without the character offsets nobody reads here (a quarter of the time)
+        if backend is not None:  # the same ids, without the character offsets nobody reads here
             return [e.ids for e in backend.encode_batch_fast(clean, add_special_tokens=False)]
         return self.tokenizer(clean, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
 

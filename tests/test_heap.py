@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import platform
 import resource
 
 import pytest
@@ -11,17 +10,9 @@ import pytest
 from lsr import heap
 
 
-def glibc() -> bool:
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
-    except (OSError, AttributeError):
-        return False
-    return platform.system() == "Linux"
-
-
 def faults_of_touching(size: int) -> int:
     """Minor page faults while malloc'ing size bytes, writing every page and freeing them."""
-    libc = ctypes.CDLL(None)
+    libc = heap.glibc()
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
@@ -33,7 +24,7 @@ def faults_of_touching(size: int) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-@pytest.mark.skipif(not glibc(), reason="glibc's mallopt only")
+@pytest.mark.skipif(heap.glibc() is None, reason="glibc's mallopt only")
 def test_freed_memory_is_reused_without_page_faults() -> None:
     assert heap.retain_freed_memory()
     assert heap.retain_freed_memory()  # once per process, then the same answer
