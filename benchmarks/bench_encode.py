@@ -10,8 +10,9 @@ Rows (documents from BEIR scifact, title + text, max_length tokens):
 - ours[torch]     CPU only: the torch head over token chunks (the fast head switched off)
 - ours[bfloat16], ours[float16]   GPU only: half-precision weights; max|diff| is against our float32 vectors
 - st              sentence-transformers SparseEncoder(MLMTransformer, SpladePooling('max'))
-- smollm2 rows    our decoder-only backbone, with and without echo (sentence-transformers has no causal-LM SPLADE);
-                  on the GPU also in bfloat16 and float16, max|diff| against our float32 vectors
+- smollm2 rows    our decoder-only backbone, with and without echo; on the GPU also in bfloat16 and float16,
+                  max|diff| against our float32 vectors. Beside them st on the same causal LM (plain pooling over
+                  every position's LM-head logits; it has no echo mode), compared with our plain fp32 vectors.
 Every engine is warmed up on 64 documents first, then timed --repeats times (the median is reported). On the
 CPU the rows over the same documents run interleaved (run 1 of each, then run 2 of each, ...): the machine is
 shared and drifts, and the ratios between rows are what the ablations are for: the last column is the first
@@ -85,20 +86,42 @@ class Ours:
 
 
 class ST:
-    """sentence-transformers' SparseEncoder(MLMTransformer, SpladePooling('max')); outputs their sparse tensor."""
+    """sentence-transformers' SparseEncoder with SpladePooling('max'); outputs their sparse tensor.
 
-    def __init__(self, path: Path, device: str, batch_size: int, max_length: int) -> None:
+    On a masked LM its MLMTransformer. On a causal LM its Transformer in "text-generation" mode with the logits
+    of every position kept (logits_to_keep=0; its default keeps the last one only) and handed to SpladePooling
+    as token_embeddings: Mistral-SPLADE's plain pooling, which is our causal default without echo. It pads on
+    the left, we pad on the right; RoPE sees only relative positions, so the vectors agree (checked)."""
+
+    def __init__(self, model: str, device: str, batch_size: int, max_length: int, causal: bool = False) -> None:
         from sentence_transformers import SparseEncoder as STSparseEncoder
+
+        from lsr.models import resolve
 
         try:
             from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
         except ImportError:  # sentence-transformers < 6.1
             from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
 
-        self.model = STSparseEncoder(
-            modules=[MLMTransformer(str(path), max_seq_length=max_length), SpladePooling(pooling_strategy="max")],
-            device=device,
-        )
+        src = resolve(model)
+        if causal:  # its Transformer takes a task and processing_kwargs from 6.1 on
+            from sentence_transformers.sparse_encoder.modules import Transformer
+
+            gguf = {"gguf_file": src.gguf_file} if src.gguf_file else {}
+            body = Transformer(
+                str(src.path),
+                transformer_task="text-generation",
+                modality_config={"text": {"method": "forward", "method_output_name": "logits"}},
+                module_output_name="token_embeddings",
+                processing_kwargs={"text": {"logits_to_keep": 0}},
+                model_kwargs=dict(gguf),
+                processor_kwargs=dict(gguf),
+                config_kwargs=dict(gguf),
+                max_seq_length=max_length,
+            )
+        else:
+            body = MLMTransformer(str(src.path), max_seq_length=max_length)
+        self.model = STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device=device)
         self.batch_size = batch_size
 
     def encode(self, texts: list[str]):  # noqa: ANN201
@@ -208,8 +231,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from lsr.models import resolve
-
     texts = scifact_texts(args.data, args.n)
     setting = (args.device, args.batch_size, args.max_length)
     n_slow = min(args.st_n or len(texts), len(texts))
@@ -236,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             engines = [
                 (Ours("splade-tiny", *setting, pool_special_tokens=True), slow),
                 (Ours("splade-tiny", *setting, fast=False), slow),
-                (ST(resolve("splade-tiny").path, *setting), slow),
+                (ST("splade-tiny", *setting), slow),
             ]
             (r_pool, ours_st), (r_torch, _), (r_st, st_out) = measure(engines, args.device, args.repeats)
             add("ours[st-pool]", "splade-tiny", n_slow, r_pool)
@@ -249,27 +270,35 @@ def main(argv: list[str] | None = None) -> int:
                 add(f"ours[{dtype}]", "splade-tiny", len(texts), r, **compare_batches(half, ours_fp32))
             r, ours_st = one(Ours("splade-tiny", *setting, pool_special_tokens=True), slow)
             add("ours[st-pool]", "splade-tiny", n_slow, r)
-            r_st, st_out = one(ST(resolve("splade-tiny").path, *setting), slow)
+            r_st, st_out = one(ST("splade-tiny", *setting), slow)
         add("st", "splade-tiny", n_slow, r_st, **compare_batches(ours_st, ST.as_batch(st_out)))
         st_speed = r_st["docs_per_s"]
         for row in rows:
             row["x_vs_st"] = row["docs_per_s"] / st_speed
     if "smollm2-135m" in models:
         llm_texts = texts[:n_llm]
-        for echo in (False, True):
-            name = "ours[echo]" if echo else "ours"
-            r, fp32 = one(Ours("smollm2-135m", *setting, echo=echo), llm_texts)
-            add(name, "smollm2-135m", n_llm, r)
-            if args.device.startswith("cuda"):
+        first = len(rows)
+        if args.device == "cpu":  # ours, ours[echo] and st interleaved
+            engines = [(Ours("smollm2-135m", *setting, echo=echo), llm_texts) for echo in (False, True)]
+            engines.append((ST("smollm2-135m", *setting, causal=True), llm_texts))
+            (r, fp32), (r_echo, _), (r_st, st_out) = measure(engines, args.device, args.repeats)
+            add("ours", "smollm2-135m", n_llm, r)
+            add("ours[echo]", "smollm2-135m", n_llm, r_echo)
+        else:
+            for echo in (False, True):
+                name = "ours[echo]" if echo else "ours"
+                r, out = one(Ours("smollm2-135m", *setting, echo=echo), llm_texts)
+                add(name, "smollm2-135m", n_llm, r)
+                if not echo:
+                    fp32 = out  # what st's vectors are compared with
                 for dtype in HALF:
                     r, half = one(Ours("smollm2-135m", *setting, echo=echo, dtype=dtype), llm_texts)
-                    add(
-                        f"{name[:-1]}, {dtype}]" if echo else f"ours[{dtype}]",
-                        "smollm2-135m",
-                        n_llm,
-                        r,
-                        **compare_batches(half, fp32),
-                    )
+                    label = f"ours[echo, {dtype}]" if echo else f"ours[{dtype}]"
+                    add(label, "smollm2-135m", n_llm, r, **compare_batches(half, out))
+            r_st, st_out = one(ST("smollm2-135m", *setting, causal=True), llm_texts)
+        add("st", "smollm2-135m", n_llm, r_st, **compare_batches(fp32, ST.as_batch(st_out)))
+        for row in rows[first:]:
+            row["x_vs_st"] = row["docs_per_s"] / r_st["docs_per_s"]
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     meta = {
