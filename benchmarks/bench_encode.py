@@ -119,6 +119,8 @@ class ST:
                 config_kwargs=dict(gguf),
                 max_seq_length=max_length,
             )
+            if body.tokenizer.pad_token is None:  # as our Layout pads: with EOS
+                body.tokenizer.pad_token = body.tokenizer.eos_token
         else:
             body = MLMTransformer(str(src.path), max_seq_length=max_length)
         self.model = STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device=device)
@@ -284,19 +286,22 @@ def main(argv: list[str] | None = None) -> int:
             (r, fp32), (r_echo, _), (r_st, st_out) = measure(engines, args.device, args.repeats)
             add("ours", "smollm2-135m", n_llm, r)
             add("ours[echo]", "smollm2-135m", n_llm, r_echo)
+            st_batch = ST.as_batch(st_out)
         else:
             for echo in (False, True):
                 name = "ours[echo]" if echo else "ours"
                 r, out = one(Ours("smollm2-135m", *setting, echo=echo), llm_texts)
                 add(name, "smollm2-135m", n_llm, r)
-                if not echo:
-                    fp32 = out  # what st's vectors are compared with
+                if not echo:  # st right after the row its vectors are compared with
+                    fp32 = out
+                    r_st, st_out = one(ST("smollm2-135m", *setting, causal=True), llm_texts)
+                    st_batch = ST.as_batch(st_out)  # off the GPU before the next rows' peak memory
+                    del st_out
                 for dtype in HALF:
                     r, half = one(Ours("smollm2-135m", *setting, echo=echo, dtype=dtype), llm_texts)
                     label = f"ours[echo, {dtype}]" if echo else f"ours[{dtype}]"
                     add(label, "smollm2-135m", n_llm, r, **compare_batches(half, out))
-            r_st, st_out = one(ST("smollm2-135m", *setting, causal=True), llm_texts)
-        add("st", "smollm2-135m", n_llm, r_st, **compare_batches(fp32, ST.as_batch(st_out)))
+        add("st", "smollm2-135m", n_llm, r_st, **compare_batches(fp32, st_batch))
         for row in rows[first:]:
             row["x_vs_st"] = row["docs_per_s"] / r_st["docs_per_s"]
 
