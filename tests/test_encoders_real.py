@@ -149,3 +149,22 @@ def test_layout_tokenize_equals_the_hugging_face_call(name: str) -> None:
             texts += [json.loads(line)["text"] for line, _ in zip(f, range(300))]
     want = tok(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     assert layout.tokenize(texts) == want
+
+
+def test_smollm2_plain_equals_sentence_transformers() -> None:
+    """Our causal default (no echo) against sentence-transformers' SparseEncoder on the same GGUF weights, the
+    twin bench_encode times us against: its Transformer keeping every position's logits, SpladePooling('max')."""
+    from lsr import SparseEncoder
+
+    packaged("smollm2-135m")
+    st_modules = pytest.importorskip("sentence_transformers.sparse_encoder.modules")
+    if not hasattr(st_modules, "Transformer"):
+        pytest.skip("sentence-transformers < 6.1 has no Transformer with transformer_task")
+    from benchmarks.bench_encode import ST, compare_batches
+
+    texts = [t for t in TEXTS if t] + ["Ribosomes translate mRNA into protein."]
+    ours = SparseEncoder.from_pretrained("smollm2-135m", max_length=40).encode_documents(texts, batch_size=2)
+    st = ST("smollm2-135m", "cpu", batch_size=2, max_length=40, causal=True)
+    got = compare_batches(ours, ST.as_batch(st.encode(texts)))
+    assert got["support_mismatches"] == 0, got
+    assert got["max_abs_diff"] < 1e-4, got  # left vs right padding: the same sums in another order
