@@ -293,7 +293,7 @@ class SparseEncoder(nn.Module):
         2 intra-op threads (small GEMMs and elementwise passes scale poorly; bench_encode's ours[1 worker])."""
         if self.device.type != "cpu":
             return 1
-        return max(1, self.workers or torch.get_num_threads())
+        return max(1, self.workers or _configured_threads())
 
     def _blocks(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
         """(original indices, token ids) per batch; the next block is tokenized while this one runs."""
@@ -349,6 +349,12 @@ def _one_op_thread():  # noqa: ANN202
             _op_threads_users -= 1
             if _op_threads_users == 0:
                 torch.set_num_threads(_op_threads_saved)
+
+
+def _configured_threads() -> int:
+    """torch's intra-op thread count as configured: not the 1 it is set to while another encode runs on workers."""
+    with _op_threads_lock:
+        return _op_threads_saved if _op_threads_users else torch.get_num_threads()
 
 
 def _run_on_workers(step, batches: Iterator[tuple[np.ndarray, list[list[int]]]], workers: int) -> None:  # noqa: ANN001

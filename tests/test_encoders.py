@@ -155,6 +155,23 @@ def test_cpu_workers_match_one_batch_at_a_time(texts: list[str], batch_size: int
         assert enc.stats[key] == 2 * stats_one[key]
 
 
+def test_cpu_workers_while_another_encode_runs_on_workers() -> None:
+    """While one encode holds torch at one thread, a second one still spreads its batches over as many workers
+    as torch was configured with, not one."""
+    from lsr.sparse_encoder import _one_op_thread
+
+    enc = make("mlm", max_length=24)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with _one_op_thread():
+            assert torch.get_num_threads() == 1
+            assert enc.cpu_workers() == 3
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_cpu_worker_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch that fails on a worker (e.g. out of memory; raised here by a stand-in forward, the one fault
     we cannot cause with real input) fails the call, and torch's thread count is restored."""
