@@ -358,5 +358,72 @@ def compare(
         typer.echo(f"{c.measure:10} {c.mean_a:.4f} vs {c.mean_b:.4f}  p={c.p_value:.4g}  ({c.queries} queries)")
 
 
+@command()
+def trainset(
+    corpus: Annotated[Path, typer.Option(help="corpus: BEIR corpus.jsonl[.gz], JSONL or MS MARCO TSV")],
+    out: Annotated[Path, typer.Option(help="working folder; the training set lands in OUT/set")],
+    queries: Annotated[Path | None, typer.Option(help="queries file with the train split's queries")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="a TRAIN split's qrels (a test split is refused)")] = None,
+    pseudo_passages: Annotated[int, typer.Option(help="passages to write pseudo-queries for (-1: all)")] = 0,
+    per_passage: int = 4,
+    roundtrip_k: Annotated[int, typer.Option(help="keep a pseudo-query if its passage is in the teachers' top k")] = 3,
+    candidates: Annotated[int, typer.Option(help="hard negatives kept per query")] = 50,
+    sparse_model: str = "splade-tiny",
+    dense_model: str = "minilm-l6",
+    generator: str = "smollm2-135m",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    batch_size: int = 64,
+    seed: int = 0,
+    fmt: Annotated[str | None, typer.Option("--format", help="beir | jsonl | tsv (default: from the name)")] = None,
+    generate_only: Annotated[bool, typer.Option(help="stop after the pseudo-queries (run the rest elsewhere)")] = False,
+    verbose: bool = False,
+) -> None:
+    """Build a training set: pseudo-queries, round-trip filter, hard negatives, teacher scores (resumable)."""
+    _setup_logging(verbose)
+    from retrieval.trainset import TrainsetSettings, build_trainset
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: this machine has no CUDA GPU")
+    if (queries is None) != (qrels is None):
+        raise ValueError("--queries and --qrels go together (real supervision from a train split)")
+    if qrels is None and pseudo_passages == 0:
+        raise ValueError("nothing to train on: give --queries/--qrels of a train split, or --pseudo-passages")
+    settings = TrainsetSettings(
+        sparse_model=sparse_model, dense_model=dense_model, pseudo_passages=pseudo_passages, generator=generator,
+        per_passage=per_passage, roundtrip_k=roundtrip_k, candidates=candidates, seed=seed, device=device,
+        batch_size=batch_size,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    folder = build_trainset(out, corpus, queries, qrels, settings, fmt=fmt, generate_only=generate_only)
+    if generate_only:
+        typer.echo(f"{folder}: pseudo-queries written in {time.perf_counter() - t0:.1f} s")
+        return
+    manifest = json.loads((folder / "manifest.json").read_text())
+    typer.echo(f"{folder}: {json.dumps(manifest['counts'])} in {time.perf_counter() - t0:.1f} s")
+    typer.echo(f"seconds per step: {json.dumps(manifest['seconds'])}")
+
+
+@command()
+def train(
+    config: Annotated[Path, typer.Argument(help="experiment config (TOML): [model] [data] [loss] [sparsity] ...")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a setting: SECTION.KEY=VALUE (VALUE in TOML)")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run folder's latest checkpoint")] = True,
+    verbose: bool = False,
+) -> None:
+    """Train a sparse encoder by distillation; writes run.json, log.jsonl, checkpoints/ and model/."""
+    _setup_logging(verbose)
+    from lsr.train.config import TrainConfig, parse_overrides
+    from lsr.train.trainer import Trainer
+
+    t0 = time.perf_counter()
+    model = Trainer(TrainConfig.load(config, parse_overrides(set_))).train(resume=resume)
+    typer.echo(f"{model} ({time.perf_counter() - t0:.1f} s)")
+
+
 if __name__ == "__main__":
     app()

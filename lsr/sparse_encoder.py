@@ -121,8 +121,12 @@ class SparseEncoder(nn.Module):
         self.config.lora = add_lora(self.backbone, r, alpha, dropout, target_modules)
         return self
 
-    def save(self, folder: str | Path) -> Path:
-        """Write config, tokenizer and weights (one safetensors file, LoRA and heads included) atomically."""
+    def save(self, folder: str | Path, dtype: str | None = None) -> Path:
+        """Write config, tokenizer and weights (one safetensors file, LoRA and heads included) atomically.
+
+        ``dtype`` (float16, bfloat16, float32) stores the weights in that precision; loading casts them to the
+        requested one, so a float16 file halves the size at the cost of rounding the weights once.
+        """
         from safetensors.torch import save_model
 
         from indexer.atomic import publish_dir, staging_dir
@@ -133,7 +137,19 @@ class SparseEncoder(nn.Module):
         self.config.save(staged)
         self.tokenizer.save_pretrained(staged)
         self.backbone.lm.config.save_pretrained(staged)
-        save_model(self, str(staged / WEIGHTS_NAME))
+        if dtype is None or getattr(torch, dtype) == self.dtype:
+            save_model(self, str(staged / WEIGHTS_NAME))
+        else:  # cast for the file, then give every parameter and buffer its exact original tensor back
+            params = [(p, p.data) for p in self.parameters()]  # .to() swaps a parameter's data in place
+            buffers = [(m, n, b) for m in self.modules() for n, b in m._buffers.items() if b is not None]
+            try:
+                self.to(getattr(torch, dtype))
+                save_model(self, str(staged / WEIGHTS_NAME))
+            finally:
+                for p, original in params:
+                    p.data = original
+                for m, n, b in buffers:  # ... but replaces a buffer with a new tensor
+                    m._buffers[n] = b
         publish_dir(staged, final, overwrite=True)
         return final
 

@@ -1,0 +1,105 @@
+"""Checkpoints that resume exactly: trainable weights, optimiser, scheduler, every RNG, and the data position.
+
+    <out>/checkpoints/step-0000120/state.pt   torch.save of the dicts below
+    <out>/checkpoints/step-0000120/meta.json  step, epoch, batch, the encoder's vocabulary hash and base model
+
+Each checkpoint is written into a staging folder and renamed into place, so a crash never leaves a
+half-written checkpoint that looks whole.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from indexer.atomic import publish_dir, staging_dir
+
+STATE = "state.pt"
+META = "meta.json"
+
+
+@dataclass
+class Position:
+    step: int = 0  # optimiser steps done
+    epoch: int = 0
+    batch: int = 0  # next batch of the epoch
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save(
+    folder: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, pos: Position, identity: dict[str, str]
+) -> Path:
+    final = folder / f"step-{pos.step:07d}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir(final)
+    torch.save(
+        {
+            "model": trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+        },
+        staged / STATE,
+    )
+    meta = {"step": pos.step, "epoch": pos.epoch, "batch": pos.batch, **identity}
+    (staged / META).write_text(json.dumps(meta, indent=2) + "\n")
+    publish_dir(staged, final, overwrite=True)
+    return final
+
+
+def latest(folder: Path) -> Path | None:
+    if not folder.is_dir():
+        return None
+    done = sorted(p for p in folder.glob("step-*") if (p / META).is_file() and (p / STATE).is_file())
+    return done[-1] if done else None
+
+
+def load(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, identity: dict[str, str]) -> Position:
+    """Restore everything saved at ``path``; refuses a checkpoint of another model or vocabulary."""
+    meta = json.loads((path / META).read_text())
+    for key, want in identity.items():
+        if meta.get(key) != want:
+            raise ValueError(
+                f"{path}: checkpoint was made for {key} {meta.get(key)!r}, this run has {want!r}; "
+                "use another run folder or the matching config"
+            )
+    state = torch.load(path / STATE, map_location="cpu", weights_only=False)
+    params = dict(model.named_parameters())
+    trainable = {n for n, p in params.items() if p.requires_grad}
+    if set(state["model"]) != trainable:
+        raise ValueError(f"{path}: checkpoint holds other trainable weights than this model (LoRA or heads differ)")
+    with torch.no_grad():
+        for n, t in state["model"].items():
+            if params[n].shape != t.shape:
+                raise ValueError(
+                    f"{path}: weight {n} has shape {tuple(t.shape)}, the model has {tuple(params[n].shape)}"
+                )
+            params[n].copy_(t)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return Position(meta["step"], meta["epoch"], meta["batch"])

@@ -1,0 +1,324 @@
+"""The training loop for any SparseEncoder: MLM or causal backbones, LoRA or full fine-tuning, optional dense head.
+
+One optimiser step = ``grad_accum`` micro-batches of ``batch_size`` queries, each with a group of documents
+(positive + hard negatives, lsr.train.data). Per micro-batch: encode queries and documents with the same model,
+score every query against every document of the batch, and add the configured losses (lsr.train.losses) and
+sparsity regularisers (lsr.train.regularizers); the dense head's scores, when the encoder has one, get the same
+ranking losses. bf16 autocast on CUDA; gradient checkpointing through Hugging Face's switch.
+
+A run folder holds ``run.json`` (the resolved config, git commit, data fingerprints, versions), ``log.jsonl``
+(every loss part, non-zeros per query and document, learning rate, throughput, peak GPU memory),
+``checkpoints/`` (lsr.train.checkpoint) and ``model/`` (the final encoder, SparseEncoder.save).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint, losses, regularizers
+from .config import TrainConfig
+from .data import MANIFEST, TRAIN_FILE, Batch, TrainSet, file_sha256
+
+logger = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def check_device(device: str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"[run] device {device!r}: this machine has no CUDA GPU (torch {torch.__version__}); use cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"[run] device must be cpu or cuda[:N], not {device!r}")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.device = check_device(cfg.run.device)
+        self.out = Path(cfg.run.out)
+        seed_everything(cfg.run.seed)
+        self.data = TrainSet.load(cfg.data.train, cfg.data.sources)
+        self.encoder = self._load_encoder()
+        self.teacher = self._load_disco_teacher()
+        params = [p for p in self.encoder.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("nothing to train: every weight is frozen")
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.total_steps = self._total_steps()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.identity = {"vocab_hash": self.encoder.vocab_hash, "base": cfg.model.base}
+
+    # ------------------------------------------------------------------ setup
+    def _load_encoder(self):  # noqa: ANN202
+        from lsr import SparseEncoder
+
+        m = self.cfg.model
+        enc = SparseEncoder.from_pretrained(m.base, **m.settings)
+        if m.lora:
+            enc.add_lora(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_targets)
+            for n, p in enc.named_parameters():
+                p.requires_grad = "lora_" in n or (m.train_head and n.startswith("residual."))
+        if m.gradient_checkpointing:
+            enc.backbone.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return enc.to(self.device).train()
+
+    def _load_disco_teacher(self):  # noqa: ANN202
+        if not self.cfg.loss.disco:
+            return None
+        from lsr import SparseEncoder
+
+        teacher = SparseEncoder.from_pretrained(self.cfg.loss.disco_teacher, device=str(self.device))
+        if teacher.vocab_hash != self.encoder.vocab_hash:
+            raise ValueError(
+                f"[loss] disco_teacher {self.cfg.loss.disco_teacher!r} has another vocabulary than the student"
+            )
+        for p in teacher.parameters():
+            p.requires_grad = False
+        return teacher.eval()
+
+    def _total_steps(self) -> int:
+        per_epoch = self.data.steps_per_epoch(self.cfg.data.batch_size) // self.cfg.optim.grad_accum
+        if per_epoch < 1:
+            raise ValueError(
+                f"{len(self.data)} training queries are fewer than one step "
+                f"(batch_size {self.cfg.data.batch_size} x grad_accum {self.cfg.optim.grad_accum})"
+            )
+        total = per_epoch * self.cfg.optim.epochs
+        return min(total, self.cfg.optim.max_steps) if self.cfg.optim.max_steps else total
+
+    def _lr_factor(self, step: int) -> float:
+        o = self.cfg.optim
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - o.warmup_steps))
+
+    # ------------------------------------------------------------------ one micro-batch
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, enc, dev = self.cfg, self.encoder, self.device
+        q_in = enc.layout.batch(enc.layout.tokenize(batch.queries), enc.config.query_max_length, dev)
+        d_in = enc.layout.batch(enc.layout.tokenize(batch.docs), enc.config.max_length, dev)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.run.bf16)
+        with autocast:
+            q, q_dense = enc(q_in, "query")
+            d, d_dense = enc(d_in, "document")
+        q, d = q.float(), d.float()
+        B, G = len(batch.queries), batch.group_size
+        positive = torch.arange(B, device=dev) * G
+        parts: dict[str, torch.Tensor] = {}
+        teachers = {n: torch.as_tensor(v, device=dev) for n, v in batch.teachers.items()}
+        lo = cfg.loss
+        target = None
+        if lo.kl or lo.margin_mse:
+            target = losses.ensemble_target(teachers, lo.teachers, lo.teacher_norm)
+
+        def ranking(scores_all: torch.Tensor, prefix: str, temperature: float) -> None:
+            group = scores_all.gather(1, positive[:, None] + torch.arange(G, device=dev)[None, :])
+            if lo.infonce:
+                parts[prefix + "infonce"] = lo.infonce * losses.infonce(scores_all, positive, temperature)
+            if lo.kl:
+                parts[prefix + "kl"] = lo.kl * losses.listwise_kl(
+                    group, target, lo.kl_temperature if not prefix else temperature, lo.teacher_temperature
+                )
+            if lo.margin_mse:
+                parts[prefix + "margin_mse"] = lo.margin_mse * losses.margin_mse(group, target)
+
+        ranking(q @ d.T, "", lo.infonce_temperature)
+        if lo.disco:
+            with torch.no_grad(), autocast:
+                t_q, _ = self.teacher(q_in, "query")
+            parts["disco"] = lo.disco * losses.disco(q, d, t_q.float(), lo.kl_temperature)
+        if q_dense is not None and lo.dense:
+            qd, dd = q_dense.float(), d_dense.float()
+            before = set(parts)
+            ranking(qd @ dd.T, "dense_", lo.dense_temperature)
+            for k in set(parts) - before:
+                parts[k] = lo.dense * parts[k]
+        sp = cfg.sparsity
+        reg = regularizers.flops if sp.kind == "flops" else regularizers.l1
+        lam_q = regularizers.quadratic_warmup(sp.query, step, sp.warmup_steps)
+        lam_d = regularizers.quadratic_warmup(sp.document, step, sp.warmup_steps)
+        if sp.query:
+            parts["reg_query"] = lam_q * reg(q)
+        if sp.document:
+            parts["reg_document"] = lam_d * reg(d, regularizers.above_threshold(d, sp.document_target_nnz))
+        total = sum(parts.values())
+        stats = {k: float(v.detach()) for k, v in parts.items()}
+        stats["nnz_query"] = float((q > 0).sum(dim=1).float().mean())
+        stats["nnz_document"] = float((d > 0).sum(dim=1).float().mean())
+        stats["tokens"] = q_in.tokens + d_in.tokens
+        stats["sequences"] = B + B * G
+        return total, stats
+
+    # ------------------------------------------------------------------ the loop
+    def write_run_info(self) -> None:
+        folder = Path(self.cfg.data.train)
+        info = {
+            "config": self.cfg.to_dict(),
+            "git_commit": git_commit(),
+            "data": {
+                "folder": str(folder.resolve()),
+                "train_sha256": file_sha256(folder / TRAIN_FILE),
+                "manifest_sha256": file_sha256(folder / MANIFEST),
+                "queries": len(self.data),
+            },
+            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
+            "total_steps": self.total_steps,
+            "trainable_parameters": sum(p.numel() for p in self.encoder.parameters() if p.requires_grad),
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        from indexer.atomic import write_bytes
+
+        write_bytes(self.out / "run.json", (json.dumps(info, indent=2, default=str) + "\n").encode())
+
+    def train(
+        self, resume: bool = True, show_progress: bool = True, stop_after: int | None = None,
+        time_budget_s: float | None = None,
+    ) -> Path | None:  # fmt: skip
+        """Run to the end (or resume from the latest checkpoint); returns the saved model folder.
+
+        ``stop_after`` optimiser steps or ``time_budget_s`` seconds end this call early with a checkpoint and return
+        None; the next call resumes exactly there (for machines that hold a job for a limited time).
+        """
+        cfg = self.cfg
+        ckpt_dir = self.out / "checkpoints"
+        pos = checkpoint.Position()
+        last = checkpoint.latest(ckpt_dir) if resume else None
+        if last is not None:
+            pos = checkpoint.load(last, self.encoder, self.optimizer, self.scheduler, self.identity)
+            logger.info("resumed from %s (step %d)", last, pos.step)
+        elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) and not resume:
+            raise FileExistsError(f"{self.out} already holds checkpoints; resume, or choose another [run] out")
+        self.write_run_info()
+        progress = _progress(self.total_steps, pos.step, show_progress)
+        log = open(self.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        window: dict[str, float] = {}
+        t0, micro = time.perf_counter(), 0
+        started, first_step, stopped = time.perf_counter(), pos.step, False
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            while pos.step < self.total_steps:
+                if pos.batch >= self.data.steps_per_epoch(cfg.data.batch_size):
+                    pos.epoch, pos.batch = pos.epoch + 1, 0
+                    continue
+                batches = self.data.batches(
+                    cfg.run.seed, pos.epoch, pos.batch, cfg.data.batch_size, cfg.data.group_size,
+                    cfg.data.negatives_depth,
+                )  # fmt: skip
+                for k, batch in batches:
+                    total, stats = self.loss(batch, pos.step)
+                    if not math.isfinite(float(total)):
+                        raise FloatingPointError(f"loss is {float(total)} at step {pos.step}; lower [optim] lr")
+                    (total / cfg.optim.grad_accum).backward()
+                    for key, v in stats.items():
+                        window[key] = window.get(key, 0.0) + v
+                    micro += 1
+                    pos.batch = k + 1
+                    if micro % cfg.optim.grad_accum:
+                        continue
+                    grad_norm = torch.nn.utils.clip_grad_norm_(
+                        [p for p in self.encoder.parameters() if p.requires_grad], cfg.optim.max_grad_norm
+                    )
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    pos.step += 1
+                    progress.update(1)
+                    window["grad_norm"] = window.get("grad_norm", 0.0) + float(grad_norm) * cfg.optim.grad_accum
+                    if pos.step % cfg.run.log_every == 0 or pos.step == self.total_steps:
+                        self._log(log, window, micro, time.perf_counter() - t0, pos)
+                        window, t0, micro = {}, time.perf_counter(), 0
+                    if cfg.run.save_every and pos.step % cfg.run.save_every == 0:
+                        checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
+                    if pos.step >= self.total_steps:
+                        break
+                    if (stop_after is not None and pos.step - first_step >= stop_after) or (
+                        time_budget_s is not None and time.perf_counter() - started >= time_budget_s
+                    ):
+                        stopped = True
+                        break
+                if stopped:
+                    break
+        finally:
+            progress.close()
+            log.close()
+        checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
+        if stopped:
+            logger.info("stopped at step %d of %d; run again to resume", pos.step, self.total_steps)
+            return None
+        return self.save_model(self.out / "model")
+
+    def _log(self, log: Any, window: dict[str, float], micro: int, seconds: float, pos: checkpoint.Position) -> None:
+        rec: dict[str, Any] = {"step": pos.step, "epoch": pos.epoch}
+        tokens, seqs = window.pop("tokens", 0.0), window.pop("sequences", 0.0)
+        rec.update({k: v / max(1, micro) for k, v in sorted(window.items())})
+        rec["loss"] = sum(
+            v for k, v in rec.items() if k not in ("step", "epoch", "grad_norm") and not k.startswith("nnz")
+        )
+        rec["lr"] = self.scheduler.get_last_lr()[0]
+        rec["sequences_per_s"] = seqs / seconds
+        rec["tokens_per_s"] = tokens / seconds
+        if self.device.type == "cuda":
+            rec["peak_gpu_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            torch.cuda.reset_peak_memory_stats(self.device)
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        logger.info(
+            "step %d loss %.4f nnz q %.1f d %.1f lr %.2e %.1f seq/s",
+            pos.step, rec["loss"], rec.get("nnz_query", 0), rec.get("nnz_document", 0), rec["lr"],
+            rec["sequences_per_s"],
+        )  # fmt: skip
+
+    def save_model(self, folder: Path) -> Path:
+        enc = self.encoder
+        if self.cfg.model.gradient_checkpointing:
+            enc.backbone.lm.gradient_checkpointing_disable()
+        return enc.save(folder, dtype=self.cfg.run.save_dtype)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, done: int, show: bool):  # noqa: ANN202
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc="train", unit="step", smoothing=0.05)

@@ -1,0 +1,288 @@
+"""Training data built from what is on disk: pseudo-queries, a round-trip filter, hard negatives, teacher scores.
+
+    lsr trainset --corpus C --queries Q --qrels TRAIN_QRELS --out DIR [--pseudo-passages N] [--device cuda]
+
+Steps (each kept in DIR, so a rerun resumes where the last one stopped):
+1. ``pseudo/part-NNNNN.parquet``: for sampled passages, an instruct LLM writes queries (lsr.train.pseudo_queries).
+2. ``collection/``: the corpus encoded by the sparse and dense teachers and indexed (retrieval.collection,
+   the same job as ``lsr index``); ``bm25/``: a BM25 index of the same texts (bm25s).
+3. Mining: every query (real train queries, pseudo-queries) is searched by each teacher (our index for the
+   sparse teacher, faiss for the dense one, bm25s), the runs are fused (DBSF), and the top candidates other than
+   the known positives become its hard negatives. A pseudo-query is kept only when the fused ranking puts its
+   source passage in the top ``roundtrip_k`` (round-trip consistency, Alberti et al. 2019; Promptagator).
+4. Teacher scores for every (query, document) pair kept: BM25, the sparse teacher's dot product over float vectors,
+   the dense teacher's cosine. These teachers are bi-encoders and BM25, not a cross-encoder: none exists offline.
+Then ``train.parquet``, ``docs.parquet`` and ``manifest.json`` (lsr.train.data.write).
+
+Real supervision comes only from a **train** split's qrels; a test split is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .corpus import read_docs, read_qrels, read_queries
+from .fusion import Fusion, fuse
+
+logger = logging.getLogger(__name__)
+
+Run = dict[str, dict[str, float]]
+
+
+@dataclass
+class TrainsetSettings:
+    sparse_model: str = "splade-tiny"  # the sparse teacher (and the index the negatives are mined with)
+    dense_model: str = "minilm-l6"  # the dense teacher
+    pseudo_passages: int = 0  # passages sampled for pseudo-queries (0: none; -1: every passage)
+    generator: str = "smollm2-135m"
+    per_passage: int = 4
+    examples: int = 3  # few-shot examples drawn from the train split's (query, positive passage) pairs
+    roundtrip_k: int = 3  # keep a pseudo-query when the fused teachers rank its passage in this top
+    mine_depth: int = 100  # each teacher's run depth before fusion
+    candidates: int = 50  # negatives kept per query (fused order, positives excluded)
+    dev_fraction: float = 0.1  # real queries held out (never trained on) as a dev split for choosing settings
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 64
+
+
+def roundtrip_keep(run: Run, sources: dict[str, str], k: int) -> dict[str, bool]:
+    """For each query, whether its source document is among the top ``k`` of its run (ties: smaller doc id first,
+    as retrieval.fusion.top_k orders them)."""
+    keep = {}
+    for qid, src in sources.items():
+        scores = run.get(qid, {})
+        if src not in scores:
+            keep[qid] = False
+            continue
+        s = scores[src]
+        better = sum(1 for d, v in scores.items() if v > s or (v == s and d < src))
+        keep[qid] = better < k
+    return keep
+
+
+def _bm25(folder: Path, ids: list[str], texts: list[str]) -> Any:
+    import bm25s
+
+    if (folder / "params.index.json").is_file():
+        return bm25s.BM25.load(str(folder))
+    retriever = bm25s.BM25(k1=0.9, b=0.4)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    from indexer.atomic import publish_dir, staging_dir
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir(folder)
+    retriever.save(str(staged))
+    (staged / "ids.json").write_text(json.dumps(ids))
+    publish_dir(staged, folder, overwrite=True)
+    return bm25s.BM25.load(str(folder))
+
+
+def _pseudo_queries(out: Path, corpus: dict[str, str], examples: list[tuple[str, str]], s: TrainsetSettings) -> dict:
+    """{qid: (text, source doc id)} for the sampled passages; generated in parts of 1,024 passages, each kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from indexer.atomic import write_file
+    from lsr.train.pseudo_queries import GenerationSettings, QueryGenerator
+
+    ids = sorted(corpus)
+    random.Random(s.seed).shuffle(ids)
+    if s.pseudo_passages >= 0:
+        ids = ids[: s.pseudo_passages]
+    part_size = 1024
+    folder = out / "pseudo"
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = None
+    queries: dict[str, tuple[str, str]] = {}
+    for p, lo in enumerate(range(0, len(ids), part_size)):
+        path = folder / f"part-{p:05d}.parquet"
+        if not path.is_file():
+            if gen is None:
+                dtype = "bfloat16" if s.device.startswith("cuda") else "float32"
+                settings = GenerationSettings(model=s.generator, per_passage=s.per_passage, seed=s.seed)
+                gen = QueryGenerator(settings, device=s.device, dtype=dtype)
+            chunk = ids[lo : lo + part_size]
+            made = gen.generate([corpus[d] for d in chunk], examples)
+            rows = [(d, q) for d, qs in zip(chunk, made) for q in qs]
+            table = pa.table({"source": [r[0] for r in rows], "query": [r[1] for r in rows]})
+            write_file(path, lambda tmp, t=table: pq.write_table(t, tmp))
+            logger.info("pseudo-queries: part %d, %d passages, %d queries", p, len(chunk), len(rows))
+        t = pq.read_table(path).to_pylist()
+        for j, r in enumerate(t):
+            queries[f"pseudo-{p:05d}-{j:06d}"] = (r["query"], r["source"])
+    return queries
+
+
+def _write_dev(folder: Path, corpus: Path, queries: Path, qrels: dict[str, dict[str, int]]) -> None:
+    """A BEIR folder for the held-out queries (links to the corpus and queries, qrels/dev.tsv): ``lsr eval --data
+    FOLDER --split dev`` scores a trained model on queries it never saw, without touching the test split."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    for src in (corpus, queries):
+        link = folder / src.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(src.resolve())
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"{q}\t{d}\t{r}" for q in sorted(qrels) for d, r in sorted(qrels[q].items())
+    ]
+    from indexer.atomic import write_bytes
+
+    write_bytes(folder / "qrels" / "dev.tsv", ("\n".join(lines) + "\n").encode())
+
+
+def build_trainset(
+    out: str | Path,
+    corpus_path: str | Path,
+    queries_path: str | Path,
+    qrels_path: str | Path,
+    settings: TrainsetSettings,
+    *,
+    fmt: str | None = None,
+    generate_only: bool = False,
+) -> Path:
+    """Run the steps (each resumes from what DIR holds) and return the training-set folder, OUT/set.
+    ``generate_only`` stops after the pseudo-queries (e.g. on a GPU machine), returning OUT/pseudo."""
+    from lsr import DenseEncoder, SparseEncoder
+    from lsr.train import data
+
+    s = settings
+    out = Path(out)
+    qrels_path = Path(qrels_path)
+    if "test" in qrels_path.stem.lower():
+        raise ValueError(f"{qrels_path}: a test split is never training data; pass the train split's qrels")
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    corpus = {d.id: d.text for d in read_docs(corpus_path, fmt=fmt)}
+    if not corpus:
+        raise ValueError(f"{corpus_path}: no documents")
+    all_queries = read_queries(queries_path)
+    qrels = read_qrels(qrels_path)
+    real = {}
+    for qid, rels in qrels.items():
+        pos = [d for d, r in rels.items() if r > 0 and d in corpus]
+        if qid in all_queries and pos:
+            real[qid] = (all_queries[qid], sorted(pos))
+    if not real and s.pseudo_passages == 0:
+        raise ValueError(f"{qrels_path}: no judged query with a positive in the corpus, and no pseudo-queries asked")
+    if not 0 <= s.dev_fraction < 1:
+        raise ValueError("dev_fraction must be in [0, 1)")
+    held = sorted(real)
+    random.Random(s.seed).shuffle(held)
+    held = sorted(held[: round(len(held) * s.dev_fraction)])
+    _write_dev(out / "dev", Path(corpus_path), Path(queries_path), {q: qrels[q] for q in held})
+    real = {q: v for q, v in real.items() if q not in set(held)}
+    times["read"] = time.perf_counter() - t0
+
+    # 1. pseudo-queries
+    pseudo: dict[str, tuple[str, str]] = {}
+    if s.pseudo_passages:
+        t0 = time.perf_counter()
+        rng = random.Random(s.seed)
+        pairs = [(corpus[p[0]], q) for q, p in sorted(real.values()) if q[:1].isalpha()]
+        examples = rng.sample(pairs, min(s.examples, len(pairs)))
+        pseudo = _pseudo_queries(out, corpus, examples, s)
+        times["generate"] = time.perf_counter() - t0
+    if generate_only:
+        return out / "pseudo"
+    from .collection import Job, build, input_fingerprint  # the native index: not needed to generate
+    from .searcher import Collection
+
+    # 2. teachers over the corpus
+    t0 = time.perf_counter()
+    sparse = SparseEncoder.from_pretrained(s.sparse_model, device=s.device)
+    dense = DenseEncoder.from_pretrained(s.dense_model, device=s.device)
+    job = Job(str(corpus_path), fmt, "_id", ("title", "text"), s.sparse_model, s.dense_model, 20_000)
+    build(out / "collection", job, sparse, dense, batch_size=s.batch_size)
+    col = Collection.open(out / "collection")
+    ids = [col.sparse.lexicon[i] for i in range(col.num_docs)]
+    row_of = {d: i for i, d in enumerate(ids)}
+    bm25 = _bm25(out / "bm25", ids, [corpus[d] for d in ids])
+    times["teachers"] = time.perf_counter() - t0
+
+    # 3. mining: each teacher's run, fused
+    t0 = time.perf_counter()
+    texts = {qid: q for qid, (q, _) in real.items()} | {qid: q for qid, (q, _) in pseudo.items()}
+    qids = list(texts)
+    qsparse = sparse.encode_queries([texts[q] for q in qids], batch_size=s.batch_size)
+    qdense = dense.encode_queries([texts[q] for q in qids])
+    depth = min(s.mine_depth, col.num_docs)
+    res = col.sparse.search_batch(qsparse, k=depth)
+    run_sparse: Run = {q: {h.doc_id: h.score for h in col.sparse.hits(res, i)} for i, q in enumerate(qids)}
+    dscore, drow = col.dense.search(np.ascontiguousarray(qdense, dtype=np.float32), depth)
+    run_dense: Run = {
+        q: {ids[int(r)]: float(v) for r, v in zip(drow[i], dscore[i]) if r >= 0} for i, q in enumerate(qids)
+    }
+    import bm25s
+
+    qtok = bm25s.tokenize([texts[q] for q in qids], stopwords="en", show_progress=False)
+    brow, bscore = bm25.retrieve(qtok, k=depth, show_progress=False, n_threads=0)
+    run_bm25: Run = {
+        q: {ids[int(r)]: float(v) for r, v in zip(brow[i], bscore[i]) if v > 0} for i, q in enumerate(qids)
+    }
+    fused = fuse([run_bm25, run_sparse, run_dense], Fusion("dbsf", (1.0, 1.0, 1.0)), k=depth)
+    times["mine"] = time.perf_counter() - t0
+
+    kept_pseudo = roundtrip_keep(fused, {q: src for q, (_, src) in pseudo.items()}, s.roundtrip_k)
+
+    # 4. teacher scores for every pair kept
+    t0 = time.perf_counter()
+    matrix = col.float_matrix()
+    dvec = col.dense.reconstruct_n(0, col.num_docs)
+    rows: list[dict] = []
+    for i, qid in enumerate(qids):
+        if qid in pseudo and not kept_pseudo[qid]:
+            continue
+        positives = real[qid][1] if qid in real else [pseudo[qid][1]]
+        negs = [d for d in fused[qid] if d not in positives][: s.candidates]
+        doc_ids = positives + negs
+        r = np.array([row_of[d] for d in doc_ids])
+        lo, hi = int(qsparse.indptr[i]), int(qsparse.indptr[i + 1])
+        qv = np.zeros(matrix.shape[1], np.float64)
+        qv[qsparse.indices[lo:hi]] = qsparse.values[lo:hi]
+        tok = bm25s.tokenize([texts[qid]], stopwords="en", show_progress=False, return_ids=False)[0]
+        bm = bm25.get_scores(tok)[r] if tok else np.zeros(len(r))
+        rows.append(
+            {
+                "qid": qid,
+                "query": texts[qid],
+                "source": "train" if qid in real else "pseudo",
+                "doc_ids": doc_ids,
+                "label": [1] * len(positives) + [0] * len(negs),
+                "bm25": [float(x) for x in bm],
+                "splade": [float(x) for x in matrix[r] @ qv],
+                "dense": [float(x) for x in dvec[r] @ qdense[i]],
+            }
+        )
+    times["score"] = time.perf_counter() - t0
+    from lsr.train.data import file_sha256
+
+    negs_per_query = [len(r["doc_ids"]) - sum(r["label"]) for r in rows]
+    manifest = {
+        "corpus": {"path": str(Path(corpus_path).resolve()), "sha256": file_sha256(Path(corpus_path)),
+                   "fingerprint": input_fingerprint(Path(corpus_path)), "documents": len(corpus)},
+        "queries": {"path": str(Path(queries_path).resolve()), "sha256": file_sha256(Path(queries_path))},
+        "qrels": {"path": str(qrels_path.resolve()), "sha256": file_sha256(qrels_path)},
+        "settings": asdict(s),
+        "teachers": {"bm25": "bm25s (k1 0.9, b 0.4, English stopwords)", "splade": s.sparse_model,
+                     "dense": s.dense_model, "note": "bi-encoder and BM25 teachers; no cross-encoder exists offline"},
+        "counts": {
+            "train_queries": len(real),
+            "dev_queries_held_out": len(held),
+            "pseudo_passages": len({src for _, src in pseudo.values()}),
+            "pseudo_generated": len(pseudo),
+            "pseudo_kept": sum(kept_pseudo.values()),
+            "negatives_per_query_mean": float(np.mean(negs_per_query)) if rows else 0.0,
+        },
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+    }  # fmt: skip
+    return data.write(out / "set", rows, {d: corpus[d] for d in corpus}, manifest)

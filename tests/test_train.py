@@ -1,0 +1,232 @@
+"""The training pipeline on tiny random models built in code: config, training-set files, trainer, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import WORDS, tiny_bert, tiny_llama
+
+from lsr.config import SparseEncoderConfig
+from lsr.sparse_encoder import SparseEncoder
+from lsr.train import data
+from lsr.train.config import TrainConfig, parse_overrides
+from lsr.train.trainer import Trainer
+from lsr.vocab import vocab_hash
+
+
+def save_tiny(folder: Path, kind: str = "mlm", seed: int = 0, **settings) -> str:  # noqa: ANN003
+    lm, tok = tiny_bert(seed) if kind == "mlm" else tiny_llama(seed)
+    V = lm.config.vocab_size
+    cfg = SparseEncoderConfig(kind=kind, vocab_size=V, vocab_hash=vocab_hash(tok, V), **settings)
+    SparseEncoder(lm, tok, cfg).save(folder)
+    return str(folder)
+
+
+def toy_trainset(folder: Path, queries: int = 24, seed: int = 0) -> str:
+    """Queries made of their positive's first words; the teachers prefer the positive, with noise."""
+    rng = np.random.default_rng(seed)
+    docs = {f"d{i}": " ".join(rng.choice(WORDS, 12)) for i in range(60)}
+    rows = []
+    for i in range(queries):
+        ids = [str(x) for x in rng.choice(list(docs), 10, replace=False)]
+        noise = rng.random(10).astype(np.float32)
+        rows.append(
+            {
+                "qid": f"q{i}",
+                "query": " ".join(docs[ids[0]].split()[:4]),
+                "source": "train" if i % 2 else "pseudo",
+                "doc_ids": ids,
+                "label": [1] + [0] * 9,
+                "bm25": list(noise + np.eye(10, dtype=np.float32)[0] * 5),
+                "splade": list(noise),
+                "dense": list(noise * 0.1),
+            }
+        )
+    return str(data.write(folder, rows, docs, {"generator": "toy"}))
+
+
+def config(tmp_path: Path, **sections) -> TrainConfig:  # noqa: ANN003
+    raw = {
+        "model": {"base": save_tiny(tmp_path / "base")},
+        "data": {"train": toy_trainset(tmp_path / "set"), "batch_size": 4, "group_size": 4},
+        "loss": {"kl": 1.0, "teachers": {"bm25": 1.0, "label": 1.0}},
+        "optim": {"lr": 5e-3, "epochs": 2},
+        "run": {"out": str(tmp_path / "run"), "log_every": 1},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return TrainConfig.from_dict(raw)
+
+
+def trainable(enc: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in enc.named_parameters() if p.requires_grad}
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text('[data]\ntrain = "somewhere"\nbatch = 3\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['batch'\] in \[data\]"):
+        TrainConfig.load(path)
+    path.write_text('[dat]\ntrain = "x"\n')
+    with pytest.raises(ValueError, match="unknown section"):
+        TrainConfig.load(path)
+    path.write_text('[data]\ntrain = "x"\n[loss]\nteachers = { cross_encoder = 1.0 }\n')
+    with pytest.raises(ValueError, match="unknown teacher"):
+        TrainConfig.load(path)
+    path.write_text("[data\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        TrainConfig.load(path)
+    with pytest.raises(FileNotFoundError):
+        TrainConfig.load(tmp_path / "missing.toml")
+    path.write_text('[data]\ntrain = "x"\n')
+    cfg = TrainConfig.load(path, parse_overrides(["optim.lr=1e-4", "run.device=cpu", "sparsity.query=0"]))
+    assert cfg.optim.lr == 1e-4 and cfg.run.device == "cpu" and cfg.sparsity.query == 0
+    assert cfg.loss.infonce == 1.0  # a default from code
+    with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
+        parse_overrides(["lr=3"])
+    with pytest.raises(ValueError, match="every loss weight is 0"):
+        TrainConfig.from_dict({"data": {"train": "x"}, "loss": {"infonce": 0.0}})
+
+
+# ---------------------------------------------------------------- training-set files
+
+
+def test_trainset_round_trip_and_damage(tmp_path: Path) -> None:
+    folder = Path(toy_trainset(tmp_path / "set"))
+    ts = data.TrainSet.load(folder)
+    assert len(ts) == 24 and len(data.TrainSet.load(folder, ["pseudo"])) == 12
+    manifest = json.loads((folder / data.MANIFEST).read_text())
+    assert manifest["counts"]["queries"] == 24 and manifest["counts"]["by_source"] == {"pseudo": 12, "train": 12}
+    # the same (seed, epoch) gives the same batches; another epoch another order
+    a = [b.docs for _, b in ts.batches(1, 0, 0, 4, 4, 9)]
+    assert a == [b.docs for _, b in ts.batches(1, 0, 0, 4, 4, 9)]
+    assert a != [b.docs for _, b in ts.batches(1, 1, 0, 4, 4, 9)]
+    assert a[2:] == [b.docs for _, b in ts.batches(1, 0, 2, 4, 4, 9)]
+    _, first = next(ts.batches(1, 0, 0, 4, 4, 9))
+    assert first.teachers["label"][:, 0].tolist() == [1.0] * 4 and first.teachers["label"][:, 1:].sum() == 0
+    with pytest.raises(ValueError, match="no training queries"):
+        data.TrainSet.load(folder, ["nothing"])
+    (folder / data.DOCS_FILE).write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="damaged training set"):
+        data.TrainSet.load(folder)
+    (folder / data.DOCS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="lsr trainset"):
+        data.TrainSet.load(folder)
+
+
+def test_trainset_checksum_catches_a_changed_file(tmp_path: Path) -> None:
+    folder = Path(toy_trainset(tmp_path / "a"))
+    other = Path(toy_trainset(tmp_path / "b", seed=1))
+    (folder / data.TRAIN_FILE).write_bytes((other / data.TRAIN_FILE).read_bytes())
+    with pytest.raises(ValueError, match="checksum"):
+        data.TrainSet.load(folder)
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+def test_training_lowers_the_loss_on_a_toy_batch(tmp_path: Path) -> None:
+    cfg = config(tmp_path, loss={"margin_mse": 0.1})
+    tr = Trainer(cfg)
+    _, batch = next(tr.data.batches(0, 0, 0, 4, 4, 9))
+    first, stats = tr.loss(batch, 0)
+    assert {"infonce", "kl", "margin_mse", "reg_query", "reg_document"} <= set(stats)
+    for _ in range(25):
+        loss, _ = tr.loss(batch, 0)
+        loss.backward()
+        tr.optimizer.step()
+        tr.optimizer.zero_grad()
+    last, _ = tr.loss(batch, 0)
+    assert float(last) < 0.5 * float(first)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+    cfg = config(tmp_path / "a", optim={"warmup_steps": 2, "epochs": 3}, run={"save_every": 0})
+    straight = Trainer(cfg)
+    straight.train(show_progress=False)
+    want = trainable(straight.encoder)
+
+    cfg_b = config(tmp_path / "b", optim={"warmup_steps": 2, "epochs": 3})
+    first = Trainer(cfg_b)
+    assert first.train(show_progress=False, stop_after=5) is None  # stopped mid-epoch (6 batches per epoch)
+    resumed = Trainer(cfg_b)  # a fresh process would start like this
+    model = resumed.train(show_progress=False)
+    got = trainable(resumed.encoder)
+    assert model is not None and set(got) == set(want)
+    for n in want:
+        assert torch.equal(got[n], want[n]), n
+    logged = [json.loads(x)["step"] for x in (Path(cfg_b.run.out) / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, straight.total_steps + 1))
+    run = json.loads((Path(cfg_b.run.out) / "run.json").read_text())
+    assert run["data"]["train_sha256"] and run["git_commit"] and run["config"]["optim"]["epochs"] == 3
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    Trainer(cfg).train(show_progress=False, stop_after=1)
+    other = TrainConfig.from_dict({**cfg.to_dict(), "model": {"base": save_tiny(tmp_path / "llama", "causal")}})
+    with pytest.raises(ValueError, match="checkpoint was made for"):
+        Trainer(other).train(show_progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_option_on_a_cpu_machine(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        Trainer(config(tmp_path, run={"device": "cuda"}))
+
+
+def test_saved_float16_model_loads_and_encodes(tmp_path: Path) -> None:
+    cfg = config(tmp_path, optim={"max_steps": 2}, run={"save_dtype": "float16"})
+    tr = Trainer(cfg)
+    before = {n: t.clone() for n, t in tr.encoder.state_dict().items()}
+    folder = tr.train(show_progress=False)
+    loaded = SparseEncoder.from_pretrained(folder)
+    assert loaded.dtype == torch.float32
+    # saving in float16 leaves the model in memory as it was
+    llama = SparseEncoder.from_pretrained(save_tiny(tmp_path / "llama", "causal"))
+    state = {n: t.clone() for n, t in llama.state_dict().items()}
+    buffers = {n: b.clone() for n, b in llama.named_buffers()}
+    assert buffers, "a model with float buffers (rotary frequencies)"
+    llama.save(tmp_path / "llama16", dtype="float16")
+    assert all(torch.equal(state[n], t) and t.dtype == state[n].dtype for n, t in llama.state_dict().items())
+    assert all(torch.equal(buffers[n], b) and b.dtype == buffers[n].dtype for n, b in llama.named_buffers())
+    assert set(before) == set(tr.encoder.state_dict())
+    for n, p in tr.encoder.state_dict().items():
+        assert torch.equal(loaded.state_dict()[n], p.to(torch.float16).to(torch.float32)), n
+    assert loaded.encode_queries(["w1 w2 w3"]).nnz > 0
+
+
+def test_causal_lora_with_dense_head_and_prosper_options(tmp_path: Path) -> None:
+    base = save_tiny(
+        tmp_path / "llama", "causal", echo=True, literal_residual=True, focus_window=True, focus_k_document=8,
+        dense_pooling="mean",
+    )  # fmt: skip
+    cfg = config(tmp_path, model={"base": base, "lora": True, "lora_r": 4, "gradient_checkpointing": True})
+    tr = Trainer(cfg)
+    names = set(trainable(tr.encoder))
+    assert names and all("lora_" in n or n.startswith("residual.") for n in names)
+    _, batch = next(tr.data.batches(0, 0, 0, 4, 4, 9))
+    _, stats = tr.loss(batch, 0)
+    assert {"dense_infonce", "dense_kl"} <= set(stats)
+    assert stats["nnz_document"] <= 8
+    folder = tr.train(show_progress=False)
+    loaded = SparseEncoder.from_pretrained(folder)
+    assert loaded.config.lora and loaded.encode(["w1 w2"], side="document").dense.shape == (1, 32)
+
+
+def test_disco_teacher_must_share_the_vocabulary(tmp_path: Path) -> None:
+    teacher = save_tiny(tmp_path / "teacher", seed=3)
+    tr = Trainer(config(tmp_path, loss={"disco": 1.0, "disco_teacher": teacher}))
+    _, batch = next(tr.data.batches(0, 0, 0, 4, 4, 9))
+    _, stats = tr.loss(batch, 0)
+    assert stats["disco"] > 0
+    other = save_tiny(tmp_path / "other", "causal")
+    with pytest.raises(ValueError, match="another vocabulary"):
+        Trainer(config(tmp_path / "x", loss={"disco": 1.0, "disco_teacher": other}))

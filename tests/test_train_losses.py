@@ -1,0 +1,103 @@
+"""Each loss and regulariser against a hand-computed example (lsr.train.losses, lsr.train.regularizers)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lsr.train import losses, regularizers
+
+
+def test_infonce_by_hand() -> None:
+    scores = torch.tensor([[2.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 3.0]])
+    positive = torch.tensor([0, 2])
+    # query 0: -log(e^2 / (e^2 + 1 + e + 1)); query 1: -log(1 / (1 + e + 1 + e^3))
+    want = (-math.log(math.e**2 / (math.e**2 + 2 + math.e)) - math.log(1 / (2 + math.e + math.e**3))) / 2
+    assert losses.infonce(scores, positive).item() == pytest.approx(want, rel=1e-6)
+    # a temperature of 2 halves every score
+    want2 = -math.log(math.e / (math.e + 2 + math.e**0.5)) / 2 - math.log(1 / (2 + math.e**0.5 + math.e**1.5)) / 2
+    assert losses.infonce(scores, positive, temperature=2.0).item() == pytest.approx(want2, rel=1e-6)
+
+
+def test_margin_mse_by_hand() -> None:
+    student = torch.tensor([[3.0, 1.0, 2.0]])
+    teacher = torch.tensor([[1.0, 0.0, 0.5]])
+    # student margins 2, 1; teacher margins 1, 0.5; errors 1, 0.5 -> (1 + 0.25) / 2
+    assert losses.margin_mse(student, teacher).item() == pytest.approx(0.625)
+    # a NaN teacher score drops that margin
+    teacher_nan = torch.tensor([[1.0, float("nan"), 0.5]])
+    assert losses.margin_mse(student, teacher_nan).item() == pytest.approx(0.25)
+
+
+def test_listwise_kl_by_hand() -> None:
+    student = torch.tensor([[1.0, 0.0]])
+    teacher = torch.tensor([[0.0, 0.0]])
+    # p_t = (1/2, 1/2); p_s = (e/(e+1), 1/(e+1)); KL = sum p_t log(p_t / p_s)
+    ps = [math.e / (math.e + 1), 1 / (math.e + 1)]
+    want = 0.5 * math.log(0.5 / ps[0]) + 0.5 * math.log(0.5 / ps[1])
+    assert losses.listwise_kl(student, teacher).item() == pytest.approx(want, rel=1e-6)
+    # identical distributions: 0; a teacher temperature sharpens only the teacher
+    assert losses.listwise_kl(student, student.clone()).item() == pytest.approx(0.0, abs=1e-7)
+    t = torch.tensor([[2.0, 0.0]])
+    pt = [math.e / (math.e + 1), 1 / (math.e + 1)]  # softmax(t / 2)
+    sharp = sum(p * math.log(p / q) for p, q in zip(pt, ps))
+    assert losses.listwise_kl(student, t, temperature=1.0, teacher_temperature=2.0).item() == pytest.approx(
+        sharp, abs=1e-7
+    )
+    # a NaN teacher score leaves that document out of both distributions
+    s3 = torch.tensor([[1.0, 0.0, 5.0]])
+    t3 = torch.tensor([[0.0, 0.0, float("nan")]])
+    assert losses.listwise_kl(s3, t3).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_ensemble_target_by_hand() -> None:
+    bm25 = torch.tensor([[10.0, 5.0, 0.0]])
+    dense = torch.tensor([[0.5, 0.9, 0.1]])
+    got = losses.ensemble_target({"bm25": bm25, "dense": dense}, {"bm25": 1.0, "dense": 2.0})
+    # min-max: bm25 -> (1, .5, 0); dense -> (.5, 1, 0); weighted sum -> (2, 2.5, 0)
+    assert torch.allclose(got, torch.tensor([[2.0, 2.5, 0.0]]))
+    z = losses.ensemble_target({"bm25": bm25}, {"bm25": 1.0}, norm="zscore")
+    sd = math.sqrt(((10 - 5) ** 2 + 0 + (0 - 5) ** 2) / 3)
+    assert torch.allclose(z, torch.tensor([[5 / sd, 0.0, -5 / sd]]))
+    with pytest.raises(ValueError, match="without scores"):
+        losses.ensemble_target({"bm25": bm25}, {"dense": 1.0})
+    with pytest.raises(ValueError, match="norm"):
+        losses.ensemble_target({"bm25": bm25}, {"bm25": 1.0}, norm="rank")
+
+
+def test_disco_by_hand() -> None:
+    d = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    student_q = torch.tensor([[1.0, 0.0]])
+    teacher_q = torch.tensor([[0.0, 0.0]])
+    # student scores (1, 0), teacher scores (0, 0): the KL of the listwise example above
+    ps = [math.e / (math.e + 1), 1 / (math.e + 1)]
+    want = 0.5 * math.log(0.5 / ps[0]) + 0.5 * math.log(0.5 / ps[1])
+    assert losses.disco(student_q, d, teacher_q).item() == pytest.approx(want, rel=1e-6)
+    # the target is detached: only the student's query vector gets a gradient through the KL's student side
+    q = student_q.clone().requires_grad_()
+    dd = d.clone().requires_grad_()
+    losses.disco(q, dd, teacher_q).backward()
+    assert q.grad is not None and float(q.grad.abs().sum()) > 0
+
+
+def test_flops_and_l1_by_hand() -> None:
+    w = torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
+    # column means (2, 0, 1) -> 4 + 0 + 1
+    assert regularizers.flops(w).item() == pytest.approx(5.0)
+    # row sums (3, 3) -> mean 3
+    assert regularizers.l1(w).item() == pytest.approx(3.0)
+    keep = regularizers.above_threshold(w, 1)  # row 0 has 2 non-zeros, row 1 has 1
+    assert keep.tolist() == [True, False]
+    assert regularizers.flops(w, keep).item() == pytest.approx(1 + 4)
+    assert regularizers.above_threshold(w, None) is None
+    assert regularizers.flops(w, torch.tensor([False, False])).item() == 0.0
+
+
+def test_quadratic_warmup_schedule() -> None:
+    assert regularizers.quadratic_warmup(1e-3, 0, 100) == 0.0
+    assert regularizers.quadratic_warmup(1e-3, 50, 100) == pytest.approx(2.5e-4)
+    assert regularizers.quadratic_warmup(1e-3, 100, 100) == pytest.approx(1e-3)
+    assert regularizers.quadratic_warmup(1e-3, 500, 100) == pytest.approx(1e-3)
+    assert regularizers.quadratic_warmup(1e-3, 0, 0) == pytest.approx(1e-3)
