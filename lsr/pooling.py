@@ -33,6 +33,15 @@ def max_logits(hidden: torch.Tensor, keep: torch.Tensor, head: Head, vocab_size:
     return best
 
 
+def max_logits_packed(hidden: torch.Tensor, keep: torch.Tensor, head: Head) -> torch.Tensor:
+    """The same (B, V) maxima as ``max_logits``, for training: the head runs only over the kept positions (no
+    padding, no special tokens), packed row after row, and a segment max per row gives the result (-inf for a
+    row that keeps nothing). Every kept position's logits are held at once, as backpropagation needs them anyway.
+    """
+    logits = head(hidden[keep])  # (N, V), rows of text 0 first, then text 1, ...
+    return torch.segment_reduce(logits, "max", lengths=keep.sum(dim=1), axis=0, unsafe=True)
+
+
 def saturate(logits: torch.Tensor) -> torch.Tensor:
     """SPLADE's log(1 + ReLU(x)); -inf maps to 0."""
     return torch.log1p(torch.relu(logits))

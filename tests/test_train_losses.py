@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lsr.train import losses, regularizers
 
@@ -101,3 +103,30 @@ def test_quadratic_warmup_schedule() -> None:
     assert regularizers.quadratic_warmup(1e-3, 100, 100) == pytest.approx(1e-3)
     assert regularizers.quadratic_warmup(1e-3, 500, 100) == pytest.approx(1e-3)
     assert regularizers.quadratic_warmup(1e-3, 0, 0) == pytest.approx(1e-3)
+
+
+@given(st.integers(1, 5), st.integers(1, 9), st.integers(1, 7), st.integers(0, 2**31 - 1))
+def test_packed_max_pooling_equals_chunked_in_value_and_gradient(B: int, T: int, chunk: int, seed: int) -> None:
+    """The training path of max pooling (head over kept positions only, segment max) against the inference path
+    (head over every position in chunks, masked running max): same maxima, same gradients."""
+    from lsr import pooling
+
+    g = torch.Generator().manual_seed(seed)
+    H, V = 4, 13
+    hidden = torch.randn(B, T, H, generator=g, dtype=torch.float64, requires_grad=True)
+    keep = torch.rand(B, T, generator=g) > 0.4
+    W = torch.randn(V, H, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def head(x: torch.Tensor) -> torch.Tensor:
+        return x @ W.T
+
+    a = pooling.saturate(pooling.max_logits(hidden, keep, head, V, chunk))
+    b = pooling.saturate(pooling.max_logits_packed(hidden, keep, head))
+    assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)  # one GEMM per chunk or per packing: last-bit rounding
+    if not keep.any():  # nothing pooled anywhere: every weight is 0 on both paths
+        assert not b.any()
+        return
+    ga = torch.autograd.grad((a * torch.arange(V)).sum(), [hidden, W])
+    gb = torch.autograd.grad((b * torch.arange(V)).sum(), [hidden, W])
+    for x, y in zip(ga, gb):
+        assert torch.allclose(x, y, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,154 @@
+"""Training throughput: our trainer beside sentence-transformers' SparseEncoderTrainer, same model, loss and batch.
+
+    python -m benchmarks.bench_train --device cuda --models splade-tiny,smollm2-135m --batch-size 32 \
+        --trainset runs/ts-scifact/set --out benchmarks/results/train-h100.json
+
+Both train the same weights on the same (query, positive, hard negative) triplets drawn from a training set
+(lsr trainset) with the same loss: InfoNCE over in-batch and hard negatives (sentence-transformers'
+SparseMultipleNegativesRankingLoss inside SpladeLoss) plus FLOPS on queries and documents (weights 1e-3), bf16
+autocast on CUDA, AdamW. Each row times optimiser steps after ``--warmup`` steps (wall clock, every step
+synchronised on CUDA; tokenisation included on both sides) and reads peak GPU memory. Rows of one model run one
+after the other in one process; the ratio column is ours over theirs from that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from lsr.train.config import TrainConfig
+from lsr.train.data import TrainSet
+from lsr.train.trainer import Trainer
+
+
+def triplets(trainset: str, n: int, seed: int) -> list[tuple[str, str, str]]:
+    ts = TrainSet.load(trainset)
+    out: list[tuple[str, str, str]] = []
+    epoch = 0
+    while len(out) < n:
+        for _, b in ts.batches(seed, epoch, 0, 1, 2, 30):
+            out.append((b.queries[0], b.docs[0], b.docs[1]))
+        epoch += 1
+    return out[:n]
+
+
+def ours(model: str, args: argparse.Namespace, steps: int, out: Path) -> dict:
+    settings = {"pool_special_tokens": True} if model == "splade-tiny" else {}
+    cfg = TrainConfig.from_dict(
+        {
+            "model": {"base": model, "settings": settings},
+            "data": {"train": args.trainset, "batch_size": args.batch_size, "group_size": 2, "negatives_depth": 30},
+            "loss": {"infonce": 1.0},
+            "sparsity": {"query": 1e-3, "document": 1e-3},
+            "optim": {"lr": 2e-5, "max_steps": steps, "epochs": 1000},
+            "run": {"out": str(out), "device": args.device, "log_every": 1, "seed": args.seed},
+        }
+    )
+    tr = Trainer(cfg)
+    tr.train(resume=False, show_progress=False)
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()][args.warmup :]
+    step_s = statistics.median(1 / (r["sequences_per_s"] / (3 * args.batch_size)) for r in log)
+    res = {
+        "step_s": step_s,
+        "sequences_per_s": 3 * args.batch_size / step_s,
+        "tokens_per_s": statistics.median(r["tokens_per_s"] for r in log),
+        "peak_gpu_mb": max((r.get("peak_gpu_mb", 0.0) for r in log), default=None),
+        "nnz_document_last": log[-1]["nnz_document"],
+    }
+    del tr
+    return res
+
+
+def theirs(model: str, args: argparse.Namespace, steps: int, data: list, out: Path) -> dict:
+    from datasets import Dataset
+    from sentence_transformers import SparseEncoderTrainer, SparseEncoderTrainingArguments
+    from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+    from transformers import TrainerCallback
+
+    from .bench_encode import ST
+
+    st = ST(model, args.device, args.batch_size, 256, causal=model != "splade-tiny").model
+    loss = SpladeLoss(
+        st, SparseMultipleNegativesRankingLoss(st), query_regularizer_weight=1e-3, document_regularizer_weight=1e-3
+    )
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):  # noqa: ANN002, ANN003, ANN202
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a, **k):  # noqa: ANN002, ANN003, ANN202
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - self.t)
+
+    ds = Dataset.from_dict({k: [t[i] for t in data] for i, k in enumerate(("anchor", "positive", "negative"))})
+    targs = SparseEncoderTrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=args.batch_size, max_steps=steps, learning_rate=2e-5,
+        bf16=args.device.startswith("cuda"), report_to="none", save_strategy="no", logging_strategy="no",
+        dataloader_drop_last=True, seed=args.seed, use_cpu=not args.device.startswith("cuda"),
+    )  # fmt: skip
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    SparseEncoderTrainer(model=st, args=targs, train_dataset=ds, loss=loss, callbacks=[Clock()]).train()
+    step_s = statistics.median(times[args.warmup :])
+    peak = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
+    del st, loss
+    return {"step_s": step_s, "sequences_per_s": 3 * args.batch_size / step_s, "peak_gpu_mb": peak}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--models", default="splade-tiny,smollm2-135m")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--trainset", default="runs/ts-scifact/set")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", default="bench-out/train.json")
+    args = ap.parse_args()
+    steps = args.steps + args.warmup
+    data = triplets(args.trainset, steps * args.batch_size, args.seed)
+    rows = []
+    for model in args.models.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            a = ours(model, args, steps, Path(tmp) / "ours")
+            gc.collect()
+            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+            b = theirs(model, args, steps, data, Path(tmp) / "st")
+            gc.collect()
+            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        a["tokens_per_s_theirs_est"] = a["tokens_per_s"] * b["sequences_per_s"] / a["sequences_per_s"]
+        rows.append({"model": model, "ours": a, "sentence_transformers": b, "speedup": b["step_s"] / a["step_s"]})
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    meta = {"device": device, "batch_size": args.batch_size, "timed_steps": args.steps, "warmup": args.warmup}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"\n{device}, batch {args.batch_size} queries x (query, positive, negative), median of {args.steps} steps")
+    print("| model | engine | seq/s | tokens/s | peak GPU MB | ours / theirs |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        a, b = r["ours"], r["sentence_transformers"]
+        print(
+            f"| {r['model']} | ours | {a['sequences_per_s']:.1f} | {a['tokens_per_s']:.0f} | {a['peak_gpu_mb'] or 0:.0f} "
+            f"| {r['speedup']:.2f}x |"
+        )
+        print(
+            f"| {r['model']} | sentence-transformers | {b['sequences_per_s']:.1f} | "
+            f"{a['tokens_per_s_theirs_est']:.0f} | {b['peak_gpu_mb'] or 0:.0f} | 1.00x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

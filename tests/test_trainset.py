@@ -1,0 +1,105 @@
+"""The training-set builder: the round-trip filter against a naive twin, the prompt helpers, and the whole
+builder on a small real corpus with the real teachers and the real SmolLM2 generator."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lsr.train import data
+from lsr.train.pseudo_queries import clean, dedupe, prompt
+from retrieval.fusion import top_k
+from retrieval.trainset import TrainsetSettings, build_trainset, roundtrip_keep
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+def naive_roundtrip(run: dict, sources: dict, k: int) -> dict:
+    return {q: src in top_k(run.get(q, {}), k) for q, src in sources.items()}
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([f"q{i}" for i in range(6)]),
+        st.dictionaries(st.sampled_from([f"d{i}" for i in range(12)]), st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5])),
+    ),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_roundtrip_filter_matches_naive_twin(run: dict, k: int, draw: st.DataObject) -> None:
+    sources = {q: draw.draw(st.sampled_from([f"d{i}" for i in range(13)])) for q in [*run, "q-unseen"]}
+    assert roundtrip_keep(run, sources, k) == naive_roundtrip(run, sources, k)
+
+
+def test_prompt_and_cleaning_by_hand() -> None:
+    p = prompt([("Aspirin thins blood.", "does aspirin thin blood")], "Coffee   and sleep.", 100)
+    assert p == "Passage: Aspirin thins blood.\nQuery: does aspirin thin blood\n\nPassage: Coffee and sleep.\nQuery:"
+    assert prompt([], "one two three four", 9).endswith("Passage: one two\nQuery:")  # cut at a word boundary
+    assert clean(' "Query: coffee harms sleep quality"\nPassage: next') == "coffee harms sleep quality"
+    assert clean("too short") is None and clean("Passage: copies the passage text") is None
+    assert dedupe(["Coffee harms sleep.", "coffee harms sleep", "Tea helps"]) == ["Coffee harms sleep.", "Tea helps"]
+
+
+def _small_beir(folder: Path, docs: int = 40) -> tuple[Path, Path, Path]:
+    """The first scifact train queries with their positives, plus other documents, as a small BEIR folder."""
+    queries = {}
+    for line in gzip.open(SCIFACT / "queries.jsonl.gz", "rt"):
+        r = json.loads(line)
+        queries[r["_id"]] = r
+    rows = [x.split("\t") for x in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    corpus = {}
+    for line in gzip.open(SCIFACT / "corpus.jsonl.gz", "rt"):
+        r = json.loads(line)
+        corpus[r["_id"]] = r
+    qrels = [(q, d) for q, d, _ in rows[:12] if d in corpus]
+    keep = list(dict.fromkeys([d for _, d in qrels] + list(corpus)[:docs]))[:docs]
+    qrels = [(q, d) for q, d in qrels if d in keep]
+    folder.mkdir(parents=True)
+    (folder / "qrels").mkdir()
+    with gzip.open(folder / "corpus.jsonl.gz", "wt") as f:
+        for d in keep:
+            f.write(json.dumps(corpus[d]) + "\n")
+    with gzip.open(folder / "queries.jsonl.gz", "wt") as f:
+        for q in dict.fromkeys(q for q, _ in qrels):
+            f.write(json.dumps(queries[q]) + "\n")
+    (folder / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels)
+    )
+    return folder / "corpus.jsonl.gz", folder / "queries.jsonl.gz", folder / "qrels" / "train.tsv"
+
+
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason="needs ../shared/data/scifact")
+def test_builder_on_a_small_real_corpus(tmp_path: Path) -> None:
+    corpus, queries, qrels = _small_beir(tmp_path / "beir")
+    s = TrainsetSettings(
+        pseudo_passages=3, per_passage=2, candidates=5, mine_depth=20, dev_fraction=0.25, roundtrip_k=40
+    )
+    folder = build_trainset(tmp_path / "out", corpus, queries, qrels, s)
+    ts = data.TrainSet.load(folder)
+    m = ts.manifest
+    assert m["counts"]["pseudo_passages"] == 3 and m["counts"]["pseudo_generated"] >= 1
+    # a round-trip depth past the corpus keeps every generated query
+    assert m["counts"]["pseudo_kept"] == m["counts"]["pseudo_generated"]
+    assert m["counts"]["dev_queries_held_out"] >= 1
+    dev_qids = {x.split("\t")[0] for x in (tmp_path / "out" / "dev" / "qrels" / "dev.tsv").read_text().splitlines()[1:]}
+    assert dev_qids and not dev_qids & {r["qid"] for r in ts.rows}  # held-out queries are never trained on
+    for r in ts.rows:
+        n_pos = sum(r["label"])
+        assert n_pos >= 1 and r["label"][:n_pos] == [1] * n_pos and len(r["doc_ids"]) == n_pos + 5
+        assert len(set(r["doc_ids"])) == len(r["doc_ids"])  # negatives exclude the positives
+        assert all(len(r[t]) == len(r["doc_ids"]) for t in ("bm25", "splade", "dense"))
+        # the sparse teacher's score is the dot product of float vectors: positive for documents it retrieved
+        assert max(r["splade"]) > 0 and max(r["dense"]) <= 1.0 + 1e-5
+    assert {r["source"] for r in ts.rows} == {"train", "pseudo"}
+    # a rerun resumes: the generated parts are kept, nothing is generated again
+    part = tmp_path / "out" / "pseudo" / "part-00000.parquet"
+    before = part.stat().st_mtime_ns
+    build_trainset(tmp_path / "out", corpus, queries, qrels, s)
+    assert part.stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="test split"):
+        build_trainset(tmp_path / "x", corpus, queries, SCIFACT / "qrels" / "test.tsv", s)
