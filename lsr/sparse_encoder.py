@@ -14,6 +14,7 @@ max over token chunks sized to a memory budget), and only the non-zeros leave th
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -38,6 +39,7 @@ from .vocab import vocab_hash
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
+ST_MODULES = "modules.json"  # a folder in sentence-transformers' SparseEncoder layout (save_sentence_transformers)
 SIDES = ("query", "document")
 
 
@@ -93,14 +95,18 @@ class SparseEncoder(nn.Module):
                 setattr(config, k, v)
             config.__post_init__()
             tokenizer = AutoTokenizer.from_pretrained(src.path)
-            hf_config = AutoConfig.from_pretrained(src.path)
-            lm = model_class(config.kind).from_config(hf_config, dtype=torch.float32)
-            enc = cls(lm, tokenizer, config)
-            if config.lora:
-                add_lora(enc.backbone, **config.lora)
-            from safetensors.torch import load_model
+            if (src.path / ST_MODULES).is_file():  # sentence-transformers layout: the backbone's own weights
+                lm = model_class(config.kind).from_pretrained(src.path, dtype=torch.float32)
+                enc = cls(lm, tokenizer, config)
+            else:
+                hf_config = AutoConfig.from_pretrained(src.path)
+                lm = model_class(config.kind).from_config(hf_config, dtype=torch.float32)
+                enc = cls(lm, tokenizer, config)
+                if config.lora:
+                    add_lora(enc.backbone, **config.lora)
+                from safetensors.torch import load_model
 
-            load_model(enc, src.path / WEIGHTS_NAME, strict=True)
+                load_model(enc, src.path / WEIGHTS_NAME, strict=True)
             if vocab_hash(tokenizer, config.vocab_size) != config.vocab_hash:
                 raise ValueError(f"{src.path}: the tokenizer does not match the recorded vocabulary hash")
             return enc.to(device=device, dtype=torch_dtype).eval()
@@ -150,6 +156,62 @@ class SparseEncoder(nn.Module):
                     p.data = original
                 for m, n, b in buffers:  # ... but replaces a buffer with a new tensor
                     m._buffers[n] = b
+        publish_dir(staged, final, overwrite=True)
+        return final
+
+    @property
+    def fits_sentence_transformers(self) -> bool:
+        """Whether sentence-transformers' SparseEncoder (MLMTransformer + SpladePooling) computes this encoder."""
+        c = self.config
+        extras = c.literal_residual or c.focus_window or c.dense_pooling or c.lora or c.query_l2_norm
+        return c.kind == "mlm" and c.pooling == "max" and c.pool_special_tokens and not extras
+
+    def save_sentence_transformers(self, folder: str | Path, dtype: str | None = None) -> Path:
+        """Write one folder that both sentence-transformers and this class load with the same vectors:
+        ``sentence_transformers.SparseEncoder(folder)`` (MLMTransformer + SpladePooling('max'), written by
+        sentence-transformers itself) and ``SparseEncoder.from_pretrained(folder)`` (its lsr_config.json).
+
+        Only what that layout can express: an MLM backbone, max pooling over every token including
+        [CLS]/[SEP] (``pool_special_tokens``), no residual, focusing window, dense head, LoRA or query norm.
+        """
+        import tempfile
+
+        from sentence_transformers import SparseEncoder as STSparseEncoder
+
+        from indexer.atomic import publish_dir, staging_dir
+
+        try:
+            from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+        except ImportError:  # sentence-transformers < 6.1
+            from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+
+        c = self.config
+        if not self.fits_sentence_transformers:
+            raise ValueError(
+                "sentence-transformers' SparseEncoder layout holds an MLM backbone with max pooling over every "
+                "token (pool_special_tokens=True) and no residual, focusing window, dense head, LoRA or query norm"
+            )
+        final = Path(folder)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = staging_dir(final)
+        with tempfile.TemporaryDirectory() as tmp:
+            lm = self.backbone.lm
+            params = [(p, p.data) for p in lm.parameters()]
+            try:
+                if dtype is not None:
+                    lm.to(getattr(torch, dtype))
+                lm.save_pretrained(tmp)
+            finally:
+                for p, original in params:
+                    p.data = original
+            self.tokenizer.save_pretrained(tmp)
+            body = MLMTransformer(tmp, max_seq_length=c.max_length)
+            STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device="cpu").save(str(staged))
+        # weights stored in half precision still load (and compute) in float32, as ours do
+        hf = json.loads((staged / "config.json").read_text())
+        hf.update({k: "float32" for k in ("dtype", "torch_dtype") if k in hf} or {"dtype": "float32"})
+        (staged / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
+        c.save(staged)
         publish_dir(staged, final, overwrite=True)
         return final
 

@@ -305,6 +305,8 @@ class Trainer:
         enc = self.encoder
         if self.cfg.model.gradient_checkpointing:
             enc.backbone.lm.gradient_checkpointing_disable()
+        if enc.fits_sentence_transformers:  # one folder that sentence-transformers loads too
+            return enc.save_sentence_transformers(folder, dtype=self.cfg.run.save_dtype)
         return enc.save(folder, dtype=self.cfg.run.save_dtype)
 
 
