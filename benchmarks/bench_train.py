@@ -131,7 +131,7 @@ def main() -> None:
             torch.cuda.empty_cache() if torch.cuda.is_available() else None
         a["tokens_per_s_theirs_est"] = a["tokens_per_s"] * b["sequences_per_s"] / a["sequences_per_s"]
         rows.append({"model": model, "ours": a, "sentence_transformers": b, "speedup": b["step_s"] / a["step_s"]})
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.machine()
     meta = {"device": device, "batch_size": args.batch_size, "timed_steps": args.steps, "warmup": args.warmup}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
@@ -140,9 +140,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         a, b = r["ours"], r["sentence_transformers"]
+        peak = a["peak_gpu_mb"] or 0
         print(
-            f"| {r['model']} | ours | {a['sequences_per_s']:.1f} | {a['tokens_per_s']:.0f} | {a['peak_gpu_mb'] or 0:.0f} "
-            f"| {r['speedup']:.2f}x |"
+            f"| {r['model']} | ours | {a['sequences_per_s']:.1f} | {a['tokens_per_s']:.0f} | {peak:.0f} | {r['speedup']:.2f}x |"
         )
         print(
             f"| {r['model']} | sentence-transformers | {b['sequences_per_s']:.1f} | "

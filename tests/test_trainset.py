@@ -47,15 +47,11 @@ def test_prompt_and_cleaning_by_hand() -> None:
 
 def _small_beir(folder: Path, docs: int = 40) -> tuple[Path, Path, Path]:
     """The first scifact train queries with their positives, plus other documents, as a small BEIR folder."""
-    queries = {}
-    for line in gzip.open(SCIFACT / "queries.jsonl.gz", "rt"):
-        r = json.loads(line)
-        queries[r["_id"]] = r
+    with gzip.open(SCIFACT / "queries.jsonl.gz", "rt") as f:
+        queries = {r["_id"]: r for r in map(json.loads, f)}
     rows = [x.split("\t") for x in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]]
-    corpus = {}
-    for line in gzip.open(SCIFACT / "corpus.jsonl.gz", "rt"):
-        r = json.loads(line)
-        corpus[r["_id"]] = r
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as f:
+        corpus = {r["_id"]: r for r in map(json.loads, f)}
     qrels = [(q, d) for q, d, _ in rows[:12] if d in corpus]
     keep = list(dict.fromkeys([d for _, d in qrels] + list(corpus)[:docs]))[:docs]
     qrels = [(q, d) for q, d in qrels if d in keep]

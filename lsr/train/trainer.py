@@ -239,8 +239,9 @@ class Trainer:
                 )  # fmt: skip
                 for k, batch in batches:
                     total, stats = self.loss(batch, pos.step)
-                    if not math.isfinite(float(total.detach())):
-                        raise FloatingPointError(f"loss is {float(total.detach())} at step {pos.step}; lower [optim] lr")
+                    value = float(total.detach())
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"loss is {value} at step {pos.step}; lower [optim] lr")
                     (total / cfg.optim.grad_accum).backward()
                     for key, v in stats.items():
                         window[key] = window.get(key, 0.0) + v
