@@ -1,10 +1,12 @@
-"""The ``lsr`` command: index a corpus, search it, evaluate on BEIR / MS MARCO, tune hybrid fusion.
+"""The ``lsr`` command: index a corpus, search it, evaluate on BEIR / MS MARCO, tune hybrid fusion, train.
 
     lsr index CORPUS --out DIR [--model splade-tiny] [--dense-model minilm-l6|none]
     lsr search DIR --queries FILE | --query TEXT [--mode sparse|dense|hybrid] --out RUN
     lsr eval --data DATASET [--collection DIR] [--split test] [--modes sparse,dense,hybrid]
     lsr tune-fusion --data DATASET --collection DIR [--split train] [--method rrf]
     lsr compare RUN_A RUN_B --qrels FILE
+    lsr trainset --corpus C --queries Q --qrels TRAIN_QRELS --out DIR [--pseudo-passages N]
+    lsr train CONFIG.toml [--set SECTION.KEY=VALUE]
 
 Each stage is also ``python -m eval.cli <stage> ...``. Long jobs show a progress bar with an ETA.
 """

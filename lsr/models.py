@@ -1,4 +1,5 @@
-"""Where model weights come from: a packaged alias, a local folder, or a cached Hugging Face id.
+"""Where model weights come from: a model trained here (in lsr/weights), a packaged alias, a local folder, or a
+cached Hugging Face id.
 
 No network access is attempted: a hub id resolves only when it is already in the local
 Hugging Face cache. Every failure names the exact command that fixes it.
@@ -26,6 +27,11 @@ PACKAGED: dict[str, Packaged] = {
 }
 
 
+# Models trained here and kept in this repository (lsr/weights/<alias>/), each with its model card (README.md).
+SHIPPED: dict[str, str] = {"splade-tiny-distil": "splade-tiny-distil"}
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 class ModelSource(NamedTuple):
     """A folder with the model's files, plus the GGUF file name inside it when the weights are GGUF."""
 
@@ -45,6 +51,11 @@ def _install_hint(name: str) -> str:
 def resolve(name: str | Path) -> ModelSource:
     """Resolve an alias, a folder (or a .gguf file) or a cached hub id; raise FileNotFoundError saying what to do."""
     key = str(name)
+    if key in SHIPPED:
+        folder = WEIGHTS_DIR / SHIPPED[key]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model {key!r} should be in {folder}; the checkout is incomplete")
+        return ModelSource(folder)
     if key in PACKAGED:
         p = PACKAGED[key]
         spec = importlib.util.find_spec(p.module)
@@ -71,10 +82,10 @@ def resolve(name: str | Path) -> ModelSource:
             raise FileNotFoundError(
                 f"model {key!r} is not in the local Hugging Face cache and the hub is not reachable from here; "
                 f"download it where there is network (huggingface-cli download {key}) and pass the folder, "
-                f"or use a packaged alias: {', '.join(PACKAGED)}"
+                f"or use an alias: {', '.join([*SHIPPED, *PACKAGED])}"
             ) from e
     raise FileNotFoundError(
-        f"model {key!r} is neither a packaged alias ({', '.join(PACKAGED)}), a folder, a .gguf file "
+        f"model {key!r} is neither an alias ({', '.join([*SHIPPED, *PACKAGED])}), a folder, a .gguf file "
         "nor a Hugging Face id (owner/name)"
     )
 

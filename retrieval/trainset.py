@@ -108,7 +108,9 @@ def _pseudo_queries(out: Path, corpus: dict[str, str], examples: list[tuple[str,
         if not path.is_file():
             if gen is None:
                 dtype = "bfloat16" if s.device.startswith("cuda") else "float32"
-                settings = GenerationSettings(model=s.generator, per_passage=s.per_passage, seed=s.seed)
+                settings = GenerationSettings(
+                    model=s.generator, per_passage=s.per_passage, seed=s.seed, batch_size=s.batch_size
+                )
                 gen = QueryGenerator(settings, device=s.device, dtype=dtype)
             chunk = ids[lo : lo + part_size]
             made = gen.generate([corpus[d] for d in chunk], examples)

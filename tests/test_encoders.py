@@ -422,7 +422,7 @@ def test_vocab_hash_tells_vocabularies_apart(tmp_path) -> None:  # noqa: ANN001
 def test_model_resolution_messages(tmp_path) -> None:  # noqa: ANN001
     from lsr import models
 
-    with pytest.raises(FileNotFoundError, match="neither a packaged alias"):
+    with pytest.raises(FileNotFoundError, match="neither an alias"):
         models.resolve("no-such-model")
     with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
         models.resolve("nobody/no-such-model-anywhere")

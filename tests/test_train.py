@@ -253,3 +253,36 @@ def test_sentence_transformers_layout_gives_the_same_vectors(tmp_path: Path) -> 
         assert torch.equal(ours.backbone.lm.state_dict()[n], p.half().float()), n
     with pytest.raises(ValueError, match="layout holds"):
         SparseEncoder.from_pretrained(save_tiny(tmp_path / "plain")).save_sentence_transformers(tmp_path / "x")
+
+
+def test_cli_train_end_to_end_and_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eval.cli import app
+
+    base = save_tiny(tmp_path / "base")
+    ts = toy_trainset(tmp_path / "set")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        f'[model]\nbase = "{base}"\n[data]\ntrain = "{ts}"\nbatch_size = 4\ngroup_size = 3\n'
+        f'[optim]\nmax_steps = 3\n[run]\nout = "{tmp_path / "run"}"\n'
+    )
+    runner = CliRunner()
+    ok = runner.invoke(app, ["train", str(cfg), "--set", "loss.kl=0.5"])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "run" / "model" / "lsr_config.json").is_file()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["loss"]["kl"] == 0.5
+    bad = runner.invoke(app, ["train", str(cfg), "--set", "optim.lr_max=1"])
+    assert bad.exit_code == 2 and "unknown key(s) ['lr_max'] in [optim]" in bad.output
+    missing = runner.invoke(app, ["train", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 2 and "no such config file" in missing.output
+    cfg.write_text(f'[model]\nbase = "no-such-model"\n[data]\ntrain = "{ts}"\n')
+    unknown = runner.invoke(app, ["train", str(cfg)])
+    assert unknown.exit_code == 2 and "no-such-model" in unknown.output
+    cfg.write_text(f'[data]\ntrain = "{tmp_path / "nowhere"}"\n')
+    no_data = runner.invoke(app, ["train", str(cfg)])
+    assert no_data.exit_code == 2 and "lsr trainset" in no_data.output
+    # the module entry point is the same job
+    from lsr.train.__main__ import main
+
+    assert main([str(cfg)]) == 2
