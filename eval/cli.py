@@ -56,6 +56,7 @@ def command(name: str | None = None):  # noqa: ANN201
 
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+DEFAULT_SPARSE = "splade-tiny-distil"  # the sparse encoder of the main job (trained here: lsr/weights)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -138,7 +139,7 @@ def build_collection(
 def index(
     corpus: Annotated[Path, typer.Argument(help="corpus file: BEIR corpus.jsonl[.gz], JSONL or MS MARCO TSV")],
     out: Annotated[Path, typer.Option(help="collection folder")],
-    model: str = "splade-tiny",
+    model: str = DEFAULT_SPARSE,
     dense_model: Annotated[str, typer.Option(help="dense encoder, or 'none'")] = "minilm-l6",
     fmt: Annotated[str | None, typer.Option("--format", help="beir | jsonl | tsv (default: from the name)")] = None,
     id_field: str = "_id",
@@ -252,7 +253,7 @@ def evaluate(
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
     split: str = "test",
     modes: Annotated[str, typer.Option(help="of sparse, dense, hybrid, exact, bm25, impact")] = "sparse,dense,hybrid",
-    model: str = "splade-tiny",
+    model: str = DEFAULT_SPARSE,
     dense_model: str = "minilm-l6",
     fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (tune-fusion on the train split)")] = None,
     k: int = 1000,
@@ -328,7 +329,7 @@ def tune_fusion(
     from retrieval.searcher import Collection, Searcher
 
     queries, qrels = _dataset(data, split)
-    collection = _ensure_collection(data, collection, "splade-tiny", "minilm-l6")
+    collection = _ensure_collection(data, collection, DEFAULT_SPARSE, "minilm-l6")
     col = Collection.open(collection)
     job = col.meta["job"]
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"])

@@ -25,7 +25,7 @@ from retrieval.corpus import find, read_docs, read_queries
 from retrieval.fusion import Fusion
 from retrieval.searcher import Collection, Searcher
 
-from .cli import DEFAULT_DATA, build_collection
+from .cli import DEFAULT_DATA, DEFAULT_SPARSE, build_collection
 from .datasets import BEIR_URL, DatasetUnavailableError, beir_dataset
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--collection", type=Path, default=Path("runs/scifact"))
+    ap.add_argument("--model", default=DEFAULT_SPARSE, help="sparse encoder (alias or folder)")
     ap.add_argument("--query", action="append", default=[])
     ap.add_argument("--mode", default="hybrid", choices=["sparse", "dense", "hybrid"])
     ap.add_argument("--rebuild", action="store_true")
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     corpus = find(args.data, "corpus")
 
     t0 = time.perf_counter()
-    if args.rebuild or not (args.collection / COLLECTION).exists():
-        logger.info("indexing %s with splade-tiny + minilm-l6 on CPU into %s", corpus, args.collection)
-        stats, sparse, dense = build_collection(corpus, args.collection, "splade-tiny", "minilm-l6", overwrite=True)
+    done = args.collection / COLLECTION
+    if done.exists() and json.loads(done.read_text())["job"]["sparse_model"] != args.model:
+        logger.info("%s was built with another sparse model; rebuilding it with %s", args.collection, args.model)
+        args.rebuild = True
+    if args.rebuild or not done.exists():
+        logger.info("indexing %s with %s + minilm-l6 on CPU into %s", corpus, args.model, args.collection)
+        stats, sparse, dense = build_collection(corpus, args.collection, args.model, "minilm-l6", overwrite=True)
         logger.info(
             "%d docs encoded in %.0f s, indexes built in %.1f s",
             stats.records,
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from lsr import DenseEncoder, SparseEncoder
 
-        sparse, dense = SparseEncoder.from_pretrained("splade-tiny"), DenseEncoder.from_pretrained("minilm-l6")
+        sparse, dense = SparseEncoder.from_pretrained(args.model), DenseEncoder.from_pretrained("minilm-l6")
     col = Collection.open(args.collection)
     logger.info(
         "collection %s: %d docs, sparse index %.1f MB (ready after %.0f s)",
