@@ -34,6 +34,7 @@ from .backbone import Backbone, add_lora, detect_kind, model_class
 from .config import CONFIG_NAME, SparseEncoderConfig
 from .layout import Batch, Layout
 from .models import resolve
+from .progress import progress as progress_bar
 from .vocab import vocab_hash
 
 logger = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ class SparseEncoder(nn.Module):
         rows: list[tuple[np.ndarray, np.ndarray]] = [None] * n  # type: ignore[list-item]
         dense = np.zeros((n, self.dense_dim), dtype=np.float32) if self.dense_dim else None
         max_length = self.max_length_for(side)
-        progress = _progress(n, show_progress, f"encode {side}s")
+        progress = progress_bar(n, show_progress, f"encode {side}s")
         t0 = time.perf_counter()
         was_training = self.training
         if was_training:  # train()/eval() walk every module: not on each small call
@@ -477,19 +478,3 @@ def _to_csr(rows: list[tuple[np.ndarray, np.ndarray]]) -> SparseBatch:
         return SparseBatch(indptr, np.zeros(0, np.uint32), np.zeros(0, np.float32))
     indptr[1:] = np.cumsum([len(r[0]) for r in rows])
     return SparseBatch(indptr, np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, show: bool, desc: str):  # noqa: ANN202
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="text", smoothing=0.05)

@@ -266,14 +266,14 @@ def build_trainset(
             }
         )
     times["score"] = time.perf_counter() - t0
-    from lsr.train.data import file_sha256
+    from indexer.manifest import sha256_file
 
     negs_per_query = [len(r["doc_ids"]) - sum(r["label"]) for r in rows]
     manifest = {
-        "corpus": {"path": str(Path(corpus_path).resolve()), "sha256": file_sha256(Path(corpus_path)),
+        "corpus": {"path": str(Path(corpus_path).resolve()), "sha256": sha256_file(Path(corpus_path)),
                    "fingerprint": input_fingerprint(Path(corpus_path)), "documents": len(corpus)},
-        "queries": {"path": str(Path(queries_path).resolve()), "sha256": file_sha256(Path(queries_path))},
-        "qrels": {"path": str(qrels_path.resolve()), "sha256": file_sha256(qrels_path)},
+        "queries": {"path": str(Path(queries_path).resolve()), "sha256": sha256_file(Path(queries_path))},
+        "qrels": {"path": str(qrels_path.resolve()), "sha256": sha256_file(qrels_path)},
         "settings": asdict(s),
         "teachers": {"bm25": "bm25s (k1 0.9, b 0.4, English stopwords)", "splade": s.sparse_model,
                      "dense": s.dense_model, "note": "bi-encoder and BM25 teachers; no cross-encoder exists offline"},

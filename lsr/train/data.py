@@ -15,13 +15,14 @@ query's group (one positive, then negatives from the top candidates) is drawn wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from indexer.manifest import sha256_file
 
 TRAIN_FILE = "train.parquet"
 DOCS_FILE = "docs.parquet"
@@ -46,14 +47,6 @@ class Batch:
     docs: list[str]  # B * G texts, query b's group at [b*G, (b+1)*G)
     teachers: dict[str, np.ndarray]  # name -> (B, G) float32
     group_size: int
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class TrainSet:
@@ -83,7 +76,7 @@ class TrainSet:
         if not {"id", "text"} <= set(docs_table.column_names):
             raise ValueError(f"{folder / DOCS_FILE}: needs columns id and text")
         for name, want in manifest.get("sha256", {}).items():
-            if (folder / name).is_file() and file_sha256(folder / name) != want:
+            if (folder / name).is_file() and sha256_file(folder / name) != want:
                 raise ValueError(f"{folder / name}: checksum does not match the manifest (file changed or damaged)")
         rows = table.to_pylist()
         if sources is not None:
@@ -177,7 +170,7 @@ def write(folder: str | Path, rows: list[dict], docs: dict[str, str], manifest: 
         "documents": len(named),
         "by_source": {s: sum(r["source"] == s for r in rows) for s in sorted({r["source"] for r in rows})},
     }
-    manifest["sha256"] = {name: file_sha256(staged / name) for name in (TRAIN_FILE, DOCS_FILE)}
+    manifest["sha256"] = {name: sha256_file(staged / name) for name in (TRAIN_FILE, DOCS_FILE)}
     (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     publish_dir(staged, final, overwrite=True)
     return final

@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from indexer.manifest import sha256_file
+
+from ..progress import progress as progress_bar
 from . import checkpoint, losses, regularizers
 from .config import TrainConfig
-from .data import MANIFEST, TRAIN_FILE, Batch, TrainSet, file_sha256
+from .data import MANIFEST, TRAIN_FILE, Batch, TrainSet
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +191,8 @@ class Trainer:
             "git_commit": git_commit(),
             "data": {
                 "folder": str(folder.resolve()),
-                "train_sha256": file_sha256(folder / TRAIN_FILE),
-                "manifest_sha256": file_sha256(folder / MANIFEST),
+                "train_sha256": sha256_file(folder / TRAIN_FILE),
+                "manifest_sha256": sha256_file(folder / MANIFEST),
                 "queries": len(self.data),
             },
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
@@ -221,7 +224,7 @@ class Trainer:
         elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) and not resume:
             raise FileExistsError(f"{self.out} already holds checkpoints; resume, or choose another [run] out")
         self.write_run_info()
-        progress = _progress(self.total_steps, pos.step, show_progress)
+        progress = progress_bar(self.total_steps, show_progress, "train", unit="step", initial=pos.step)
         log = open(self.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         window: dict[str, float] = {}
         t0, micro = time.perf_counter(), 0
@@ -309,19 +312,3 @@ class Trainer:
         if enc.fits_sentence_transformers:  # one folder that sentence-transformers loads too
             return enc.save_sentence_transformers(folder, dtype=self.cfg.run.save_dtype)
         return enc.save(folder, dtype=self.cfg.run.save_dtype)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, done: int, show: bool):  # noqa: ANN202
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, desc="train", unit="step", smoothing=0.05)
