@@ -358,3 +358,16 @@ def test_python_m_service_logs_json_lines_with_request_ids(tmp_path) -> None:
     assert access["req-42"]["status"] == 200 and access["req-42"]["method"] == "GET" and access["req-42"]["ms"] > 0
     assert access["req-43"]["status"] == 404 and access["req-43"]["level"] == "INFO"
     assert any(r["logger"].startswith("uvicorn") for r in records)
+
+
+def test_trained_model_alias_serves_an_index(client, corpus) -> None:
+    """splade-tiny-distil (trained here, kept in lsr/weights) is a sparse_model like any packaged one."""
+    r = client.post("/v1/indexes", json={"name": "distil", "sparse_model": "splade-tiny-distil", "dense_model": None})
+    assert r.status_code == 201, r.text
+    docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}"} for d in corpus[:12]]
+    assert client.post("/v1/indexes/distil/documents", json={"documents": docs}).status_code == 200
+    target = corpus[5]
+    r = client.post("/v1/indexes/distil/search", json={"query": target["title"], "mode": "sparse", "top_k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"][0]["id"] == target["_id"]
+    assert client.delete("/v1/indexes/distil").status_code in (200, 204)
