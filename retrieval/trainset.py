@@ -113,7 +113,7 @@ def _pseudo_queries(out: Path, corpus: dict[str, str], examples: list[tuple[str,
                 )
                 gen = QueryGenerator(settings, device=s.device, dtype=dtype)
             chunk = ids[lo : lo + part_size]
-            made = gen.generate([corpus[d] for d in chunk], examples)
+            made = gen.generate([corpus[d] for d in chunk], examples, show_progress=True)
             rows = [(d, q) for d, qs in zip(chunk, made) for q in qs]
             table = pa.table({"source": [r[0] for r in rows], "query": [r[1] for r in rows]})
             write_file(path, lambda tmp, t=table: pq.write_table(t, tmp))

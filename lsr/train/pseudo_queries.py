@@ -83,10 +83,15 @@ class QueryGenerator:
         self.device = device
 
     @torch.inference_mode()
-    def generate(self, passages: Sequence[str], examples: Sequence[tuple[str, str]]) -> list[list[str]]:
+    def generate(
+        self, passages: Sequence[str], examples: Sequence[tuple[str, str]], show_progress: bool = False
+    ) -> list[list[str]]:
         """For each passage, its deduplicated queries (possibly none)."""
+        from ..progress import progress
+
         s = self.settings
         out: list[list[str]] = []
+        bar = progress(len(passages), show_progress, "pseudo-queries", unit="passage")
         for b0 in range(0, len(passages), s.batch_size):
             chunk = passages[b0 : b0 + s.batch_size]
             texts = [prompt(examples, p, s.max_passage_chars) for p in chunk]
@@ -105,4 +110,6 @@ class QueryGenerator:
             for i in range(len(chunk)):
                 samples = [clean(t) for t in new[i * s.per_passage : (i + 1) * s.per_passage]]
                 out.append(dedupe([q for q in samples if q]))
+            bar.update(len(chunk))
+        bar.close()
         return out
