@@ -234,7 +234,10 @@ def build_trainset(
     fused = fuse([run_bm25, run_sparse, run_dense], Fusion("dbsf", (1.0, 1.0, 1.0)), k=depth)
     times["mine"] = time.perf_counter() - t0
 
-    kept_pseudo = roundtrip_keep(fused, {q: src for q, (_, src) in pseudo.items()}, s.roundtrip_k)
+    sources = {q: src for q, (_, src) in pseudo.items()}
+    kept_pseudo = roundtrip_keep(fused, sources, s.roundtrip_k)
+    # where the fused teachers put each pseudo-query's passage: how strict the round-trip depth is
+    reach = {f"top{k}": sum(roundtrip_keep(fused, sources, k).values()) for k in (1, 3, 10, depth)}
 
     # 4. teacher scores for every pair kept
     t0 = time.perf_counter()
@@ -283,6 +286,7 @@ def build_trainset(
             "pseudo_passages": len({src for _, src in pseudo.values()}),
             "pseudo_generated": len(pseudo),
             "pseudo_kept": sum(kept_pseudo.values()),
+            "pseudo_source_rank": reach,
             "negatives_per_query_mean": float(np.mean(negs_per_query)) if rows else 0.0,
         },
         "seconds": {k: round(v, 2) for k, v in times.items()},

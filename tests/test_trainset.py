@@ -81,6 +81,8 @@ def test_builder_on_a_small_real_corpus(tmp_path: Path) -> None:
     assert m["counts"]["pseudo_passages"] == 3 and m["counts"]["pseudo_generated"] >= 1
     # a round-trip depth past the corpus keeps every generated query
     assert m["counts"]["pseudo_kept"] == m["counts"]["pseudo_generated"]
+    reach = m["counts"]["pseudo_source_rank"]  # nested: top1 <= top3 <= top10 <= everything retrieved
+    assert reach["top1"] <= reach["top3"] <= reach["top10"] <= m["counts"]["pseudo_generated"]
     assert m["counts"]["dev_queries_held_out"] >= 1
     dev_qids = {x.split("\t")[0] for x in (tmp_path / "out" / "dev" / "qrels" / "dev.tsv").read_text().splitlines()[1:]}
     assert dev_qids and not dev_qids & {r["qid"] for r in ts.rows}  # held-out queries are never trained on
