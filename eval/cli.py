@@ -383,13 +383,10 @@ def trainset(
 ) -> None:
     """Build a training set: pseudo-queries, round-trip filter, hard negatives, teacher scores (resumable)."""
     _setup_logging(verbose)
+    from lsr.train.trainer import check_device
     from retrieval.trainset import TrainsetSettings, build_trainset
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this machine has no CUDA GPU")
+    check_device(device)
     if (queries is None) != (qrels is None):
         raise ValueError("--queries and --qrels go together (real supervision from a train split)")
     if qrels is None and pseudo_passages == 0:
@@ -404,7 +401,9 @@ def trainset(
     if generate_only:
         typer.echo(f"{folder}: pseudo-queries written in {time.perf_counter() - t0:.1f} s")
         return
-    manifest = json.loads((folder / "manifest.json").read_text())
+    from lsr.train.data import MANIFEST
+
+    manifest = json.loads((folder / MANIFEST).read_text())
     typer.echo(f"{folder}: {json.dumps(manifest['counts'])} in {time.perf_counter() - t0:.1f} s")
     typer.echo(f"seconds per step: {json.dumps(manifest['seconds'])}")
 

@@ -144,19 +144,8 @@ class SparseEncoder(nn.Module):
         self.config.save(staged)
         self.tokenizer.save_pretrained(staged)
         self.backbone.lm.config.save_pretrained(staged)
-        if dtype is None or getattr(torch, dtype) == self.dtype:
+        with _cast_for_saving(self, dtype):
             save_model(self, str(staged / WEIGHTS_NAME))
-        else:  # cast for the file, then give every parameter and buffer its exact original tensor back
-            params = [(p, p.data) for p in self.parameters()]  # .to() swaps a parameter's data in place
-            buffers = [(m, n, b) for m in self.modules() for n, b in m._buffers.items() if b is not None]
-            try:
-                self.to(getattr(torch, dtype))
-                save_model(self, str(staged / WEIGHTS_NAME))
-            finally:
-                for p, original in params:
-                    p.data = original
-                for m, n, b in buffers:  # ... but replaces a buffer with a new tensor
-                    m._buffers[n] = b
         publish_dir(staged, final, overwrite=True)
         return final
 
@@ -196,15 +185,8 @@ class SparseEncoder(nn.Module):
         final.parent.mkdir(parents=True, exist_ok=True)
         staged = staging_dir(final)
         with tempfile.TemporaryDirectory() as tmp:
-            lm = self.backbone.lm
-            params = [(p, p.data) for p in lm.parameters()]
-            try:
-                if dtype is not None:
-                    lm.to(getattr(torch, dtype))
-                lm.save_pretrained(tmp)
-            finally:
-                for p, original in params:
-                    p.data = original
+            with _cast_for_saving(self.backbone.lm, dtype):
+                self.backbone.lm.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             body = MLMTransformer(tmp, max_seq_length=c.max_length)
             STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device="cpu").save(str(staged))
@@ -406,6 +388,25 @@ class SparseEncoder(nn.Module):
         for j, i in enumerate(idx):
             lo, hi = splits[j], splits[j + 1]
             rows[i] = (nz[lo:hi, 1].astype(np.uint32), vals[lo:hi].astype(np.float32))
+
+
+@contextlib.contextmanager
+def _cast_for_saving(module: nn.Module, dtype: str | None):  # noqa: ANN202
+    """``module`` in ``dtype`` inside the block (to write a smaller file), then every parameter and buffer gets its
+    exact original tensor back, so the model in memory is unchanged. None: nothing is cast."""
+    if dtype is None or all(p.dtype == getattr(torch, dtype) for p in module.parameters()):
+        yield
+        return
+    params = [(p, p.data) for p in module.parameters()]  # .to() swaps a parameter's data in place
+    buffers = [(m, n, b) for m in module.modules() for n, b in m._buffers.items() if b is not None]
+    try:
+        module.to(getattr(torch, dtype))
+        yield
+    finally:
+        for p, original in params:
+            p.data = original
+        for m, n, b in buffers:  # ... but replaces a buffer with a new tensor
+            m._buffers[n] = b
 
 
 _op_threads_lock = threading.Lock()

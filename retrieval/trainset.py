@@ -182,7 +182,8 @@ def build_trainset(
     random.Random(s.seed).shuffle(held)
     held = sorted(held[: round(len(held) * s.dev_fraction)])
     _write_dev(out / "dev", Path(corpus_path), Path(queries_path), {q: qrels[q] for q in held})
-    real = {q: v for q, v in real.items() if q not in set(held)}
+    held_out = frozenset(held)
+    real = {q: v for q, v in real.items() if q not in held_out}
     times["read"] = time.perf_counter() - t0
 
     # 1. pseudo-queries

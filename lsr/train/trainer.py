@@ -49,9 +49,9 @@ def git_commit() -> str:
 def check_device(device: str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"[run] device {device!r}: this machine has no CUDA GPU (torch {torch.__version__}); use cpu")
+        raise ValueError(f"device {device!r}: this machine has no CUDA GPU (torch {torch.__version__}); use cpu")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"[run] device must be cpu or cuda[:N], not {device!r}")
+        raise ValueError(f"device must be cpu or cuda[:N], not {device!r}")
     return dev
 
 
