@@ -29,6 +29,9 @@ class SparseEncoderConfig:
     query_l2_norm: bool = False
     dense_pooling: str | None = None  # dense head from the same forward pass: "last", "mean" or None
     lora: dict | None = None  # {"r", "alpha", "dropout", "target_modules"} once adapters are added
+    # set when the saved weights hold only the trained parts (LoRA, residual): the base weights are read from
+    # base_model at load time and must have this sha256
+    base_sha256: str = ""
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:

@@ -41,6 +41,13 @@ class ModelSource(NamedTuple):
     def hf_kwargs(self) -> dict:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
+    def weights_file(self) -> Path:
+        """The one file holding the weights (the GGUF, or model.safetensors); adapters record its sha256."""
+        path = self.path / (self.gguf_file or "model.safetensors")
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.path}: no single weights file ({path.name}) to fingerprint")
+        return path
+
 
 def _install_hint(name: str) -> str:
     p = PACKAGED[name]

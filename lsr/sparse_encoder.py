@@ -14,6 +14,7 @@ max over token chunks sized to a memory budget), and only the non-zeros leave th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -49,6 +50,24 @@ class Encoding(NamedTuple):
     dense: np.ndarray | None  # (n, hidden) float32, L2-normalised, when the config has a dense head
 
 
+class TiedResidual(nn.Module):
+    """PROSPER's w' = FC(h_last) over the whole vocabulary, made compact: FC(h) = W_head (G h) + b.
+
+    W_head is the backbone's own (V, H') vocabulary projection (for tied LLMs, the input embeddings), G an (H', H)
+    map and b a (V,) bias, both trained and zero-initialised (a fresh residual leaves the SPLADE vector unchanged).
+    On SmolLM2 that is 0.38 M trained parameters instead of the 28 M of a full 576 x 49,152 layer.
+    """
+
+    def __init__(self, hidden_size: int, head_dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, head_dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, h_last: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(self.proj(h_last), head_weight.to(h_last.dtype), self.bias.to(h_last.dtype))
+
+
 class SparseEncoder(nn.Module):
     """A sparse (and optionally dense) text encoder; ``forward`` is differentiable, ``encode_*`` is inference."""
 
@@ -60,12 +79,10 @@ class SparseEncoder(nn.Module):
         if self.backbone.vocab_size != config.vocab_size:
             raise ValueError(f"config says vocab_size {config.vocab_size}, the model has {self.backbone.vocab_size}")
         self.layout = Layout(tokenizer, echo=config.echo, pool_special=config.pool_special_tokens)
-        self.residual: nn.Linear | None = None
+        self.residual: TiedResidual | None = None
         if config.literal_residual:
-            # zero-initialised: a fresh residual leaves the SPLADE vector unchanged
-            self.residual = nn.Linear(self.backbone.hidden_size, config.vocab_size)
-            nn.init.zeros_(self.residual.weight)
-            nn.init.zeros_(self.residual.bias)
+            head_weight, _ = self.backbone.projection()
+            self.residual = TiedResidual(self.backbone.hidden_size, int(head_weight.shape[1]), config.vocab_size)
         # CPU inference of max pooling goes through the native int8-screened head (exact in float32)
         self.use_fast_head = fast_head.available()
         self._fast_head = fast_head.FastHead()
@@ -96,7 +113,9 @@ class SparseEncoder(nn.Module):
                 setattr(config, k, v)
             config.__post_init__()
             tokenizer = AutoTokenizer.from_pretrained(src.path)
-            if (src.path / ST_MODULES).is_file():  # sentence-transformers layout: the backbone's own weights
+            if config.base_sha256:  # adapters and heads only, on base weights from elsewhere
+                enc = cls._load_adapters(src.path, config, tokenizer)
+            elif (src.path / ST_MODULES).is_file():  # sentence-transformers layout: the backbone's own weights
                 lm = model_class(config.kind).from_pretrained(src.path, dtype=torch.float32)
                 enc = cls(lm, tokenizer, config)
             else:
@@ -121,6 +140,38 @@ class SparseEncoder(nn.Module):
         )
         return cls(lm, tokenizer, config).to(device=device, dtype=torch_dtype).eval()
 
+    @classmethod
+    def _load_adapters(cls, folder: Path, config: SparseEncoderConfig, tokenizer: Any) -> SparseEncoder:
+        from safetensors.torch import load_file
+
+        from indexer.manifest import sha256_file
+
+        base = resolve(config.base_model)
+        got = sha256_file(base.weights_file())
+        if got != config.base_sha256:
+            raise ValueError(
+                f"{folder}: its adapters were trained on {config.base_model!r} with weights sha256 "
+                f"{config.base_sha256[:12]}..., the installed {base.weights_file()} has {got[:12]}...; "
+                "install the base named in the model card"
+            )
+        lm = model_class(config.kind).from_pretrained(base.path, dtype=torch.float32, **base.hf_kwargs())
+        enc = cls(lm, tokenizer, config)
+        if config.lora:
+            add_lora(enc.backbone, **config.lora)
+        state = load_file(str(folder / WEIGHTS_NAME))
+        want = set(enc.trained_parts())
+        if set(state) != want:
+            raise ValueError(
+                f"{folder / WEIGHTS_NAME}: holds {len(state)} tensors, this config's adapters and heads are "
+                f"{len(want)} (missing {sorted(want - set(state))[:3]}, unexpected {sorted(set(state) - want)[:3]})"
+            )
+        enc.load_state_dict(state, strict=False)
+        return enc
+
+    def trained_parts(self) -> dict[str, torch.Tensor]:
+        """The weights an adapter-only save holds: LoRA adapters and the residual head."""
+        return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith("residual.")}
+
     def add_lora(self, r: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules: list[str] | None = None):
         """Inject LoRA adapters (peft) into the backbone; the base weights are then usually frozen for training."""
         if self.config.lora:
@@ -128,26 +179,53 @@ class SparseEncoder(nn.Module):
         self.config.lora = add_lora(self.backbone, r, alpha, dropout, target_modules)
         return self
 
-    def save(self, folder: str | Path, dtype: str | None = None) -> Path:
+    def save(self, folder: str | Path, dtype: str | None = None, adapters_only: bool | None = None) -> Path:
         """Write config, tokenizer and weights (one safetensors file, LoRA and heads included) atomically.
 
         ``dtype`` (float16, bfloat16, float32) stores the weights in that precision; loading casts them to the
         requested one, so a float16 file halves the size at the cost of rounding the weights once.
+        ``adapters_only`` (default: when the encoder has LoRA adapters and its ``base_model``, an alias or folder,
+        can be read again) writes only the LoRA adapters and the residual head, plus the sha256 of the base
+        weights, which loading reads again and checks: megabytes instead of the whole backbone.
         """
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file, save_model
 
         from indexer.atomic import publish_dir, staging_dir
+        from indexer.manifest import sha256_file
 
+        base_file = self._base_weights_file()
+        if adapters_only is None:
+            adapters_only = bool(self.config.lora) and base_file is not None
+        if adapters_only and base_file is None:
+            raise ValueError(f"base_model {self.config.base_model!r} has no weights file to read the base from")
+        config = dataclasses.replace(self.config, base_sha256="")
+        if adapters_only:
+            config.base_sha256 = sha256_file(base_file)
         final = Path(folder)
         final.parent.mkdir(parents=True, exist_ok=True)
         staged = staging_dir(final)
-        self.config.save(staged)
+        config.save(staged)
         self.tokenizer.save_pretrained(staged)
         self.backbone.lm.config.save_pretrained(staged)
         with _cast_for_saving(self, dtype):
-            save_model(self, str(staged / WEIGHTS_NAME))
+            if adapters_only:
+                parts = {n: t.detach().contiguous() for n, t in self.trained_parts().items()}
+                save_file(parts, str(staged / WEIGHTS_NAME))
+            else:
+                save_model(self, str(staged / WEIGHTS_NAME))
         publish_dir(staged, final, overwrite=True)
         return final
+
+    def _base_weights_file(self) -> Path | None:
+        if not self.config.base_model:
+            return None
+        try:
+            src = resolve(self.config.base_model)
+            if (src.path / CONFIG_NAME).is_file():  # a saved encoder, not a Hugging Face model: save it all
+                return None
+            return src.weights_file()
+        except FileNotFoundError:
+            return None
 
     @property
     def fits_sentence_transformers(self) -> bool:
@@ -242,7 +320,7 @@ class SparseEncoder(nn.Module):
         else:
             w = pooling.saturate(bb.head(h_last))
         if self.residual is not None:
-            w_prime = self.residual(h_last)
+            w_prime = self.residual(h_last, bb.projection()[0])
             indicator = pooling.input_indicator(batch.input_ids, batch.keep, cfg.vocab_size)
             w = pooling.literal_residual(w, w_prime, indicator)
         if cfg.focus_window:

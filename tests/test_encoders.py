@@ -72,7 +72,8 @@ def naive_vectors(enc: SparseEncoder, texts: list[str], side: str = "document") 
         else:
             vec = torch.log1p(torch.relu(logits[-1]))
         if enc.residual is not None:
-            wp = enc.residual(hidden[-1])
+            head_w = lm.get_output_embeddings().weight
+            wp = head_w @ (enc.residual.proj.weight @ hidden[-1]) + enc.residual.bias  # W_head (G h) + b
             ind = torch.zeros_like(vec)
             ind[torch.tensor(ids)[keep_t]] = 1.0
             vec = vec + ind * (wp.max() - wp)
@@ -300,7 +301,7 @@ def test_prosper_options_match_naive(kind: str) -> None:
     assert_same(as_dicts(enc.encode_documents(texts)), as_dicts(plain.encode_documents(texts)))
     enc.config.focus_window = True
     with torch.no_grad():
-        enc.residual.weight.normal_(0, 1.0)
+        enc.residual.proj.weight.normal_(0, 1.0)
         enc.residual.bias.normal_(0, 1.0)
     for side in ("document", "query"):
         got = as_dicts(enc.encode(texts, side).sparse)
@@ -427,3 +428,35 @@ def test_model_resolution_messages(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
         models.resolve("nobody/no-such-model-anywhere")
     assert models.resolve(tmp_path).path == tmp_path
+
+
+def test_adapters_only_save_reads_the_base_again(tmp_path) -> None:  # noqa: ANN001
+    """LoRA + residual saved without the backbone: megabytes, the same vectors, and a changed base is refused."""
+    pytest.importorskip("peft")
+    lm, tok = tiny_llama()
+    lm.save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    enc = SparseEncoder.from_pretrained(tmp_path / "hf", echo=True, literal_residual=True, dense_pooling="mean")
+    enc.add_lora(r=4, alpha=8)
+    with torch.no_grad():
+        for name, p in enc.named_parameters():
+            if "lora_B" in name or "residual" in name:
+                p.normal_(0, 0.5)
+    texts = ["w1 w2 w3 w4", "w5 w6", "w7", ""]
+    ref = enc.encode(texts)
+    enc.save(tmp_path / "adapters")
+    whole = enc.save(tmp_path / "whole", adapters_only=False)
+    small = (tmp_path / "adapters" / "model.safetensors").stat().st_size
+    assert small < (whole / "model.safetensors").stat().st_size / 3
+    back = SparseEncoder.from_pretrained(tmp_path / "adapters")
+    assert back.config.base_sha256 and set(back.trained_parts()) == set(enc.trained_parts())
+    got = back.encode(texts)
+    assert as_dicts(got.sparse) == as_dicts(ref.sparse)
+    np.testing.assert_array_equal(got.dense, ref.dense)
+    assert not SparseEncoder.from_pretrained(whole).config.base_sha256
+    # another base under the same name: refused, naming what to do
+    other, _ = tiny_llama(seed=5)
+    other.save_pretrained(tmp_path / "hf")
+    with pytest.raises(ValueError, match="install the base"):
+        SparseEncoder.from_pretrained(tmp_path / "adapters")
+    assert as_dicts(SparseEncoder.from_pretrained(whole).encode(texts).sparse) == as_dicts(ref.sparse)

@@ -92,6 +92,12 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     assert cfg.loss.infonce == 1.0  # a default from code
     with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
         parse_overrides(["lr=3"])
+    path.write_text('[data]\ntrain = "x"\n[model]\nsettings = { echo = true, dense_pooling = "mean" }\n')
+    nested = parse_overrides(["model.settings.echo=false", "model.settings.dense_pooling=none", "model.settings.k=7"])
+    cfg = TrainConfig.load(path, nested)
+    assert cfg.model.settings == {"echo": False, "dense_pooling": None, "k": 7}
+    with pytest.raises(ValueError, match=r"\[data.train\] must be a table"):
+        TrainConfig.load(path, parse_overrides(["data.train.x=1"]))
     with pytest.raises(ValueError, match="every loss weight is 0"):
         TrainConfig.from_dict({"data": {"train": "x"}, "loss": {"infonce": 0.0}})
 

@@ -176,22 +176,31 @@ class TrainConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from None
         for dotted, value in (overrides or {}).items():
-            section, _, key = dotted.partition(".")
-            if not key:
-                raise ValueError(f"override {dotted!r} must be SECTION.KEY=VALUE")
-            if not isinstance(raw.setdefault(section, {}), dict):
-                raise ValueError(f"{path}: [{section}] must be a table of settings")
-            raw[section][key] = value
+            *tables, key = dotted.split(".")
+            if not tables or not key:
+                raise ValueError(f"override {dotted!r} must be SECTION.KEY=VALUE (or SECTION.TABLE.KEY=VALUE)")
+            node = raw
+            for i, name in enumerate(tables):
+                if not isinstance(node.setdefault(name, {}), dict):
+                    where = "[" + ".".join(tables[: i + 1]) + "]"
+                    raise ValueError(f"{path}: {where} must be a table of settings")
+                node = node[name]
+            node[key] = value
         return cls.from_dict(raw, str(path))
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``SECTION.KEY=VALUE`` strings (VALUE in TOML syntax; a bare word is a string) -> {"SECTION.KEY": value}."""
+    """``SECTION.KEY=VALUE`` strings -> {"SECTION.KEY": value}. VALUE is TOML (a bare word is a string, and the bare
+    word ``none`` unsets a setting, as TOML has no null); ``SECTION.TABLE.KEY`` reaches into an inline table, e.g.
+    ``model.settings.echo=false``."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ValueError(f"override {item!r}: expected SECTION.KEY=VALUE")
+        if value.strip() == "none":
+            out[key.strip()] = None
+            continue
         try:
             out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:

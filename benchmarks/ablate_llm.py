@@ -1,0 +1,231 @@
+"""The ablation table of the LLM-backbone encoder (SmolLM2-135M as Mistral-SPLADE / PROSPER): train, encode, report.
+
+    python -m benchmarks.ablate_llm train  --rows all --parallel 3          (GPU machine)
+    python -m benchmarks.ablate_llm encode --rows all --data DATA           (GPU machine)
+    python -m benchmarks.ablate_llm report --data ../shared/data/scifact    (anywhere: ir_measures)
+
+Every row is configs/smollm2-splade.toml plus the ``--set`` overrides in ROWS, trained into runs/ablate/<row>
+(one command and one config per row: ``lsr train configs/smollm2-splade.toml --set ...``).
+
+``encode`` loads each trained model on the device, encodes the whole corpus (title + text) and both query sets
+(the training set's held-out dev queries, for choosing, and the BEIR test split, for reporting), scores every
+query against every document exactly (a sparse matrix product: the slow, obviously-correct twin of the index),
+and writes the top 1000 as TREC runs (``sparse``, and ``dense`` for the dense head) and stats.json (average
+non-zeros per query and per document, documents per second on the device, bf16).
+
+``report`` evaluates the runs (nDCG@10, R@100), fuses each row's sparse and dense runs with the DBSF weight tuned
+on the dev queries (never on test), prints the table and writes runs/ablate/report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CONFIG = "configs/smollm2-splade.toml"
+ROOT = Path("runs/ablate")
+MAIN = "echo+res+focus+dense"
+ROWS: dict[str, list[str]] = {
+    MAIN: [],
+    "causal (no echo)": ["model.settings.echo=false", "model.settings.max_length=256",
+                         "model.settings.query_max_length=48"],
+    "bidirectional": ["model.settings.echo=false", "model.settings.bidirectional=true",
+                      "model.settings.max_length=256", "model.settings.query_max_length=48"],
+    "no residual": ["model.settings.literal_residual=false"],
+    "no focus window": ["model.settings.focus_window=false"],
+    "flops x0.3": ["sparsity.query=3e-4", "sparsity.document=3e-4"],
+    "flops x3": ["sparsity.query=3e-3", "sparsity.document=3e-3"],
+    "no dense head": ["model.settings.dense_pooling=none", "loss.dense=0"],
+}  # fmt: skip
+
+
+def slug(row: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in row).strip("-").replace("--", "-")
+
+
+def pick(rows: str) -> list[str]:
+    if rows == "all":
+        return list(ROWS)
+    chosen = [r.strip() for r in rows.split(",")]
+    unknown = [r for r in chosen if r not in ROWS and r not in {slug(x) for x in ROWS}]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; rows: {[slug(r) for r in ROWS]}")
+    return [r for r in ROWS if r in chosen or slug(r) in chosen]
+
+
+def train(rows: list[str], parallel: int, minutes: float | None, extra: list[str]) -> None:
+    """One `python -m lsr.train` process per row, ``parallel`` at a time on the one device."""
+    pending = list(rows)
+    running: list[tuple[str, subprocess.Popen]] = []
+    while pending or running:
+        while pending and len(running) < parallel:
+            row = pending.pop(0)
+            out = ROOT / slug(row)
+            out.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "lsr.train", CONFIG, "--set", f"run.out={out}"]
+            for s in [*ROWS[row], *extra]:
+                cmd += ["--set", s]
+            if minutes:
+                cmd += ["--minutes", str(minutes)]
+            log = open(out / "train.log", "a")  # noqa: SIM115
+            running.append((row, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+            logger.info("started %s: %s", row, " ".join(cmd))
+        time.sleep(5)
+        for row, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((row, proc))
+                logger.info("%s finished with exit status %d", row, proc.returncode)
+
+
+def _corpus(data: Path) -> tuple[list[str], list[str]]:
+    from retrieval.corpus import find, read_docs
+
+    docs = list(read_docs(find(data, "corpus")))
+    return [d.id for d in docs], [d.text for d in docs]
+
+
+def _topk_run(scores: np.ndarray, qids: list[str], dids: list[str], k: int) -> dict[str, dict[str, float]]:
+    run = {}
+    k = min(k, scores.shape[1])
+    for i, q in enumerate(qids):
+        top = np.argpartition(-scores[i], k - 1)[:k]
+        run[q] = {dids[j]: float(scores[i, j]) for j in top}
+    return run
+
+
+def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batch_size: int, k: int) -> None:
+    import torch
+
+    from eval import trec
+    from eval.experiment import load_split
+    from lsr import SparseEncoder
+
+    dids, texts = _corpus(data)
+    splits = {"dev": load_split(dev, "test")[0], "test": load_split(data, "test")[0]}
+    for row in rows:
+        folder = ROOT / slug(row)
+        if not (folder / "model").is_dir():
+            logger.warning("%s: no trained model in %s, skipped", row, folder)
+            continue
+        enc = SparseEncoder.from_pretrained(folder / "model", device=device, dtype=dtype)
+        enc.encode(texts[:64], batch_size=batch_size)  # warm-up
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        d = enc.encode(texts, batch_size=batch_size)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        D = d.sparse.to_scipy() if hasattr(d.sparse, "to_scipy") else _csr(d.sparse, enc.vocab_size)
+        stats = {"docs_per_s": len(texts) / seconds, "nnz_document": D.nnz / D.shape[0], "device": device,
+                 "dtype": dtype, "batch_size": batch_size, "documents": len(texts)}  # fmt: skip
+        if device.startswith("cuda"):
+            stats["gpu"] = torch.cuda.get_device_name()
+        for split, queries in splits.items():
+            qids = list(queries)
+            q = enc.encode([queries[x] for x in qids], side="query", batch_size=batch_size)
+            Q = q.sparse.to_scipy() if hasattr(q.sparse, "to_scipy") else _csr(q.sparse, enc.vocab_size)
+            stats[f"nnz_query_{split}"] = Q.nnz / Q.shape[0]
+            trec.write_run(folder / f"{split}.sparse.trec", _topk_run((Q @ D.T).toarray(), qids, dids, k), "sparse")
+            if q.dense is not None:
+                dense_run = _topk_run(q.dense @ d.dense.T, qids, dids, k)
+                trec.write_run(folder / f"{split}.dense.trec", dense_run, "dense")
+        (folder / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        logger.info("%s: %s", row, stats)
+        del enc
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def _csr(batch, vocab_size: int):  # noqa: ANN001, ANN202
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((batch.values, batch.indices, batch.indptr), shape=(batch.num_rows, vocab_size))
+
+
+def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:
+    from benchmarks.report import grid as table
+    from eval import metrics, trec
+    from eval.experiment import load_split
+    from retrieval.fusion import Fusion, fuse
+    from retrieval.fusion import grid as fusion_grid
+
+    qrels = {"dev": load_split(dev, "test")[1], "test": load_split(data, "test")[1]}
+    measures = ("nDCG@10", "R@100")
+    results = []
+    for row in rows:
+        folder = ROOT / slug(row)
+        if not (folder / "stats.json").is_file():
+            continue
+        stats = json.loads((folder / "stats.json").read_text())
+        rec: dict = {"row": row, **stats}
+        runs = {(s, m): trec.read_run(folder / f"{s}.{m}.trec") for s in qrels for m in ("sparse", "dense")
+                if (folder / f"{s}.{m}.trec").is_file()}  # fmt: skip
+        for (split, mode), run in runs.items():
+            for m, v in metrics.evaluate(run, qrels[split], measures).items():
+                rec[f"{split}_{mode}_{m}"] = v
+        if ("dev", "dense") in runs:
+            best, best_score = Fusion("dbsf", (1.0, 1.0)), -1.0
+            for f in fusion_grid("dbsf"):
+                score = metrics.evaluate(fuse([runs["dev", "sparse"], runs["dev", "dense"]], f), qrels["dev"],
+                                         ("nDCG@10",))["nDCG@10"]  # fmt: skip
+                if score > best_score:
+                    best, best_score = f, score
+            rec["fusion_dense_weight"] = best.weights[1]
+            for split in qrels:
+                fused = fuse([runs[split, "sparse"], runs[split, "dense"]], best)
+                for m, v in metrics.evaluate(fused, qrels[split], measures).items():
+                    rec[f"{split}_hybrid_{m}"] = v
+        train_log = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()] if (
+            folder / "log.jsonl").is_file() else []  # fmt: skip
+        if train_log:
+            rec["train_steps"] = train_log[-1]["step"]
+            rec["train_seq_per_s"] = float(np.mean([r["sequences_per_s"] for r in train_log]))
+        results.append(rec)
+    head = ["row", "dev nDCG@10", "test nDCG@10", "test R@100", "nnz q", "nnz d", "docs/s",
+            "dense test nDCG@10", "hybrid test nDCG@10"]  # fmt: skip
+    body = [[r["row"], r.get("dev_sparse_nDCG@10"), r.get("test_sparse_nDCG@10"), r.get("test_sparse_R@100"),
+             r.get("nnz_query_test"), r.get("nnz_document"), r.get("docs_per_s"), r.get("test_dense_nDCG@10"),
+             r.get("test_hybrid_nDCG@10")] for r in results]  # fmt: skip
+    print(table(head, body))  # noqa: T201 - a benchmark prints its table
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("train", "encode", "report"))
+    p.add_argument("--rows", default="all", help="comma-separated row names or slugs, or all")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
+    p.add_argument("--dev", type=Path, default=Path("runs/ts-scifact/dev"), help="held-out train queries (BEIR)")
+    p.add_argument("--parallel", type=int, default=1, help="training runs at once on the device")
+    p.add_argument("--minutes", type=float, default=None, help="stop each training run (resumably) after this")
+    p.add_argument("--set", dest="extra", action="append", default=[], help="an override for every row")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--k", type=int, default=1000)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rows = pick(a.rows)
+    if a.stage == "train":
+        train(rows, a.parallel, a.minutes, a.extra)
+    elif a.stage == "encode":
+        encode(rows, a.data, a.dev, a.device, a.dtype, a.batch_size, a.k)
+    else:
+        report(rows, a.data, a.dev, ROOT / "report.json")
+
+
+if __name__ == "__main__":
+    main()
