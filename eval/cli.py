@@ -70,7 +70,11 @@ def _setup_logging(verbose: bool) -> None:
 def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
     from lsr import DenseEncoder, SparseEncoder
 
+    from lsr.dense_encoder import DenseHead
+
     sparse = SparseEncoder.from_pretrained(model, device=device)
+    if dense_model is not None and dense_model == model:  # the sparse model's own dense head: one forward pass
+        return sparse, DenseHead(sparse, model)
     dense = DenseEncoder.from_pretrained(dense_model, device=device) if dense_model else None
     return sparse, dense
 

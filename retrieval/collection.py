@@ -245,9 +245,14 @@ def build(
         dense_parts: list[np.ndarray] = []
         for lo in range(0, len(docs), PROGRESS_STEP):  # encode in steps so the progress bar moves
             texts = [d.text for d in docs[lo : lo + PROGRESS_STEP]]
-            parts.append(sparse_encoder.encode_documents(texts, batch_size=batch_size))
-            if dense_encoder is not None:
-                dense_parts.append(dense_encoder.encode_documents(texts, batch_size=batch_size))
+            if dense_encoder is not None and getattr(dense_encoder, "sparse_encoder", None) is sparse_encoder:
+                both = sparse_encoder.encode(texts, batch_size=batch_size)  # its dense head: one forward pass
+                parts.append(both.sparse)
+                dense_parts.append(both.dense)
+            else:
+                parts.append(sparse_encoder.encode_documents(texts, batch_size=batch_size))
+                if dense_encoder is not None:
+                    dense_parts.append(dense_encoder.encode_documents(texts, batch_size=batch_size))
             done_records += len(texts)
             if progress:
                 progress(done_records, mine_records)

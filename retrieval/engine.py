@@ -128,10 +128,17 @@ class Encoders:
         with self._lock:
             if (kind, name) not in self._models:
                 from lsr import DenseEncoder, SparseEncoder
+                from lsr.dense_encoder import DenseHead, has_dense_head
+                from lsr.models import resolve
 
-                cls = SparseEncoder if kind == "sparse" else DenseEncoder
                 t0 = time.perf_counter()
-                self._models[kind, name] = cls.from_pretrained(name, device=self.device)
+                if kind == "dense" and has_dense_head(resolve(name).path):  # one model for both, loaded once
+                    if ("sparse", name) not in self._models:
+                        self._models["sparse", name] = SparseEncoder.from_pretrained(name, device=self.device)
+                    self._models[kind, name] = DenseHead(self._models["sparse", name], name)
+                else:
+                    cls = SparseEncoder if kind == "sparse" else DenseEncoder
+                    self._models[kind, name] = cls.from_pretrained(name, device=self.device)
                 logger.info("loaded %s encoder %s in %.1f s", kind, name, time.perf_counter() - t0)
             return self._models[kind, name]
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,45 @@ def test_import_collection_gives_a_live_index_with_the_same_results(tmp_path: Pa
     reopened.open_all()
     assert reopened.names() == ["imported"] and reopened.get("imported").num_docs == 50
     reopened.close()
+
+
+def test_a_sparse_encoder_with_a_dense_head_is_its_own_dense_model(tmp_path: Path) -> None:
+    """`--dense-model` = the sparse model: DenseHead serves the dense vectors of the same forward pass, and the
+    build encodes each document once (the sparse encoder's encode, counted) with both vectors stored."""
+    from tiny_models import tiny_llama
+
+    from lsr import DenseEncoder, SparseEncoder
+    from lsr.config import SparseEncoderConfig
+    from lsr.dense_encoder import DenseHead
+    from lsr.vocab import vocab_hash
+
+    lm, tok = tiny_llama()
+    V = lm.get_output_embeddings().weight.shape[0]
+    cfg = SparseEncoderConfig(kind="causal", vocab_size=V, vocab_hash=vocab_hash(tok, V), dense_pooling="mean")
+    folder = SparseEncoder(lm, tok, cfg).save(tmp_path / "hybrid-model")
+    loaded = DenseEncoder.from_pretrained(folder)
+    assert isinstance(loaded, DenseHead) and loaded.dim == 32
+    sparse = SparseEncoder.from_pretrained(folder)
+    texts = ["w1 w2 w3", "w4 w5", ""]
+    want = sparse.encode(texts, "query").dense
+    np.testing.assert_array_equal(loaded.encode_queries(texts), want)
+    with pytest.raises(ValueError, match="no dense head"):
+        DenseHead(SparseEncoder(*tiny_llama(), replace(cfg, dense_pooling=None)))
+
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 20)
+    head = DenseHead(sparse, str(folder))
+    calls = []
+    original = sparse.encode
+    sparse.encode = lambda *a, **k: calls.append(1) or original(*a, **k)  # count forward passes
+    job = Job(str(corpus), None, "_id", ("title", "text"), str(folder), str(folder), 8)
+    build(tmp_path / "col", job, sparse, head)
+    assert len(calls) == 3  # 20 documents in shards of 8: one encode call per shard, not two
+    docs = {d.id: d.text for d in read_docs(corpus)}
+    for k in range(3):  # the stored dense rows are the dense head's vectors of the same texts
+        ids, rows, dense_rows = read_shard(shard_path(tmp_path / "col", k))
+        ref = original([docs[i] for i in ids], "document")
+        np.testing.assert_allclose(dense_rows, ref.dense, atol=1e-5)
+        np.testing.assert_array_equal(rows.indptr, ref.sparse.indptr)
+    col = Collection.open(tmp_path / "col")
+    assert col.dense is not None and col.dense.ntotal == 20 and col.dense.d == 32
