@@ -69,7 +69,6 @@ def _setup_logging(verbose: bool) -> None:
 
 def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
     from lsr import DenseEncoder, SparseEncoder
-
     from lsr.dense_encoder import DenseHead
 
     sparse = SparseEncoder.from_pretrained(model, device=device)
