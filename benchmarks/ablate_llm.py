@@ -94,6 +94,15 @@ def _corpus(data: Path) -> tuple[list[str], list[str]]:
     return [d.id for d in docs], [d.text for d in docs]
 
 
+def _split(data: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The test split's judged queries and qrels (no index needed: this runs on a bare GPU machine)."""
+    from retrieval.corpus import find, read_qrels, read_queries
+
+    qrels = read_qrels(data / "qrels" / "test.tsv")
+    queries = read_queries(find(data, "queries"))
+    return {q: queries[q] for q in qrels if q in queries}, qrels
+
+
 def _topk_run(scores: np.ndarray, qids: list[str], dids: list[str], k: int) -> dict[str, dict[str, float]]:
     run = {}
     k = min(k, scores.shape[1])
@@ -107,11 +116,10 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
     import torch
 
     from eval import trec
-    from eval.experiment import load_split
     from lsr import SparseEncoder
 
     dids, texts = _corpus(data)
-    splits = {"dev": load_split(dev, "test")[0], "test": load_split(data, "test")[0]}
+    splits = {"dev": _split(dev)[0], "test": _split(data)[0]}
     for row in rows:
         folder = ROOT / slug(row)
         if not (folder / "model").is_dir():
@@ -156,11 +164,10 @@ def _csr(batch, vocab_size: int):  # noqa: ANN001, ANN202
 def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:
     from benchmarks.report import grid as table
     from eval import metrics, trec
-    from eval.experiment import load_split
     from retrieval.fusion import Fusion, fuse
     from retrieval.fusion import grid as fusion_grid
 
-    qrels = {"dev": load_split(dev, "test")[1], "test": load_split(data, "test")[1]}
+    qrels = {"dev": _split(dev)[1], "test": _split(data)[1]}
     measures = ("nDCG@10", "R@100")
     results = []
     for row in rows:
