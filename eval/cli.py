@@ -422,11 +422,11 @@ def train(
 ) -> None:
     """Train a sparse encoder by distillation; writes run.json, log.jsonl, checkpoints/ and model/."""
     _setup_logging(verbose)
+    from lsr.train.__main__ import run
     from lsr.train.config import TrainConfig, parse_overrides
-    from lsr.train.trainer import Trainer
 
     t0 = time.perf_counter()
-    model = Trainer(TrainConfig.load(config, parse_overrides(set_))).train(resume=resume)
+    model = run(TrainConfig.load(config, parse_overrides(set_)), resume=resume)
     typer.echo(f"{model} ({time.perf_counter() - t0:.1f} s)")
 
 

@@ -28,7 +28,7 @@ PACKAGED: dict[str, Packaged] = {
 
 
 # Models trained here and kept in this repository (lsr/weights/<alias>/), each with its model card (README.md).
-SHIPPED: dict[str, str] = {"splade-tiny-distil": "splade-tiny-distil"}
+SHIPPED: dict[str, str] = {"splade-tiny-distil": "splade-tiny-distil", "splade-tiny-distil-if": "splade-tiny-distil-if"}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 

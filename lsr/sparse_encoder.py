@@ -33,6 +33,7 @@ from indexer import SparseBatch
 from . import fast_head, heap, pooling
 from .backbone import Backbone, add_lora, detect_kind, model_class
 from .config import CONFIG_NAME, SparseEncoderConfig
+from .inference_free import InferenceFreeEncoder, is_lookup_folder
 from .layout import Batch, Layout
 from .models import resolve
 from .progress import progress as progress_bar
@@ -96,6 +97,7 @@ class SparseEncoder(nn.Module):
         cls, name: str | Path, *, device: str = "cpu", dtype: str = "float32", **settings: Any
     ) -> SparseEncoder:
         """Load a saved encoder folder, or build one on a Hugging Face model (alias, folder, .gguf, cached id).
+        A folder of inference-free queries (lsr.inference_free) loads as an InferenceFreeEncoder.
 
         ``settings`` are SparseEncoderConfig fields (pooling, echo, literal_residual, ...); for a
         saved encoder only max_length / query_max_length may be changed.
@@ -104,6 +106,10 @@ class SparseEncoder(nn.Module):
 
         src = resolve(name)
         torch_dtype = getattr(torch, dtype)
+        if is_lookup_folder(src.path):  # inference-free queries over a document encoder (lsr.inference_free)
+            if settings:
+                raise ValueError(f"an inference-free encoder's settings are fixed: {sorted(settings)}")
+            return InferenceFreeEncoder.load(src.path, device=device, dtype=dtype)  # type: ignore[return-value]
         if (src.path / CONFIG_NAME).is_file():
             config = SparseEncoderConfig.load(src.path)
             changed = set(settings) - {"max_length", "query_max_length"}

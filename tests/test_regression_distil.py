@@ -1,6 +1,7 @@
 """Regression for the model trained here: splade-tiny-distil (lsr/weights) on BEIR scifact test reproduces the
 scores kept in eval/expected/scifact-splade-tiny-distil.json, stays inside its sparsity budget, beats BM25 and the
 downloaded SPLADE-tiny (eval/expected/scifact.json), and loads in sentence-transformers with the same vectors.
+Its inference-free queries (splade-tiny-distil-if, over the same document vectors) reproduce theirs.
 
 Builds a sparse-only collection from scratch (about a minute on 2 CPU cores)."""
 
@@ -20,20 +21,27 @@ BASELINES = json.loads((ROOT / "eval" / "expected" / "scifact.json").read_text()
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def collection(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     if not (DATA / "corpus.jsonl.gz").exists() and not (DATA / "corpus.jsonl").exists():
         pytest.skip(f"no scifact corpus in {DATA}")
-    from eval.experiment import run_experiment
     from lsr import SparseEncoder
     from retrieval.collection import Job, build
     from retrieval.corpus import find
-    from retrieval.searcher import Collection, Searcher
+    from retrieval.searcher import Collection
 
     sparse = SparseEncoder.from_pretrained(EXPECTED["sparse_model"])
     folder = tmp_path_factory.mktemp("scifact-distil") / "collection"
     job = Job(str(find(DATA, "corpus")), None, "_id", ("title", "text"), EXPECTED["sparse_model"], None, 10_000)
     build(folder, job, sparse)
-    col = Collection.open(folder)
+    return Collection.open(folder), sparse
+
+
+@pytest.fixture(scope="module")
+def report(collection) -> dict:  # noqa: ANN001
+    from eval.experiment import run_experiment
+    from retrieval.searcher import Searcher
+
+    col, sparse = collection
     return run_experiment(DATA, col, Searcher(col, sparse), ["sparse", "exact"], k=EXPECTED["k"])
 
 
@@ -64,3 +72,19 @@ def test_sentence_transformers_loads_the_shipped_folder_with_the_same_vectors() 
     ours = SparseEncoder.from_pretrained(EXPECTED["sparse_model"])
     gap, nnz = largest_gap(ours, resolve(EXPECTED["sparse_model"]).path, texts)
     assert nnz > 0 and gap < 1e-4
+
+
+def test_inference_free_queries_reproduce_their_scores(collection) -> None:  # noqa: ANN001
+    from eval.experiment import run_experiment
+    from lsr import SparseEncoder
+    from lsr.inference_free import InferenceFreeEncoder
+    from retrieval.searcher import Searcher
+
+    want = json.loads((ROOT / "eval" / "expected" / "scifact-splade-tiny-distil-if.json").read_text())
+    col, sparse = collection
+    enc = SparseEncoder.from_pretrained(want["sparse_model"])
+    assert isinstance(enc, InferenceFreeEncoder) and enc.vocab_hash == sparse.vocab_hash
+    got = {r["mode"]: r for r in run_experiment(DATA, col, Searcher(col, enc), ["sparse"], k=want["k"])["rows"]}
+    for measure, value in want["scores"]["sparse"].items():
+        assert got["sparse"][measure] == pytest.approx(value, abs=want["tolerance"]), measure
+    assert got["sparse"]["query_nnz"] == pytest.approx(want["query_nnz"], abs=0.5)

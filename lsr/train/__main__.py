@@ -10,6 +10,18 @@ import sys
 from .config import TrainConfig, parse_overrides
 
 
+def run(cfg: TrainConfig, resume: bool = True, minutes: float | None = None, show_progress: bool = True):  # noqa: ANN201
+    """Train what the config asks for: the encoder (Trainer) or inference-free queries (LookupTrainer)."""
+    if cfg.model.queries == "lookup":
+        from .lookup import LookupTrainer
+
+        return LookupTrainer(cfg).train(show_progress=show_progress)
+    from .trainer import Trainer
+
+    budget = minutes * 60 if minutes else None
+    return Trainer(cfg).train(resume=resume, time_budget_s=budget, show_progress=show_progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lsr.train", description=__doc__)
     ap.add_argument("config")
@@ -20,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         cfg = TrainConfig.load(args.config, parse_overrides(args.set))
-        from .trainer import Trainer
-
-        budget = args.minutes * 60 if args.minutes else None
-        model = Trainer(cfg).train(resume=not args.no_resume, time_budget_s=budget)
+        model = run(cfg, resume=not args.no_resume, minutes=args.minutes)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
         return 2

@@ -36,6 +36,9 @@ class ModelSection:
     lora_targets: list[str] | None = None
     train_head: bool = True  # with LoRA: also train the literal-residual / extra heads
     gradient_checkpointing: bool = False
+    # "model": train the encoder itself; "lookup": keep ``base`` frozen as the document encoder and train
+    # inference-free queries (a weight per token, lsr.train.lookup)
+    queries: str = "model"
 
 
 @dataclass
@@ -111,6 +114,8 @@ class TrainConfig:
         d, lo, sp, op, r = self.data, self.loss, self.sparsity, self.optim, self.run
         if not d.train:
             raise ValueError("[data] train: the training-set folder (from `lsr trainset`) is required")
+        if self.model.queries not in ("model", "lookup"):
+            raise ValueError(f"[model] queries must be 'model' or 'lookup', not {self.model.queries!r}")
         if d.group_size < 1 or d.batch_size < 1 or d.negatives_depth < 1:
             raise ValueError("[data] group_size, batch_size and negatives_depth must be positive")
         for name in ("infonce", "kl", "margin_mse", "disco", "dense"):

@@ -47,6 +47,7 @@ class Batch:
     docs: list[str]  # B * G texts, query b's group at [b*G, (b+1)*G)
     teachers: dict[str, np.ndarray]  # name -> (B, G) float32
     group_size: int
+    doc_ids: list[str]  # the ids of ``docs``
 
 
 class TrainSet:
@@ -134,6 +135,7 @@ class TrainSet:
                     docs=[self.docs[d] for g in groups for d in g.doc_ids],
                     teachers={n: np.stack([g.teachers[n] for g in groups]) for n in sorted(names)},
                     group_size=group_size,
+                    doc_ids=[d for g in groups for d in g.doc_ids],
                 ),
             )
 

@@ -63,6 +63,25 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def ranking_parts(
+    scores_all: torch.Tensor, group_size: int, target: torch.Tensor | None, lo: Any, temperature: float,
+    kl_temperature: float, prefix: str = "",
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The weighted ranking losses of [loss] on (B, B * G) scores: query b's group sits at columns b*G .. b*G+G-1,
+    its positive first; ``target`` is the teacher ensemble's (B, G) scores (needed by kl and margin_mse)."""
+    B, G = scores_all.shape[0], group_size
+    positive = torch.arange(B, device=scores_all.device) * G
+    group = scores_all.gather(1, positive[:, None] + torch.arange(G, device=scores_all.device)[None, :])
+    parts: dict[str, torch.Tensor] = {}
+    if lo.infonce:
+        parts[prefix + "infonce"] = lo.infonce * losses.infonce(scores_all, positive, temperature)
+    if lo.kl:
+        parts[prefix + "kl"] = lo.kl * losses.listwise_kl(group, target, kl_temperature, lo.teacher_temperature)
+    if lo.margin_mse:
+        parts[prefix + "margin_mse"] = lo.margin_mse * losses.margin_mse(group, target)
+    return parts
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -137,7 +156,6 @@ class Trainer:
             d, d_dense = enc(d_in, "document")
         q, d = q.float(), d.float()
         B, G = len(batch.queries), batch.group_size
-        positive = torch.arange(B, device=dev) * G
         parts: dict[str, torch.Tensor] = {}
         teachers = {n: torch.as_tensor(v, device=dev) for n, v in batch.teachers.items()}
         lo = cfg.loss
@@ -146,15 +164,8 @@ class Trainer:
             target = losses.ensemble_target(teachers, lo.teachers, lo.teacher_norm)
 
         def ranking(scores_all: torch.Tensor, prefix: str, temperature: float) -> None:
-            group = scores_all.gather(1, positive[:, None] + torch.arange(G, device=dev)[None, :])
-            if lo.infonce:
-                parts[prefix + "infonce"] = lo.infonce * losses.infonce(scores_all, positive, temperature)
-            if lo.kl:
-                parts[prefix + "kl"] = lo.kl * losses.listwise_kl(
-                    group, target, lo.kl_temperature if not prefix else temperature, lo.teacher_temperature
-                )
-            if lo.margin_mse:
-                parts[prefix + "margin_mse"] = lo.margin_mse * losses.margin_mse(group, target)
+            kl_t = lo.kl_temperature if not prefix else temperature
+            parts.update(ranking_parts(scores_all, G, target, lo, temperature, kl_t, prefix))
 
         ranking(q @ d.T, "", lo.infonce_temperature)
         if lo.disco:

@@ -1,0 +1,159 @@
+"""Training inference-free queries (lsr.inference_free) against a frozen document encoder.
+
+``[model] queries = "lookup"`` in a training config: ``base`` is the trained document encoder, kept frozen. Its
+vectors for every document of the training set are computed once; then only the query side is trained, with
+the same ranking losses and teacher ensemble as the full model (``[loss]``):
+
+    sparse  w (V,): q_t = relu(w_t) for the query's distinct tokens, initialised to the IDF of the tokens in the
+            training documents (OpenSearch's doc-only models start from IDF, arXiv:2411.04403)
+    dense   P (H, H), identity at the start: q = normalise(P mean_t E_t) with the backbone's input embeddings E,
+            when the document encoder has a dense head (LightRetriever, arXiv:2505.12260, averages token embeddings)
+
+It takes seconds to minutes on a CPU, so it writes no checkpoints: a run starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..progress import progress as progress_bar
+from . import losses
+from .config import TrainConfig
+from .data import TrainSet
+
+logger = logging.getLogger(__name__)
+
+
+def idf(token_ids: list[list[int]], vocab_size: int) -> np.ndarray:
+    """log((N + 1) / (df + 1)) over N tokenised texts; a token in none of them gets the largest value."""
+    df = np.zeros(vocab_size, dtype=np.float64)
+    for toks in token_ids:
+        df[np.unique(np.asarray(toks, dtype=np.int64))] += 1
+    return np.log((len(token_ids) + 1) / (df + 1)).astype(np.float32)
+
+
+def query_matrix(token_ids: list[list[int]], weight: torch.Tensor) -> torch.Tensor:
+    """(B, V): relu(w_t) at each query's distinct tokens; differentiable in ``weight``."""
+    rows = [torch.unique(torch.as_tensor(t, dtype=torch.long)) for t in token_ids]
+    r = torch.cat([torch.full((len(t),), i, dtype=torch.long) for i, t in enumerate(rows)])
+    c = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+    q = torch.zeros(len(rows), weight.shape[0], dtype=weight.dtype)
+    return q.index_put((r, c), torch.relu(weight[c]))
+
+
+def mean_embeddings(token_ids: list[list[int]], emb: torch.Tensor) -> torch.Tensor:
+    """(B, H): each query's mean input embedding (zeros for a text without tokens)."""
+    out = torch.zeros(len(token_ids), emb.shape[1], dtype=emb.dtype)
+    for i, t in enumerate(token_ids):
+        if t:
+            out[i] = emb[torch.as_tensor(t, dtype=torch.long)].mean(dim=0)
+    return out
+
+
+class LookupTrainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        from lsr import SparseEncoder
+
+        from .trainer import check_device, seed_everything
+
+        if cfg.model.queries != "lookup":
+            raise ValueError("LookupTrainer trains [model] queries = 'lookup'")
+        check_device(cfg.run.device)
+        seed_everything(cfg.run.seed)
+        self.cfg = cfg
+        self.out = Path(cfg.run.out)
+        self.data = TrainSet.load(cfg.data.train, cfg.data.sources)
+        self.encoder = SparseEncoder.from_pretrained(cfg.model.base, device=cfg.run.device)
+        self.dense = bool(self.encoder.dense_dim)
+
+    def train(self, show_progress: bool = True) -> Path:
+        from lsr.inference_free import InferenceFreeEncoder, LookupConfig
+
+        from .trainer import git_commit, ranking_parts
+
+        cfg, enc, lo = self.cfg, self.encoder, self.cfg.loss
+        t0 = time.perf_counter()
+        doc_ids = sorted(self.data.docs)
+        texts = [self.data.docs[d] for d in doc_ids]
+        row_of = {d: i for i, d in enumerate(doc_ids)}
+        encoded = enc.encode(texts, "document", batch_size=32, show_progress=show_progress)
+        from scipy.sparse import csr_matrix
+
+        D = csr_matrix(
+            (encoded.sparse.values, encoded.sparse.indices.astype(np.int64), encoded.sparse.indptr.astype(np.int64)),
+            shape=(len(texts), enc.vocab_size),
+        )
+        encode_s = time.perf_counter() - t0
+        weight = torch.nn.Parameter(torch.from_numpy(idf(enc.layout.tokenize(texts), enc.vocab_size)))
+        params = [weight]
+        proj = emb = None
+        if self.dense:
+            H = enc.backbone.hidden_size
+            proj = torch.nn.Parameter(torch.eye(H))
+            emb = enc.backbone.lm.get_input_embeddings().weight.detach().float().cpu()
+            params.append(proj)
+        opt = torch.optim.Adam(params, lr=cfg.optim.lr)
+        steps_per_epoch = self.data.steps_per_epoch(cfg.data.batch_size)
+        total = steps_per_epoch * cfg.optim.epochs
+        if cfg.optim.max_steps:
+            total = min(total, cfg.optim.max_steps)
+        self.out.mkdir(parents=True, exist_ok=True)
+        info = {"config": cfg.to_dict(), "git_commit": git_commit(), "documents": len(texts),
+                "queries": len(self.data), "total_steps": total, "encode_seconds": encode_s,
+                "trainable_parameters": sum(p.numel() for p in params)}  # fmt: skip
+        (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        progress = progress_bar(total, show_progress, "train queries", unit="step")
+        step, window = 0, {}
+        with open(self.out / "log.jsonl", "w", encoding="utf-8") as log:
+            for epoch in range(cfg.optim.epochs):
+                batches = self.data.batches(
+                    cfg.run.seed, epoch, 0, cfg.data.batch_size, cfg.data.group_size, cfg.data.negatives_depth
+                )
+                for _, batch in batches:
+                    if step >= total:
+                        break
+                    q_tok = enc.layout.tokenize(batch.queries)
+                    rows = [row_of[d] for d in batch.doc_ids]
+                    d = torch.from_numpy(D[rows].toarray())
+                    q = query_matrix(q_tok, weight)
+                    G = batch.group_size
+                    target = None
+                    if lo.kl or lo.margin_mse:
+                        teachers = {n: torch.as_tensor(v) for n, v in batch.teachers.items()}
+                        target = losses.ensemble_target(teachers, lo.teachers, lo.teacher_norm)
+                    parts = ranking_parts(q @ d.T, G, target, lo, lo.infonce_temperature, lo.kl_temperature)
+                    if self.dense and lo.dense:
+                        qd = torch.nn.functional.normalize(mean_embeddings(q_tok, emb) @ proj.T, dim=-1)
+                        dd = torch.from_numpy(encoded.dense[rows])
+                        dense_parts = ranking_parts(
+                            qd @ dd.T, G, target, lo, lo.dense_temperature, lo.dense_temperature, "dense_"
+                        )
+                        parts.update({k: lo.dense * v for k, v in dense_parts.items()})
+                    loss = sum(parts.values())
+                    if not math.isfinite(float(loss.detach())):
+                        raise FloatingPointError(f"loss is {float(loss.detach())} at step {step}; lower [optim] lr")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    progress.update(1)
+                    for k, v in parts.items():
+                        window[k] = window.get(k, 0.0) + float(v.detach())
+                    if step % cfg.run.log_every == 0 or step == total:
+                        n = cfg.run.log_every if step % cfg.run.log_every == 0 else step % cfg.run.log_every
+                        rec = {"step": step, "epoch": epoch, **{k: v / n for k, v in window.items()}}
+                        log.write(json.dumps(rec) + "\n")
+                        window = {}
+        progress.close()
+        config = LookupConfig(cfg.model.base, enc.vocab_size, enc.vocab_hash, dense=self.dense)
+        model = InferenceFreeEncoder(
+            enc, config, weight.detach().numpy(), None if proj is None else proj.detach().numpy()
+        )
+        return model.save(self.out / "model")
