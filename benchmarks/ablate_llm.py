@@ -42,10 +42,10 @@ ROWS: dict[str, list[str]] = {
     "bidirectional": ["model.settings.echo=false", "model.settings.bidirectional=true",
                       "model.settings.max_length=256", "model.settings.query_max_length=48"],
     "no residual": ["model.settings.literal_residual=false"],
-    "no focus window": ["model.settings.focus_window=false"],
     "flops x0.3": ["sparsity.query=3e-4", "sparsity.document=3e-4"],
     "flops x3": ["sparsity.query=3e-3", "sparsity.document=3e-3"],
     "no dense head": ["model.settings.dense_pooling=none", "loss.dense=0"],
+    "no focus window": ["model.settings.focus_window=false"],
 }  # fmt: skip
 
 
@@ -94,11 +94,11 @@ def _corpus(data: Path) -> tuple[list[str], list[str]]:
     return [d.id for d in docs], [d.text for d in docs]
 
 
-def _split(data: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """The test split's judged queries and qrels (no index needed: this runs on a bare GPU machine)."""
+def _split(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A split's judged queries and qrels (no index needed: this runs on a bare GPU machine)."""
     from retrieval.corpus import find, read_qrels, read_queries
 
-    qrels = read_qrels(data / "qrels" / "test.tsv")
+    qrels = read_qrels(data / "qrels" / f"{split}.tsv")
     queries = read_queries(find(data, "queries"))
     return {q: queries[q] for q in qrels if q in queries}, qrels
 
@@ -119,7 +119,7 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
     from lsr import SparseEncoder
 
     dids, texts = _corpus(data)
-    splits = {"dev": _split(dev)[0], "test": _split(data)[0]}
+    splits = {"dev": _split(dev, "dev")[0], "test": _split(data, "test")[0]}
     for row in rows:
         folder = ROOT / slug(row)
         if not (folder / "model").is_dir():
@@ -161,13 +161,13 @@ def _csr(batch, vocab_size: int):  # noqa: ANN001, ANN202
     return csr_matrix((batch.values, batch.indices, batch.indptr), shape=(batch.num_rows, vocab_size))
 
 
-def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:
+def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # noqa: C901
     from benchmarks.report import grid as table
     from eval import metrics, trec
     from retrieval.fusion import Fusion, fuse
     from retrieval.fusion import grid as fusion_grid
 
-    qrels = {"dev": _split(dev)[1], "test": _split(data)[1]}
+    qrels = {"dev": _split(dev, "dev")[1], "test": _split(data, "test")[1]}
     measures = ("nDCG@10", "R@100")
     results = []
     for row in rows:
@@ -201,9 +201,12 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:
         results.append(rec)
     head = ["row", "dev nDCG@10", "test nDCG@10", "test R@100", "nnz q", "nnz d", "docs/s",
             "dense test nDCG@10", "hybrid test nDCG@10"]  # fmt: skip
-    body = [[r["row"], r.get("dev_sparse_nDCG@10"), r.get("test_sparse_nDCG@10"), r.get("test_sparse_R@100"),
-             r.get("nnz_query_test"), r.get("nnz_document"), r.get("docs_per_s"), r.get("test_dense_nDCG@10"),
-             r.get("test_hybrid_nDCG@10")] for r in results]  # fmt: skip
+    def f(x: float | None, nd: int = 4) -> str:
+        return "—" if x is None else f"{x:.{nd}f}"
+
+    body = [[r["row"], f(r.get("dev_sparse_nDCG@10")), f(r.get("test_sparse_nDCG@10")), f(r.get("test_sparse_R@100")),
+             f(r.get("nnz_query_test"), 1), f(r.get("nnz_document"), 1), f(r.get("docs_per_s"), 0),
+             f(r.get("test_dense_nDCG@10")), f(r.get("test_hybrid_nDCG@10"))] for r in results]  # fmt: skip
     print(table(head, body))  # noqa: T201 - a benchmark prints its table
     out.write_text(json.dumps(results, indent=2) + "\n")
     return results
