@@ -201,6 +201,7 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
         results.append(rec)
     head = ["row", "dev nDCG@10", "test nDCG@10", "test R@100", "nnz q", "nnz d", "docs/s",
             "dense test nDCG@10", "hybrid test nDCG@10"]  # fmt: skip
+
     def f(x: float | None, nd: int = 4) -> str:
         return "—" if x is None else f"{x:.{nd}f}"
 

@@ -181,3 +181,24 @@ def test_fast_head_fits_on_the_first_large_call_and_stays_exact() -> None:
     first = full._head
     check(full, tokens(fast_head.CALIBRATION_TOKENS, False), 64)
     assert full._head is first
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_an_exception_in_a_worker_thread_reaches_python(workers: int) -> None:
+    """The pool max_logits runs on: a worker that throws becomes a RuntimeError (it used to end the process
+    through std::terminate); the other workers still finish."""
+    assert _head.testing.run_workers(workers, workers + 1) == workers  # no failing worker: all ran
+    for failing in range(workers):
+        with pytest.raises(RuntimeError, match=f"worker {failing} failed"):
+            _head.testing.run_workers(workers, failing)
+
+
+def test_arguments_are_never_converted() -> None:
+    w, b = np.ones((4, 3), np.float32), np.zeros(4, np.float32)
+    head = _head.Head(w, b, *identity(3))
+    x, offsets = np.ones((2, 3), np.float32), np.array([0, 2], np.int64)
+    assert _head.max_logits(head, x, offsets, 1, False)[0].tolist() == [0, 4]
+    for bad in ((head, x.astype(np.float64), offsets, 1, False), (head, x, offsets.astype(np.int32), 1, False),
+                (head, x, offsets, 1.0, False), (head, x, offsets, np.int64(1), False)):  # fmt: skip
+        with pytest.raises(TypeError):
+            _head.max_logits(*bad)

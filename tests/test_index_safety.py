@@ -244,3 +244,22 @@ def test_not_an_index_file(index_path: Path) -> None:
     path.write_bytes(b"\x00" * size)
     with pytest.raises(CorruptIndexError, match="bad magic"):
         Index.open(index_path)
+
+
+def test_the_native_bindings_refuse_every_conversion() -> None:
+    """An int64 array where uint32 is declared used to be narrowed silently (2**32 + 3 stored as term 3)."""
+    from indexer import _core
+
+    b = _core.Builder(10)
+    u64, u32, f32 = np.array([0, 1], np.uint64), np.array([3], np.uint32), np.array([1.0], np.float32)
+    for bad in ((u64, np.array([2**32 + 3], np.int64), f32), (u64.astype(np.int64), u32, f32),
+                (u64, u32, f32.astype(np.float64)), (u64.tolist(), u32, f32)):  # fmt: skip
+        with pytest.raises(TypeError):
+            b.add_batch(*bad)
+    assert b.num_postings == 0
+    b.add_batch(u64, u32, f32)
+    assert b.num_postings == 1
+    with pytest.raises(TypeError):
+        _core.Builder(10.0)
+    with pytest.raises(TypeError):
+        _core.Builder(np.uint32(10))

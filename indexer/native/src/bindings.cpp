@@ -1,6 +1,8 @@
 // The only file that knows about Python: binds the core as `indexer._core`.
-// Arrays cross zero-copy with exact dtypes (nanobind rejects others); every
-// looping call releases the GIL; C++ exceptions become Python exceptions.
+// Arrays cross zero-copy with exact dtypes: every argument is noconvert(), so an
+// int64 array is refused where uint32 is declared (never narrowed), and a scalar
+// must already be a Python int / float / str; every looping call releases the GIL;
+// C++ exceptions become Python exceptions.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -77,7 +79,7 @@ NB_MODULE(_core, m) {
                 new (self) lsrcore::Builder(vocab_size, term_lo, term_hi.value_or(vocab_size),
                                             df ? df->data() : nullptr);
             },
-            "vocab_size"_a, "term_lo"_a = 0, "term_hi"_a = nb::none(), "df"_a = nb::none())
+            "vocab_size"_a.noconvert(), "term_lo"_a.noconvert() = 0, "term_hi"_a.noconvert() = nb::none(), "df"_a.noconvert() = nb::none())
         .def(
             "add_batch",
             [](lsrcore::Builder& b, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values) {
@@ -85,14 +87,14 @@ NB_MODULE(_core, m) {
                 nb::gil_scoped_release release;
                 b.add_batch(indptr.data(), indptr.shape(0) - 1, indices.data(), values.data(), indices.shape(0));
             },
-            "indptr"_a, "indices"_a, "values"_a)
+            "indptr"_a.noconvert(), "indices"_a.noconvert(), "values"_a.noconvert())
         .def(
             "write",
             [](const lsrcore::Builder& b, const std::string& path) {
                 nb::gil_scoped_release release;
                 return b.write(path);
             },
-            "path"_a)
+            "path"_a.noconvert())
         .def("df",
              [](const lsrcore::Builder& b) {
                  auto out = new_array<uint32_t>(b.vocab_size());
@@ -115,14 +117,14 @@ NB_MODULE(_core, m) {
                 new (self) lsrcore::IndexWriter(path, df.data(), static_cast<uint32_t>(df.shape(0)), num_docs,
                                                 max_weight);
             },
-            "path"_a, "df"_a, "num_docs"_a, "max_weight"_a)
+            "path"_a.noconvert(), "df"_a.noconvert(), "num_docs"_a.noconvert(), "max_weight"_a.noconvert())
         .def(
             "append",
             [](lsrcore::IndexWriter& w, const lsrcore::Builder& part) {
                 nb::gil_scoped_release release;
                 w.append(part);
             },
-            "part"_a)
+            "part"_a.noconvert())
         .def("finish",
              [](lsrcore::IndexWriter& w) {
                  nb::gil_scoped_release release;
@@ -137,7 +139,7 @@ NB_MODULE(_core, m) {
                 nb::gil_scoped_release release;
                 new (self) lsrcore::Searcher(path);
             },
-            "path"_a)
+            "path"_a.noconvert())
         .def_prop_ro("num_docs", [](const lsrcore::Searcher& s) { return s.view().num_docs; })
         .def_prop_ro("vocab_size", [](const lsrcore::Searcher& s) { return s.view().vocab_size; })
         .def_prop_ro("num_postings", [](const lsrcore::Searcher& s) { return s.view().num_postings; })
@@ -165,7 +167,7 @@ NB_MODULE(_core, m) {
                 std::memcpy(w.data(), imps.data(), imps.size());
                 return nb::make_tuple(d, w);
             },
-            "term"_a)
+            "term"_a.noconvert())
         .def(
             "search_batch",
             [](lsrcore::Searcher& s, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values, uint32_t k,
@@ -185,11 +187,11 @@ NB_MODULE(_core, m) {
                 }
                 return nb::make_tuple(docs, scores, counts, postings);
             },
-            "indptr"_a, "indices"_a, "values"_a, "k"_a, "threads"_a);
+            "indptr"_a.noconvert(), "indices"_a.noconvert(), "values"_a.noconvert(), "k"_a.noconvert(), "threads"_a.noconvert());
 
     m.def("available_kernels", &lsrcore::kernels::available);
     m.def("active_kernel", []() { return std::string(lsrcore::kernels::active().name); });
-    m.def("select_kernel", &lsrcore::kernels::select, "name"_a);
+    m.def("select_kernel", &lsrcore::kernels::select, "name"_a.noconvert());
 
     m.def(
         "xxh64",
@@ -200,7 +202,7 @@ NB_MODULE(_core, m) {
                 s.update(data.c_str() + i, std::min(chunk, data.size() - i));
             return s.digest();
         },
-        "data"_a, "chunk"_a = 0);
+        "data"_a.noconvert(), "chunk"_a.noconvert() = 0);
 
     m.def(
         "pack_block",
@@ -218,7 +220,7 @@ NB_MODULE(_core, m) {
             return nb::bytes(reinterpret_cast<const char*>(out.data()),
                              lsrcore::packed_bytes(static_cast<uint32_t>(n), bits));
         },
-        "values"_a, "bits"_a);
+        "values"_a.noconvert(), "bits"_a.noconvert());
     m.def(
         "unpack_block",
         [](nb::bytes data, uint32_t n, uint32_t bits) {
@@ -231,7 +233,7 @@ NB_MODULE(_core, m) {
             std::memcpy(arr.data(), out, n * 4);
             return arr;
         },
-        "data"_a, "n"_a, "bits"_a);
+        "data"_a.noconvert(), "n"_a.noconvert(), "bits"_a.noconvert());
     m.def(
         "topk_select",
         [](Vec<uint32_t> scores, Vec<uint32_t> docs, uint32_t k) {
@@ -247,5 +249,5 @@ NB_MODULE(_core, m) {
             }
             return nb::make_tuple(s, d);
         },
-        "scores"_a, "docs"_a, "k"_a);
+        "scores"_a.noconvert(), "docs"_a.noconvert(), "k"_a.noconvert());
 }

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace lsrhead {
@@ -54,6 +55,11 @@ struct Rows {
 Rows max_logits(const Head& head, const float* x, const int64_t* offsets, uint32_t n_texts, unsigned threads,
                 bool simd);
 bool simd_available();
+
+// Runs work(0) .. work(workers - 1), each on its own thread (inline when workers == 1), and joins them. An
+// exception thrown by any worker is caught on its thread and rethrown here (the first by worker index), so the
+// caller sees a C++ exception, never std::terminate.
+void run_workers(unsigned workers, const std::function<void(unsigned)>& work);
 
 // One token's terms of the screen's bound (together: one cache line feeds four tokens' broadcasts).
 struct TokenBound {

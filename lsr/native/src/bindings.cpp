@@ -5,6 +5,9 @@
 #include <nanobind/stl/tuple.h>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "max_head.hpp"
 
@@ -56,6 +59,27 @@ NB_MODULE(_head, m) {
             return nb::make_tuple(to_numpy(std::move(r.indptr)), to_numpy(std::move(r.indices)),
                                   to_numpy(std::move(r.values)), exact);
         },
-        "head"_a, "x"_a.noconvert(), "offsets"_a.noconvert(), "threads"_a, "simd"_a);
+        "head"_a.noconvert(), "x"_a.noconvert(), "offsets"_a.noconvert(), "threads"_a.noconvert(),
+        "simd"_a.noconvert());
     m.def("simd_available", &lsrhead::simd_available);
+
+    // For tests only: the worker pool max_logits runs on, with worker ``failing`` throwing; the exception must
+    // reach Python as a RuntimeError (not end the process).
+    nb::module_ testing = m.def_submodule("testing", "test hooks; not part of the API");
+    testing.def(
+        "run_workers",
+        [](unsigned workers, unsigned failing) {
+            std::vector<int> done(workers, 0);
+            {
+                nb::gil_scoped_release unlocked;
+                lsrhead::run_workers(workers, [&](unsigned w) {
+                    if (w == failing) throw std::runtime_error("worker " + std::to_string(w) + " failed");
+                    done[w] = 1;
+                });
+            }
+            int n = 0;
+            for (int d : done) n += d;
+            return n;
+        },
+        "workers"_a.noconvert(), "failing"_a.noconvert());
 }

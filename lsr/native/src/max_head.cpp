@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <thread>
 
@@ -178,6 +179,27 @@ bool simd_available() {
 }
 #endif
 
+void run_workers(unsigned workers, const std::function<void(unsigned)>& work) {
+    if (workers <= 1) {
+        work(0);
+        return;
+    }
+    std::vector<std::exception_ptr> errors(workers);
+    std::vector<std::thread> pool;
+    pool.reserve(workers);
+    for (unsigned w = 0; w < workers; ++w)
+        pool.emplace_back([&, w] {
+            try {
+                work(w);
+            } catch (...) {
+                errors[w] = std::current_exception();
+            }
+        });
+    for (auto& th : pool) th.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
 Rows max_logits(const Head& h, const float* x, const int64_t* offsets, uint32_t n_texts, unsigned threads,
                 bool simd) {
     if (simd && !simd_available()) throw std::runtime_error("this CPU lacks AVX-512 VNNI");
@@ -198,13 +220,7 @@ Rows max_logits(const Head& h, const float* x, const int64_t* offsets, uint32_t 
                 text_scalar(h, tk, idx[i], val[i], exact[w]);
         }
     };
-    if (nt == 1) {
-        work(0);
-    } else {
-        std::vector<std::thread> pool;
-        for (unsigned w = 0; w < nt; ++w) pool.emplace_back(work, w);
-        for (auto& th : pool) th.join();
-    }
+    run_workers(nt, work);
     Rows out;
     out.indptr.assign(n_texts + 1, 0);
     for (uint32_t i = 0; i < n_texts; ++i) out.indptr[i + 1] = out.indptr[i] + idx[i].size();
