@@ -193,7 +193,9 @@ NB_MODULE(_core, m) {
     m.def("active_kernel", []() { return std::string(lsrcore::kernels::active().name); });
     m.def("select_kernel", &lsrcore::kernels::select, "name"_a.noconvert());
 
-    m.def(
+    // For tests only: the codec, checksum and top-k units, each against its reference in tests/.
+    nb::module_ testing = m.def_submodule("testing", "test hooks for the codec, xxh64 and the top-k queue");
+    testing.def(
         "xxh64",
         [](nb::bytes data, size_t chunk) {
             if (chunk == 0) return lsrcore::xxh64(data.c_str(), data.size());
@@ -204,7 +206,7 @@ NB_MODULE(_core, m) {
         },
         "data"_a.noconvert(), "chunk"_a.noconvert() = 0);
 
-    m.def(
+    testing.def(
         "pack_block",
         [](Vec<uint32_t> values, uint32_t bits) {
             const size_t n = values.shape(0);
@@ -221,7 +223,7 @@ NB_MODULE(_core, m) {
                              lsrcore::packed_bytes(static_cast<uint32_t>(n), bits));
         },
         "values"_a.noconvert(), "bits"_a.noconvert());
-    m.def(
+    testing.def(
         "unpack_block",
         [](nb::bytes data, uint32_t n, uint32_t bits) {
             if (n == 0 || n > lsrcore::kBlockSize) throw std::invalid_argument("1..128 values per block");
@@ -234,7 +236,7 @@ NB_MODULE(_core, m) {
             return arr;
         },
         "data"_a.noconvert(), "n"_a.noconvert(), "bits"_a.noconvert());
-    m.def(
+    testing.def(
         "topk_select",
         [](Vec<uint32_t> scores, Vec<uint32_t> docs, uint32_t k) {
             if (scores.shape(0) != docs.shape(0)) throw std::invalid_argument("scores and docs differ in length");
