@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
+from indexer.atomic import remove_stale_staging, staged
 from retrieval.collection import iter_shards
 from retrieval.corpus import read_docs
 
@@ -63,18 +63,13 @@ def _build(folder: Path, args: list[str], write_input) -> Path:  # noqa: ANN001
         return folder
     autoclass = start_jvm()
     remove_stale_staging(folder)
-    staging = staging_dir(folder)
-    try:
-        (staging / "in").mkdir()
-        write_input(staging / "in" / "docs.jsonl")
+    with staged(folder, overwrite=False) as work:
+        (work / "in").mkdir()
+        write_input(work / "in" / "docs.jsonl")
         autoclass("io.anserini.index.IndexCollection").main(
-            ["-input", str(staging / "in"), "-index", str(staging / "index"), "-threads", "2", *args]
+            ["-input", str(work / "in"), "-index", str(work / "index"), "-threads", "2", *args]
         )
-        shutil.rmtree(staging / "in")
-        publish_dir(staging, folder, overwrite=False)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        shutil.rmtree(work / "in")
     return folder
 
 

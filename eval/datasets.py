@@ -16,7 +16,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from indexer.atomic import publish_dir, staging_dir
+from indexer.atomic import staged
 from retrieval.corpus import find
 
 logger = logging.getLogger(__name__)
@@ -61,15 +61,10 @@ def _download(source: str, name: str, cache: Path) -> Path:
                 raise ValueError(f"the zip holds no {name}/corpus.jsonl")
             if any(m.startswith("/") or ".." in Path(m).parts for m in members):
                 raise ValueError("the zip has paths outside its folder")
-            staged = staging_dir(cache / name)
-            try:
-                z.extractall(staged)
-                for item in (staged / name).iterdir():
-                    item.rename(staged / item.name)
-                (staged / name).rmdir()
-                publish_dir(staged, cache / name, overwrite=False)
-            except BaseException:
-                shutil.rmtree(staged, ignore_errors=True)
-                raise
+            with staged(cache / name, overwrite=False) as work:
+                z.extractall(work)
+                for item in (work / name).iterdir():
+                    item.rename(work / item.name)
+                (work / name).rmdir()
     logger.info("downloaded %s into %s", source, cache / name)
     return cache / name

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -86,3 +86,24 @@ def publish_dir(staged: Path, final: Path, *, overwrite: bool) -> None:
     fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged(final: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Build a directory in a fresh staging folder beside ``final``, then publish it whole.
+
+        with staged(folder, overwrite=True) as tmp:
+            (tmp / "a.bin").write_bytes(...)
+
+    On a normal exit every file is fsynced and the folder renamed to ``final`` (``publish_dir``); on an exception,
+    or if publishing fails, the staging folder is removed: ``final`` is either untouched or complete.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(final)
+    try:
+        yield tmp
+        publish_dir(tmp, final, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

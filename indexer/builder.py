@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import _core
-from .atomic import publish_dir, remove_stale_staging, staging_dir, write_bytes
+from .atomic import remove_stale_staging, staged, write_bytes
 from .csr import SparseBatch
 from .errors import IndexExistsError
 from .lexicon import encode_lexicon
@@ -237,14 +236,12 @@ def _publish(
 ) -> Manifest:
     """Write postings (by ``write_postings``), lexicon and manifest into a staging
     directory and publish it; on any failure nothing is published."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir(path)
-    try:
-        scale = write_postings(staged / POSTINGS)
-        write_bytes(staged / LEXICON, encode_lexicon(ids))
+    with staged(path, overwrite=overwrite) as work:
+        scale = write_postings(work / POSTINGS)
+        write_bytes(work / LEXICON, encode_lexicon(ids))
         files = {
-            POSTINGS: {"bytes": (staged / POSTINGS).stat().st_size},
-            LEXICON: {"bytes": (staged / LEXICON).stat().st_size, "sha256": sha256_file(staged / LEXICON)},
+            POSTINGS: {"bytes": (work / POSTINGS).stat().st_size},
+            LEXICON: {"bytes": (work / LEXICON).stat().st_size, "sha256": sha256_file(work / LEXICON)},
         }
         manifest = Manifest(
             vocab_size=vocab_size,
@@ -255,11 +252,7 @@ def _publish(
             vocab_hash=vocab_hash,
             files=files,
         )
-        write_bytes(staged / MANIFEST, manifest.to_json())
-        publish_dir(staged, path, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+        write_bytes(work / MANIFEST, manifest.to_json())
     remove_stale_staging(path)
     logger.info("built %s: %d docs, %d postings", path, manifest.num_docs, manifest.num_postings)
     return manifest

@@ -141,18 +141,16 @@ class InferenceFreeEncoder:
     def save(self, folder: str | Path) -> Path:
         from safetensors.numpy import save_file
 
-        from indexer.atomic import publish_dir, staging_dir
+        from indexer.atomic import staged
 
         final = Path(folder)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staged = staging_dir(final)
-        self.config.save(staged)
-        self.tokenizer.save_pretrained(staged)
-        tensors = {"weight": self.weight}
-        if self.dense_proj is not None:
-            tensors["dense_proj"] = self.dense_proj
-        save_file(tensors, str(staged / LOOKUP_WEIGHTS))
-        publish_dir(staged, final, overwrite=True)
+        with staged(final, overwrite=True) as work:
+            self.config.save(work)
+            self.tokenizer.save_pretrained(work)
+            tensors = {"weight": self.weight}
+            if self.dense_proj is not None:
+                tensors["dense_proj"] = self.dense_proj
+            save_file(tensors, str(work / LOOKUP_WEIGHTS))
         return final
 
     @classmethod

@@ -196,7 +196,7 @@ class SparseEncoder(nn.Module):
         """
         from safetensors.torch import save_file, save_model
 
-        from indexer.atomic import publish_dir, staging_dir
+        from indexer.atomic import staged
         from indexer.manifest import sha256_file
 
         base_file = self._base_weights_file()
@@ -208,18 +208,16 @@ class SparseEncoder(nn.Module):
         if adapters_only:
             config.base_sha256 = sha256_file(base_file)
         final = Path(folder)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staged = staging_dir(final)
-        config.save(staged)
-        self.tokenizer.save_pretrained(staged)
-        self.backbone.lm.config.save_pretrained(staged)
-        with _cast_for_saving(self, dtype):
-            if adapters_only:
-                parts = {n: t.detach().contiguous() for n, t in self.trained_parts().items()}
-                save_file(parts, str(staged / WEIGHTS_NAME))
-            else:
-                save_model(self, str(staged / WEIGHTS_NAME))
-        publish_dir(staged, final, overwrite=True)
+        with staged(final, overwrite=True) as work:
+            config.save(work)
+            self.tokenizer.save_pretrained(work)
+            self.backbone.lm.config.save_pretrained(work)
+            with _cast_for_saving(self, dtype):
+                if adapters_only:
+                    parts = {n: t.detach().contiguous() for n, t in self.trained_parts().items()}
+                    save_file(parts, str(work / WEIGHTS_NAME))
+                else:
+                    save_model(self, str(work / WEIGHTS_NAME))
         return final
 
     def _base_weights_file(self) -> Path | None:
@@ -252,7 +250,7 @@ class SparseEncoder(nn.Module):
 
         from sentence_transformers import SparseEncoder as STSparseEncoder
 
-        from indexer.atomic import publish_dir, staging_dir
+        from indexer.atomic import staged
 
         try:
             from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
@@ -266,20 +264,18 @@ class SparseEncoder(nn.Module):
                 "token (pool_special_tokens=True) and no residual, focusing window, dense head, LoRA or query norm"
             )
         final = Path(folder)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staged = staging_dir(final)
-        with tempfile.TemporaryDirectory() as tmp:
-            with _cast_for_saving(self.backbone.lm, dtype):
-                self.backbone.lm.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            body = MLMTransformer(tmp, max_seq_length=c.max_length)
-            STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device="cpu").save(str(staged))
-        # weights stored in half precision still load (and compute) in float32, as ours do
-        hf = json.loads((staged / "config.json").read_text())
-        hf.update({k: "float32" for k in ("dtype", "torch_dtype") if k in hf} or {"dtype": "float32"})
-        (staged / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
-        c.save(staged)
-        publish_dir(staged, final, overwrite=True)
+        with staged(final, overwrite=True) as work:
+            with tempfile.TemporaryDirectory() as tmp:
+                with _cast_for_saving(self.backbone.lm, dtype):
+                    self.backbone.lm.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                body = MLMTransformer(tmp, max_seq_length=c.max_length)
+                STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device="cpu").save(str(work))
+            # weights stored in half precision still load (and compute) in float32, as ours do
+            hf = json.loads((work / "config.json").read_text())
+            hf.update({k: "float32" for k in ("dtype", "torch_dtype") if k in hf} or {"dtype": "float32"})
+            (work / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
+            c.save(work)
         return final
 
     # ------------------------------------------------------------------ properties

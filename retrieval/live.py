@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import Index, SparseBatch, build_index
-from indexer.atomic import publish_dir, staging_dir
+from indexer.atomic import staged
 
 logger = logging.getLogger(__name__)
 
@@ -144,18 +144,13 @@ class LiveIndex:
         path = Path(path)
         if path.exists():
             raise FileExistsError(f"{path} exists")
-        staged = staging_dir(path)
-        try:
-            (staged / SEGMENTS).mkdir()
-            db = sqlite3.connect(staged / CATALOG)
+        with staged(path, overwrite=False) as work:
+            (work / SEGMENTS).mkdir()
+            db = sqlite3.connect(work / CATALOG)
             with db:
                 db.executescript(_SCHEMA)
                 db.execute("INSERT INTO settings VALUES ('spec', ?)", (json.dumps(spec.__dict__),))
             db.close()
-            publish_dir(staged, path, overwrite=False)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
         return cls.open(path)
 
     @classmethod
@@ -378,10 +373,9 @@ class LiveIndex:
 
         parts = list(parts)
         target = self.path / SEGMENTS / _seg_name(seq)
-        staged = staging_dir(target)
-        try:
+        with staged(target, overwrite=False) as work:
             build_index(
-                staged / "sparse",
+                work / "sparse",
                 lambda: ((ids, batch) for ids, batch, _ in parts),
                 vocab_size=self.spec.vocab_size,
                 model_id=self.spec.sparse_model,
@@ -391,11 +385,7 @@ class LiveIndex:
             tensors = {"indptr": batch.indptr, "indices": batch.indices, "values": batch.values}
             if self.spec.dense_dim is not None:
                 tensors["dense"] = np.concatenate([d for _, _, d in parts]).astype(np.float32)
-            save_file(tensors, str(staged / VECTORS))
-            publish_dir(staged, target, overwrite=False)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
+            save_file(tensors, str(work / VECTORS))
         rows = sum(len(ids) for ids, _, _ in parts)
         return Segment(seq, target, np.arange(rows))
 

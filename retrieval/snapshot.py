@@ -14,13 +14,12 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from indexer.atomic import publish_dir, staging_dir, write_bytes
+from indexer.atomic import staged, write_bytes
 from indexer.manifest import sha256_file
 
 from .live import SEGMENTS, LiveIndex
@@ -50,12 +49,11 @@ def new_id(index: str) -> str:
 
 def take(index: LiveIndex, dest: Path) -> SnapshotInfo:
     """Snapshot ``index`` into the new folder ``dest`` (its name is the snapshot id)."""
-    staged = staging_dir(dest)
-    try:
-        num_docs = index.copy_to(staged)
+    with staged(dest, overwrite=False) as work:
+        num_docs = index.copy_to(work)
         files = {}
-        for path in sorted(p for p in staged.rglob("*") if p.is_file()):
-            files[path.relative_to(staged).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in sorted(p for p in work.rglob("*") if p.is_file()):
+            files[path.relative_to(work).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         info = SnapshotInfo(
             id=dest.name,
             index=index.path.name,
@@ -65,11 +63,7 @@ def take(index: LiveIndex, dest: Path) -> SnapshotInfo:
             bytes=sum(f["bytes"] for f in files.values()),
         )
         body = {"format": FORMAT, **asdict(info), "spec": asdict(index.spec), "contents": files}
-        write_bytes(staged / MANIFEST, json.dumps(body, indent=1).encode())
-        publish_dir(staged, dest, overwrite=False)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+        write_bytes(work / MANIFEST, json.dumps(body, indent=1).encode())
     return info
 
 
@@ -88,11 +82,10 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
         raise SnapshotError(f"{folder.name}: files the manifest does not list: {extra[:3]}")
     if missing := sorted(set(contents) - on_disk):  # also any path outside the folder
         raise SnapshotError(f"{folder.name}: missing files: {missing[:3]}")
-    staged = staging_dir(dest)
-    try:
-        (staged / SEGMENTS).mkdir()
+    with staged(dest, overwrite=False) as work:
+        (work / SEGMENTS).mkdir()
         for rel, want in contents.items():
-            target = staged / rel
+            target = work / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             size, digest = _copy_hashing(folder / rel, target)
             if (size, digest) != (want["bytes"], want["sha256"]):
@@ -100,11 +93,7 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
                     f"{folder.name}: {rel} has {size} bytes, sha256 {digest[:12]}…; "
                     f"the manifest says {want['bytes']} bytes, sha256 {want['sha256'][:12]}…"
                 )
-        LiveIndex.open(staged).close()  # the catalog and every segment it names open
-        publish_dir(staged, dest, overwrite=False)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+        LiveIndex.open(work).close()  # the catalog and every segment it names open
     return LiveIndex.open(dest)
 
 

@@ -76,13 +76,11 @@ def _bm25(folder: Path, ids: list[str], texts: list[str]) -> Any:
         return bm25s.BM25.load(str(folder))
     retriever = bm25s.BM25(k1=0.9, b=0.4)
     retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
-    from indexer.atomic import publish_dir, staging_dir
+    from indexer.atomic import staged
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir(folder)
-    retriever.save(str(staged))
-    (staged / "ids.json").write_text(json.dumps(ids))
-    publish_dir(staged, folder, overwrite=True)
+    with staged(folder, overwrite=True) as work:
+        retriever.save(str(work))
+        (work / "ids.json").write_text(json.dumps(ids))
     return bm25s.BM25.load(str(folder))
 
 

@@ -142,7 +142,7 @@ CRASHES = {
     "before-manifest": "builder.write_bytes = lambda path, data: os._exit(3) if path.name == 'manifest.json' "
     "else real_write(path, data)",
     # killed with everything written, right before the final rename
-    "before-publish": "builder.publish_dir = lambda *a, **k: os._exit(3)",
+    "before-publish": "import indexer.atomic; indexer.atomic.publish_dir = lambda *a, **k: os._exit(3)",
 }
 
 
@@ -263,3 +263,23 @@ def test_the_native_bindings_refuse_every_conversion() -> None:
         _core.Builder(10.0)
     with pytest.raises(TypeError):
         _core.Builder(np.uint32(10))
+
+
+def test_staged_publishes_whole_or_rolls_back(tmp_path: Path) -> None:
+    """The one staged-write helper: a failure inside the block leaves ``final`` as it was and no staging folder."""
+    from indexer.atomic import staged
+
+    final = tmp_path / "deep" / "out"
+    with staged(final, overwrite=False) as work:
+        (work / "a").write_text("one")
+    assert (final / "a").read_text() == "one"
+    with pytest.raises(RuntimeError), staged(final, overwrite=True) as work:
+        (work / "a").write_text("two")
+        raise RuntimeError("crash mid-write")
+    assert (final / "a").read_text() == "one"
+    with pytest.raises(FileExistsError), staged(final, overwrite=False) as work:
+        (work / "b").write_text("x")
+    assert sorted(p.name for p in final.parent.iterdir()) == ["out"]  # nothing left beside it
+    with staged(final, overwrite=True) as work:
+        (work / "a").write_text("three")
+    assert (final / "a").read_text() == "three" and sorted(p.name for p in final.parent.iterdir()) == ["out"]

@@ -73,8 +73,8 @@ CRASH = {
     # the new segment is on disk, the catalog never names it
     "upsert": "live.LiveIndex._transaction = lambda *a, **k: os._exit(3)\nindex.upsert(['x', 'a'], batch, dense)",
     # the merged segment is on disk, its commit never happens
-    "merge": "real = live.publish_dir\n"
-    "live.publish_dir = lambda *a, **k: (real(*a, **k), os._exit(3))\n"
+    "merge": "import indexer.atomic as atomic\nreal = atomic.publish_dir\n"
+    "atomic.publish_dir = lambda *a, **k: (real(*a, **k), os._exit(3))\n"
     "index.merge(max_segments=1, count=2)",
 }
 

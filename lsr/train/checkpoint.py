@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from indexer.atomic import publish_dir, staging_dir
+from indexer.atomic import staged
 
 STATE = "state.pt"
 META = "meta.json"
@@ -54,20 +54,18 @@ def save(
     folder: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, pos: Position, identity: dict[str, str]
 ) -> Path:
     final = folder / f"step-{pos.step:07d}"
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir(final)
-    torch.save(
-        {
-            "model": trainable_state(model),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-        },
-        staged / STATE,
-    )
-    meta = {"step": pos.step, "epoch": pos.epoch, "batch": pos.batch, **identity}
-    (staged / META).write_text(json.dumps(meta, indent=2) + "\n")
-    publish_dir(staged, final, overwrite=True)
+    with staged(final, overwrite=True) as work:
+        torch.save(
+            {
+                "model": trainable_state(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+            },
+            work / STATE,
+        )
+        meta = {"step": pos.step, "epoch": pos.epoch, "batch": pos.batch, **identity}
+        (work / META).write_text(json.dumps(meta, indent=2) + "\n")
     return final
 
 

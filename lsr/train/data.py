@@ -146,33 +146,31 @@ def write(folder: str | Path, rows: list[dict], docs: dict[str, str], manifest: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from indexer.atomic import publish_dir, staging_dir
+    from indexer.atomic import staged
 
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir(final)
-    schema = pa.schema(
-        [
-            ("qid", pa.string()),
-            ("query", pa.string()),
-            ("source", pa.string()),
-            ("doc_ids", pa.list_(pa.string())),
-            ("label", pa.list_(pa.int8())),
-        ]
-        + [(name, pa.list_(pa.float32())) for name in TEACHER_COLUMNS]
-    )
-    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
-    pq.write_table(pa.table(cols, schema=schema), staged / TRAIN_FILE)
-    named = sorted({d for r in rows for d in r["doc_ids"]})
-    pq.write_table(pa.table({"id": named, "text": [docs[d] for d in named]}), staged / DOCS_FILE)
-    manifest = dict(manifest)
-    manifest["counts"] = {
-        **manifest.get("counts", {}),
-        "queries": len(rows),
-        "documents": len(named),
-        "by_source": {s: sum(r["source"] == s for r in rows) for s in sorted({r["source"] for r in rows})},
-    }
-    manifest["sha256"] = {name: sha256_file(staged / name) for name in (TRAIN_FILE, DOCS_FILE)}
-    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    publish_dir(staged, final, overwrite=True)
+    with staged(final, overwrite=True) as work:
+        schema = pa.schema(
+            [
+                ("qid", pa.string()),
+                ("query", pa.string()),
+                ("source", pa.string()),
+                ("doc_ids", pa.list_(pa.string())),
+                ("label", pa.list_(pa.int8())),
+            ]
+            + [(name, pa.list_(pa.float32())) for name in TEACHER_COLUMNS]
+        )
+        cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+        pq.write_table(pa.table(cols, schema=schema), work / TRAIN_FILE)
+        named = sorted({d for r in rows for d in r["doc_ids"]})
+        pq.write_table(pa.table({"id": named, "text": [docs[d] for d in named]}), work / DOCS_FILE)
+        manifest = dict(manifest)
+        manifest["counts"] = {
+            **manifest.get("counts", {}),
+            "queries": len(rows),
+            "documents": len(named),
+            "by_source": {s: sum(r["source"] == s for r in rows) for s in sorted({r["source"] for r in rows})},
+        }
+        manifest["sha256"] = {name: sha256_file(work / name) for name in (TRAIN_FILE, DOCS_FILE)}
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return final
