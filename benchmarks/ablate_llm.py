@@ -115,8 +115,8 @@ def _topk_run(scores: np.ndarray, qids: list[str], dids: list[str], k: int) -> d
 def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batch_size: int, k: int) -> None:
     import torch
 
-    from eval import trec
     from lsr import SparseEncoder
+    from retrieval import trec
 
     dids, texts = _corpus(data)
     splits = {"dev": _split(dev, "dev")[0], "test": _split(data, "test")[0]}
@@ -163,7 +163,8 @@ def _csr(batch, vocab_size: int):  # noqa: ANN001, ANN202
 
 def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # noqa: C901
     from benchmarks.report import grid as table
-    from eval import metrics, trec
+    from eval import metrics
+    from retrieval import trec
     from retrieval.fusion import Fusion, fuse
     from retrieval.fusion import grid as fusion_grid
 

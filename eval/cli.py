@@ -23,10 +23,11 @@ from typing import Annotated
 
 import typer
 
+from retrieval import trec
 from retrieval.corpus import find, read_qrels, read_queries
 from retrieval.fusion import METHODS, Fusion, fuse, grid
 
-from . import metrics, trec
+from . import metrics
 
 logger = logging.getLogger(__name__)
 app = typer.Typer(

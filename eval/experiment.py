@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from retrieval import trec
 from retrieval.corpus import find, read_qrels, read_queries
 from retrieval.fusion import Fusion
 from retrieval.searcher import MODES, Collection, Searcher, Timings
 
-from . import metrics, trec
+from . import metrics
 
 BASELINES = ("bm25", "impact")  # Lucene through Pyserini (eval.baselines)
 ALL_MODES = (*MODES, *BASELINES)

@@ -42,6 +42,11 @@ MODES = ("sparse", "dense", "hybrid")
 HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise QueryError(f"mode must be one of {MODES}")
+
+
 class UnknownIndexError(KeyError):
     pass
 
@@ -332,15 +337,26 @@ class Engine:
     def sparse_vector(self, name: str, q: Query) -> tuple[np.ndarray, np.ndarray, float]:
         """The query's sparse vector (term ids u32, weights f32) and the encoding time in ms."""
         index = self.get(name)
+        self._check_sparse_query(name, q)
+        t0 = time.perf_counter()
+        if q.text is not None:
+            idx, val = self.encoders.sparse_query(index.spec.sparse_model, q.text)
+        else:
+            idx, val = self._given_sparse(name, q)
+        return idx, val, (time.perf_counter() - t0) * 1000
+
+    def _check_sparse_query(self, name: str, q: Query) -> None:
+        index = self.get(name)
         if q.vocab_hash is not None and q.vocab_hash != index.spec.vocab_hash:
             raise QueryError(vocabulary_mismatch(name, index.spec.vocab_hash, q.vocab_hash))
         given = [x is not None for x in (q.text, q.terms, q.indices)]
         if sum(given) != 1:
             raise QueryError("give exactly one of text, terms, or indices + values")
-        t0 = time.perf_counter()
-        if q.text is not None:
-            idx, val = self.encoders.sparse_query(index.spec.sparse_model, q.text)
-        elif q.terms is not None:
+
+    def _given_sparse(self, name: str, q: Query) -> tuple[np.ndarray, np.ndarray]:
+        """A query given as tokens or as term ids, checked against the index's vocabulary."""
+        index = self.get(name)
+        if q.terms is not None:
             enc, _ = self.models(name)
             ids = enc.tokenizer.convert_tokens_to_ids(list(q.terms))
             unknown = [t for t, i in zip(q.terms, ids) if i is None or i == enc.tokenizer.unk_token_id]
@@ -356,59 +372,138 @@ class Engine:
             idx, val = idx.astype(np.uint32), val.astype(np.float32)
         if not np.isfinite(val).all() or (val < 0).any():
             raise QueryError("weights must be finite and non-negative")
-        return idx, val, (time.perf_counter() - t0) * 1000
+        return idx, val
 
     def dense_vector(self, name: str, q: Query) -> tuple[np.ndarray, float]:
         index = self.get(name)
+        t0 = time.perf_counter()
+        if self._check_dense_query(name, q):
+            v = np.asarray(q.dense, np.float32)
+        else:
+            v = self.encoders.dense_query(index.spec.dense_model, q.text)
+        return v, (time.perf_counter() - t0) * 1000
+
+    def _check_dense_query(self, name: str, q: Query) -> bool:
+        """Whether the query brings its own dense vector (checked); else it must have text to encode."""
+        index = self.get(name)
         if index.spec.dense_dim is None:
             raise QueryError(f"index {name!r} has no dense vectors")
-        t0 = time.perf_counter()
         if q.dense is not None:
             v = np.asarray(q.dense, np.float32)
             if v.shape != (index.spec.dense_dim,) or not np.isfinite(v).all():
                 raise QueryError(f"the dense vector must hold {index.spec.dense_dim} finite numbers")
-        elif q.text is not None:
-            v = self.encoders.dense_query(index.spec.dense_model, q.text)
-        else:
+            return True
+        if q.text is None:
             raise QueryError("dense and hybrid search need the query text or a dense vector")
-        return v, (time.perf_counter() - t0) * 1000
+        return False
 
     def search(
         self, name: str, q: Query, mode: str = "sparse", k: int = 10, fusion: Fusion | None = None
     ) -> SearchResult:
-        if mode not in MODES:
-            raise QueryError(f"mode must be one of {MODES}")
-        index = self.get(name)
+        """One query; a text query is encoded through the model's micro-batcher (shared with concurrent calls)."""
+        _check_mode(mode)
         res = SearchResult(hits=[])
-        sparse_hits = dense_hits = None
-        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
+        sparse = dense = None
         if mode in ("sparse", "hybrid"):
-            idx, val, ms = self.sparse_vector(name, q)
-            res.sparse_query = idx, val
-            res.encode_ms += ms
-            res.query_nnz = int(np.count_nonzero(val))
-            t0 = time.perf_counter()
-            sparse_hits = []
-            if res.query_nnz:
-                keep = val > 0
-                sparse_hits, res.postings = index.search_sparse(idx[keep], val[keep], depth)
-            res.search_ms += (time.perf_counter() - t0) * 1000
+            idx, val, res.encode_ms = self.sparse_vector(name, q)
+            sparse = [(idx, val)]
         if mode in ("dense", "hybrid"):
             v, ms = self.dense_vector(name, q)
             res.encode_ms += ms
+            dense = v[None, :]
+        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, threads=1)[0]
+
+    def search_batch(
+        self, name: str, queries: Sequence[Query], mode: str = "sparse", k: int = 10, fusion: Fusion | None = None,
+        threads: int = 1,
+    ) -> list[SearchResult]:  # fmt: skip
+        """Many queries at once: the texts encoded in one call per model, one native batch search per segment on
+        ``threads`` threads; each result's encode_ms and search_ms are its share of the batch's."""
+        _check_mode(mode)
+        index = self.get(name)
+        results = [SearchResult(hits=[]) for _ in queries]
+        n = max(len(queries), 1)
+        sparse = dense = None
+        if mode in ("sparse", "hybrid"):
+            for q in queries:
+                self._check_sparse_query(name, q)
             t0 = time.perf_counter()
-            dense_hits = index.search_dense(v, depth)
-            res.search_ms += (time.perf_counter() - t0) * 1000
-        if mode == "sparse":
-            res.hits = sparse_hits
-        elif mode == "dense":
-            res.hits = dense_hits
-        else:
+            texts = [i for i, q in enumerate(queries) if q.text is not None]
+            sparse = [None] * len(queries)
+            if texts:
+                enc, _ = self.models(name)
+                batch = enc.encode_queries([queries[i].text for i in texts])
+                for j, i in enumerate(texts):
+                    sparse[i] = batch.row(j)
+            for i, q in enumerate(queries):
+                if q.text is None:
+                    sparse[i] = self._given_sparse(name, q)
+            ms = (time.perf_counter() - t0) * 1000 / n
+            for r in results:
+                r.encode_ms += ms
+        if mode in ("dense", "hybrid"):
+            own = [self._check_dense_query(name, q) for q in queries]
             t0 = time.perf_counter()
-            fused = fuse([{"q": dict(sparse_hits)}, {"q": dict(dense_hits)}], fusion or Fusion(), k)
-            res.hits = list(fused.get("q", {}).items())
-            res.search_ms += (time.perf_counter() - t0) * 1000
-        return res
+            dense = np.zeros((len(queries), index.spec.dense_dim), np.float32)
+            texts = [i for i, has in enumerate(own) if not has]
+            if texts:
+                _, denc = self.models(name)
+                dense[texts] = denc.encode_queries([queries[i].text for i in texts])
+            for i, has in enumerate(own):
+                if has:
+                    dense[i] = np.asarray(queries[i].dense, np.float32)
+            ms = (time.perf_counter() - t0) * 1000 / n
+            for r in results:
+                r.encode_ms += ms
+        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads)
+
+    def _search_vectors(
+        self, name: str, results: list[SearchResult], sparse: list | None, dense: np.ndarray | None, mode: str,
+        k: int, fusion: Fusion | None, threads: int,
+    ) -> list[SearchResult]:  # fmt: skip
+        """The one search path under ``search`` and ``search_batch``: encoded queries in, hits out."""
+        index = self.get(name)
+        n = len(results)
+        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
+        sparse_hits = dense_hits = None
+        if sparse is not None:
+            rows = []
+            for r, (idx, val) in zip(results, sparse):
+                keep = val > 0
+                r.sparse_query = idx, val
+                r.query_nnz = int(np.count_nonzero(val))
+                rows.append((idx[keep], val[keep]))
+            t0 = time.perf_counter()
+            indptr = np.zeros(n + 1, np.uint64)
+            indptr[1:] = np.cumsum([len(i) for i, _ in rows])
+            batch = SparseBatch(
+                indptr,
+                np.concatenate([i for i, _ in rows]).astype(np.uint32, copy=False),
+                np.concatenate([v for _, v in rows]).astype(np.float32, copy=False),
+            )
+            found = index.search_sparse_batch(batch, depth, threads)
+            sparse_hits = [h for h, _ in found]
+            ms = (time.perf_counter() - t0) * 1000 / n
+            for r, (_, postings) in zip(results, found):
+                r.postings = postings
+                r.search_ms += ms
+        if dense is not None:
+            t0 = time.perf_counter()
+            dense_hits = index.search_dense_batch(dense, depth)
+            ms = (time.perf_counter() - t0) * 1000 / n
+            for r in results:
+                r.search_ms += ms
+        for i, r in enumerate(results):
+            if mode == "sparse":
+                r.hits = sparse_hits[i]
+            elif mode == "dense":
+                r.hits = dense_hits[i]
+            else:
+                t0 = time.perf_counter()
+                fused = fuse([{"q": dict(sparse_hits[i])}, {"q": dict(dense_hits[i])}], fusion or Fusion(), k)
+                r.hits = list(fused.get("q", {}).items())
+                r.search_ms += (time.perf_counter() - t0) * 1000
+        return results
 
     def explain(self, name: str, q: Query, doc_ids: Sequence[str]) -> dict[str, tuple[list[Contribution], float]]:
         """Per-term contributions of the query's sparse vector to each document's float score

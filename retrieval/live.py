@@ -213,36 +213,59 @@ class LiveIndex:
         return None
 
     def search_sparse(self, indices: np.ndarray, values: np.ndarray, k: int) -> tuple[list[tuple[str, float]], int]:
-        """Top-``k`` live documents by our index's score, and the postings scored."""
-        hits: list[tuple[float, str]] = []
-        postings = 0
-        query = SparseBatch(np.array([0, len(indices)], np.uint64), indices, values)
-        for seg in self._segments:
-            if seg.rows == seg.dead:
-                continue
-            res = seg.sparse.search_batch(query, k=k + seg.dead, threads=1)
-            postings += int(res.postings[0])
-            n = int(res.counts[0])
-            for d, s in zip(res.docs[0, :n].tolist(), res.scores[0, :n].tolist()):
-                if seg.live[d]:
-                    hits.append((s, seg.sparse.lexicon[d]))
-        hits.sort(key=lambda h: (-h[0], h[1]))
-        return [(d, s) for s, d in hits[:k]], postings
+        """Top-``k`` live documents by our index's score, and the postings scored (one row of the batch path)."""
+        return self.search_sparse_batch(SparseBatch(np.array([0, len(indices)], np.uint64), indices, values), k)[0]
+
+    def search_sparse_batch(
+        self, queries: SparseBatch, k: int, threads: int = 1
+    ) -> list[tuple[list[tuple[str, float]], int]]:
+        """For each query row: the top-``k`` live documents and the postings scored. One native ``search_batch`` per
+        segment serves every row (on ``threads`` threads); a row without terms finds nothing."""
+        n = queries.num_rows
+        rows = [i for i in range(n) if queries.indptr[i + 1] > queries.indptr[i]]
+        hits: list[list[tuple[float, str]]] = [[] for _ in range(n)]
+        postings = [0] * n
+        if rows:
+            batch = queries if len(rows) == n else _take_rows(queries, rows)
+            for seg in self._segments:
+                if seg.rows == seg.dead:
+                    continue
+                res = seg.sparse.search_batch(batch, k=k + seg.dead, threads=threads)
+                for j, i in enumerate(rows):
+                    postings[i] += int(res.postings[j])
+                    c = int(res.counts[j])
+                    for d, s in zip(res.docs[j, :c].tolist(), res.scores[j, :c].tolist()):
+                        if seg.live[d]:
+                            hits[i].append((s, seg.sparse.lexicon[d]))
+        out = []
+        for h, p in zip(hits, postings):
+            h.sort(key=lambda x: (-x[0], x[1]))
+            out.append(([(d, s) for s, d in h[:k]], p))
+        return out
 
     def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Top-``k`` live documents by inner product with ``vector`` (exact)."""
+        """Top-``k`` live documents by inner product with ``vector`` (exact; one row of the batch path)."""
+        return self.search_dense_batch(np.asarray(vector, np.float32)[None, :], k)[0]
+
+    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """For each row of ``vectors`` (n, dim): the top-``k`` live documents by inner product (exact)."""
         if self.spec.dense_dim is None:
             raise ValueError(f"index {self.path.name} has no dense vectors")
-        hits: list[tuple[float, str]] = []
+        hits: list[list[tuple[float, str]]] = [[] for _ in range(len(vectors))]
         for seg in self._segments:
             if seg.dense is None or seg.rows == seg.dead:
                 continue
-            scores = seg.dense @ vector
+            scores = seg.dense @ np.asarray(vectors, np.float32).T  # (rows, n)
             scores[~seg.live] = -np.inf
-            top = np.argsort(-scores, kind="stable")[: min(k, seg.rows - seg.dead)]
-            hits += [(float(scores[r]), seg.sparse.lexicon[int(r)]) for r in top]
-        hits.sort(key=lambda h: (-h[0], h[1]))
-        return [(d, s) for s, d in hits[:k]]
+            keep = min(k, seg.rows - seg.dead)
+            for i in range(len(vectors)):
+                top = np.argsort(-scores[:, i], kind="stable")[:keep]
+                hits[i] += [(float(scores[r, i]), seg.sparse.lexicon[int(r)]) for r in top]
+        out = []
+        for h in hits:
+            h.sort(key=lambda x: (-x[0], x[1]))
+            out.append([(d, s) for s, d in h[:k]])
+        return out
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -416,6 +439,13 @@ class LiveIndex:
         self._segments = tuple(s for s in self._segments if s.rows != s.dead)
         for s in empty:
             shutil.rmtree(s.path, ignore_errors=True)
+
+
+def _take_rows(batch: SparseBatch, rows: list[int]) -> SparseBatch:
+    parts = [batch.row(i) for i in rows]
+    indptr = np.zeros(len(rows) + 1, np.uint64)
+    indptr[1:] = np.cumsum([len(t) for t, _ in parts])
+    return SparseBatch(indptr, np.concatenate([t for t, _ in parts]), np.concatenate([w for _, w in parts]))
 
 
 def merge_plan(segments: Sequence[Segment], max_segments: int, count: int) -> list[Segment]:

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1000
     max_texts: int = 256
+    search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
 

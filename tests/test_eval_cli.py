@@ -16,8 +16,9 @@ from typer.testing import CliRunner  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from test_collection import model_dir, write_corpus  # noqa: E402,F401
 
-from eval import metrics, trec  # noqa: E402
+from eval import metrics  # noqa: E402
 from eval.cli import app  # noqa: E402
+from retrieval import trec  # noqa: E402
 
 
 def test_metrics_by_hand() -> None:

@@ -225,3 +225,31 @@ def test_merge_plan_expunges_half_dead_segments_first(tmp_path: Path) -> None:
     assert index.merge() and index.num_docs == 17
     assert [s.rows - s.dead for s in index.segments] == [4, 4, 4, 4, 1]
     assert not index.merge()
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 9), st.integers(1, 3))
+def test_the_batch_path_equals_one_query_at_a_time(tmp_path_factory, seed: int, nq: int, threads: int) -> None:
+    """search_sparse_batch / search_dense_batch (the service's /search/batch) against their one-row forms, with
+    several segments, deleted documents and queries without terms."""
+    rng = np.random.default_rng(seed)
+    index = LiveIndex.create(tmp_path_factory.mktemp("live") / "idx", SPEC)
+    pool = [f"d{i}" for i in range(25)]
+    for _ in range(3):
+        ids = list(rng.choice(pool, size=8, replace=False))
+        batch, dense, _ = docs(rng, ids)
+        index.upsert(ids, batch, dense)
+    index.delete(list(rng.choice(pool, size=5, replace=False)))
+    rows = [{} if rng.random() < 0.2 else {int(t): float(rng.uniform(0.1, 2)) for t in rng.choice(VOCAB, 3)}
+            for _ in range(nq)]  # fmt: skip
+    queries = SparseBatch.from_rows(rows)
+    k = int(rng.integers(1, 12))
+    got = index.search_sparse_batch(queries, k, threads=threads)
+    for i in range(nq):
+        idx, val = queries.row(i)
+        assert got[i] == (index.search_sparse(idx, val, k) if len(idx) else ([], 0))
+    vectors = rng.normal(size=(nq, DIM)).astype(np.float32)
+    for got_row, v in zip(index.search_dense_batch(vectors, k), vectors):  # a matrix product rounds differently
+        want = index.search_dense(v, k)
+        assert [d for d, _ in got_row] == [d for d, _ in want]
+        np.testing.assert_allclose([s for _, s in got_row], [s for _, s in want], rtol=1e-5, atol=1e-6)
+    index.close()

@@ -131,6 +131,40 @@ def test_batch_json_and_trec(client, corpus) -> None:
     assert len(lines) == 12 and lines[0][:4] == ["q0", "Q0", corpus[0]["_id"], "1"]
 
 
+def test_batch_answers_as_the_single_route_does(client, corpus) -> None:
+    """/search/batch runs one batch search per (mode, fusion); every answer equals the one-query route's, whatever
+    the mix of modes, pages, given vectors and fields; TREC ranks continue after the offset."""
+    first = client.post("/v1/indexes/sci/search", json={"query": corpus[5]["title"], "top_k": 1}).json()
+    vec = client.post("/v1/indexes/sci/search", json={"query": corpus[5]["title"], "include": ["explanation"]}).json()
+    terms = {t["token"]: t["query_weight"] for t in vec["hits"][0]["explanation"]}
+    queries = [
+        {"id": "a", "query": corpus[0]["title"], "top_k": 3},
+        {"id": "b", "query": corpus[1]["title"], "top_k": 2, "offset": 2, "include": ["text"]},
+        {"id": "c", "query": corpus[2]["title"], "mode": "hybrid", "top_k": 4},
+        {"id": "d", "query": corpus[3]["title"], "mode": "dense", "top_k": 3},
+        {"id": "e", "terms": terms, "top_k": 2},
+        {"id": "f", "query": corpus[4]["title"], "mode": "hybrid", "top_k": 3,
+         "fusion": {"method": "dbsf", "weights": [1.0, 0.5]}},
+    ]  # fmt: skip
+    r = client.post("/v1/indexes/sci/search/batch", json={"queries": queries})
+    assert r.status_code == 200, r.text
+    got = r.json()["results"]
+    for q in queries:
+        body = {k: v for k, v in q.items() if k != "id"}
+        want = client.post("/v1/indexes/sci/search", json=body).json()
+        assert [(h["id"], h.get("text")) for h in got[q["id"]]["hits"]] == [
+            (h["id"], h.get("text")) for h in want["hits"]
+        ]
+        np.testing.assert_allclose([h["score"] for h in got[q["id"]]["hits"]], [h["score"] for h in want["hits"]],
+                                   rtol=1e-5)  # fmt: skip
+    assert got["e"]["hits"][0]["id"] == first["hits"][0]["id"]
+    trec = client.post("/v1/indexes/sci/search/batch", json={"queries": queries, "format": "trec"}).text
+    b_lines = [line.split() for line in trec.splitlines() if line.startswith("b ")]
+    assert [x[3] for x in b_lines] == ["3", "4"] and {x[5] for x in b_lines} == {"lsr-sparse"}, b_lines
+    bad = client.post("/v1/indexes/sci/search/batch", json={"queries": [{"id": "x", "query": "a", "top_k": 5000}]})
+    assert bad.status_code == 422
+
+
 def test_documents_upsert_get_delete_and_restart(tmp_path, encoders, corpus) -> None:
     c = start(tmp_path, encoders)
     assert c.post("/v1/indexes", json={"name": "live", "dense_model": None}).status_code == 201

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from retrieval.engine import Query, QueryError
 from retrieval.fusion import Fusion
+from retrieval.trec import format_ranked
 
 from ..deps import EngineDep, IndexDep, MetricsDep, Read, SettingsDep
 from ..problems import Problem
@@ -38,20 +39,29 @@ def _query(body: SearchRequest | ExplainRequest) -> Query:
     )
 
 
-def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResponse:  # noqa: ANN001
+def _check_page(body: SearchRequest, settings) -> None:  # noqa: ANN001
     if body.top_k > settings.max_top_k:
         raise Problem(422, f"top_k is at most {settings.max_top_k}")
     if body.offset > settings.max_offset:
         raise Problem(422, f"offset is at most {settings.max_offset}")
-    name = index.path.name
+
+
+def _fusion(body: SearchRequest) -> Fusion | None:
+    return None if body.fusion is None else Fusion(**body.fusion.model_dump())
+
+
+def _search(engine, index, body: SearchRequest, settings, metrics) -> SearchResponse:  # noqa: ANN001
+    _check_page(body, settings)
     t0 = time.perf_counter()
-    fusion = None if body.fusion is None else Fusion(**body.fusion.model_dump())
     try:
-        res = engine.search(name, _query(body), body.mode, body.offset + body.top_k, fusion)
-    except QueryError as e:
+        res = engine.search(index.path.name, _query(body), body.mode, body.offset + body.top_k, _fusion(body))
+    except (QueryError, ValueError) as e:  # ValueError: refused by the index (e.g. too many distinct terms)
         raise Problem(422, str(e)) from None
-    except ValueError as e:  # validation by the index (e.g. too many distinct terms)
-        raise Problem(422, str(e)) from None
+    return _respond(engine, index.path.name, body, res, t0, metrics)
+
+
+def _respond(engine, name: str, body: SearchRequest, res, t0: float, metrics) -> SearchResponse:  # noqa: ANN001
+    """One query's page of hits, with the stored fields and explanations it asked for."""
     page = res.hits[body.offset : body.offset + body.top_k]
     stored = engine.get(name).get([d for d, _ in page]) if {"text", "metadata"} & set(body.include) else {}
     explained = {}
@@ -102,16 +112,34 @@ def search_batch(  # noqa: ANN201
     ids = [q.id for q in body.queries]
     if len(set(ids)) != len(ids):
         raise Problem(422, "query ids must be unique")
+    for q in body.queries:
+        _check_page(q, settings)
     t0 = time.perf_counter()
-    results = {q.id: _search(engine, index, q, settings, metrics) for q in body.queries}
+    name = index.path.name
+    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion)
+    for i, q in enumerate(body.queries):
+        groups.setdefault((q.mode, _fusion(q)), []).append(i)
+    results: list[SearchResponse | None] = [None] * len(body.queries)
+    for (mode, fusion), members in groups.items():
+        depth = max(body.queries[i].offset + body.queries[i].top_k for i in members)
+        t1 = time.perf_counter()
+        try:
+            found = engine.search_batch(
+                name, [_query(body.queries[i]) for i in members], mode, depth, fusion, threads=settings.search_threads
+            )
+        except (QueryError, ValueError) as e:
+            raise Problem(422, str(e)) from None
+        for i, res in zip(members, found):
+            results[i] = _respond(engine, name, body.queries[i], res, t1, metrics)
     if body.format == "trec":
-        lines = [
-            f"{qid} Q0 {h.id} {body.queries[i].offset + rank} {h.score:.6f} lsr-{body.queries[i].mode}"
-            for i, (qid, r) in enumerate(results.items())
-            for rank, h in enumerate(r.hits, 1)
+        pages = [
+            (q.id, f"lsr-{q.mode}", [(q.offset + rank, h.id, h.score) for rank, h in enumerate(r.hits, 1)])
+            for q, r in zip(body.queries, results)
         ]
-        return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
-    return BatchSearchResponse(results=results, took_ms=(time.perf_counter() - t0) * 1000)
+        return PlainTextResponse(format_ranked(pages))
+    return BatchSearchResponse(
+        results={q.id: r for q, r in zip(body.queries, results)}, took_ms=(time.perf_counter() - t0) * 1000
+    )
 
 
 @router.post("/explain", response_model=ExplainResponse)

@@ -1,8 +1,10 @@
-"""TREC run files: ``qid Q0 docid rank score tag``, ranks from 1, best first."""
+"""TREC runs: ``qid Q0 docid rank score tag``, ranks from 1, best first. The one writer and reader of the format,
+for the CLI, eval and the service's batch search."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from indexer.atomic import write_bytes
@@ -10,13 +12,28 @@ from indexer.atomic import write_bytes
 Run = dict[str, dict[str, float]]
 
 
-def format_run(run: Run, tag: str) -> str:
+def _check_tag(tag: str) -> None:
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"the run tag must be one word, got {tag!r}")
-    lines = []
+
+
+def format_run(run: Run, tag: str) -> str:
+    """Every query of ``run`` (sorted by id), its documents ranked by score (ties by doc id)."""
+    _check_tag(tag)
+    pages = []
     for qid in sorted(run):
         ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))
-        lines.extend(f"{qid} Q0 {d} {r} {s:.6f} {tag}" for r, (d, s) in enumerate(ranked, 1))
+        pages.append((qid, tag, [(r, d, s) for r, (d, s) in enumerate(ranked, 1)]))
+    return format_ranked(pages)
+
+
+def format_ranked(pages: Iterable[tuple[str, str, Iterable[tuple[int, str, float]]]]) -> str:
+    """Lines for already ranked hits: (query id, tag, [(rank, doc id, score), ...]) in the order given, e.g. a
+    page of results whose ranks start after an offset."""
+    lines = []
+    for qid, tag, hits in pages:
+        _check_tag(tag)
+        lines.extend(f"{qid} Q0 {d} {r} {s:.6f} {tag}" for r, d, s in hits)
     return "\n".join(lines) + ("\n" if lines else "")
 
 
