@@ -315,8 +315,10 @@ class SparseEncoder(nn.Module):
             weight, bias = bb.projection()
             x = bb.pre_head(hidden[batch.keep])
             w = self._fast_head.max_weights(x, batch.keep.sum(dim=1), weight, bias, torch.get_num_threads())
-        elif cfg.pooling == "max" and torch.is_grad_enabled():  # training: no logits for padding positions
-            w = pooling.saturate(pooling.max_logits_packed(hidden, batch.keep, bb.head))
+        elif cfg.pooling == "max" and torch.is_grad_enabled():  # training: kept positions only, argmax rows kept
+            weight, bias = bb.projection()
+            x = bb.pre_head(hidden[batch.keep])
+            w = pooling.saturate(pooling.max_project_packed(x, batch.keep.sum(dim=1), weight, bias))
         elif cfg.pooling == "max":
             w = pooling.saturate(pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden)))
         else:

@@ -130,3 +130,34 @@ def test_packed_max_pooling_equals_chunked_in_value_and_gradient(B: int, T: int,
     gb = torch.autograd.grad((b * torch.arange(V)).sum(), [hidden, W])
     for x, y in zip(ga, gb):
         assert torch.allclose(x, y, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(1, 5), st.integers(1, 9), st.booleans(), st.integers(0, 2**31 - 1))
+def test_lean_max_projection_equals_the_packed_path_in_value_and_gradient(
+    B: int, T: int, bias: bool, seed: int
+) -> None:
+    """max_project_packed (argmax rows kept, logits recomputed in backward) against max_logits_packed (autograd over
+    the stored logits): same maxima, same gradients for the inputs, the weight and the bias."""
+    from lsr import pooling
+
+    g = torch.Generator().manual_seed(seed)
+    H, V = 4, 13
+    hidden = torch.randn(B, T, H, generator=g, dtype=torch.float64, requires_grad=True)
+    keep = torch.rand(B, T, generator=g) > 0.4
+    W = torch.randn(V, H, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(V, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
+
+    def head(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, W, b)
+
+    want = pooling.saturate(pooling.max_logits_packed(hidden, keep, head))
+    got = pooling.saturate(pooling.max_project_packed(hidden[keep], keep.sum(dim=1), W, b))
+    assert torch.allclose(want, got, rtol=1e-12, atol=1e-12)
+    if not keep.any():
+        assert not got.any()
+        return
+    params = [hidden, W] + ([b] if bias else [])
+    gw = torch.autograd.grad((want * torch.arange(V)).sum(), params)
+    gg = torch.autograd.grad((got * torch.arange(V)).sum(), params)
+    for x, y in zip(gw, gg):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
