@@ -53,7 +53,7 @@ def main() -> None:
     for times in (int(r) for r in args.repeats.split(",")):
         corpus = repeated(args.corpus, times, args.work / f"corpus-x{times}.jsonl.gz")
         folder = args.work / f"collection-x{times}"
-        cmd = [sys.executable, "-m", "eval.cli", "index", str(corpus), "--out", str(folder), "--overwrite"]
+        cmd = [sys.executable, "-m", "cli", "index", str(corpus), "--out", str(folder), "--overwrite"]
         cmd += ["--model", args.model, "--dense-model", "none", "--device", args.device]
         cmd += ["--batch-size", str(args.batch_size), "--shard-size", str(args.shard_size)]
         t0 = time.perf_counter()

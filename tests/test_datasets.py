@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eval import quickstart
+from cli import quickstart
 from eval.datasets import DatasetUnavailableError, beir_dataset
 from retrieval.corpus import read_docs, read_qrels
 

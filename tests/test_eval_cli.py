@@ -16,8 +16,8 @@ from typer.testing import CliRunner  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from test_collection import model_dir, write_corpus  # noqa: E402,F401
 
+from cli.app import app  # noqa: E402
 from eval import metrics  # noqa: E402
-from eval.cli import app  # noqa: E402
 from retrieval import trec  # noqa: E402
 
 

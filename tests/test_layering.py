@@ -1,5 +1,5 @@
-"""The import direction written in ARCHITECTURE.md, enforced: service and eval -> retrieval -> lsr, indexer; indexer
-imports none of the others and never torch. And the serving floors import without torch installed."""
+"""The import direction written in ARCHITECTURE.md, enforced: cli -> service, eval -> retrieval -> lsr, indexer;
+indexer imports none of the others and never torch. And the serving floors import without torch installed."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("indexer", "lsr", "retrieval", "eval", "service")
+PACKAGES = ("indexer", "lsr", "retrieval", "eval", "service", "cli")
 ALLOWED = {
     "indexer": set(),
     "lsr": {"indexer"},
     "retrieval": {"indexer", "lsr"},
     "eval": {"indexer", "lsr", "retrieval"},
     "service": {"indexer", "lsr", "retrieval"},
+    "cli": {"indexer", "lsr", "retrieval", "eval", "service"},
 }
 HEAVY = {"torch", "transformers", "sentence_transformers", "peft"}
 

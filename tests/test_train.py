@@ -255,7 +255,7 @@ def test_sentence_transformers_layout_gives_the_same_vectors(tmp_path: Path) -> 
 def test_cli_train_end_to_end_and_bad_input(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from eval.cli import app
+    from cli.app import app
 
     base = save_tiny(tmp_path / "base")
     ts = toy_trainset(tmp_path / "set")

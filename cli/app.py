@@ -8,7 +8,7 @@
     lsr trainset --corpus C --queries Q --qrels TRAIN_QRELS --out DIR [--pseudo-passages N]
     lsr train CONFIG.toml [--set SECTION.KEY=VALUE]
 
-Each stage is also ``python -m eval.cli <stage> ...``. Long jobs show a progress bar with an ETA.
+Each stage is also ``python -m cli <stage> ...``. Long jobs show a progress bar with an ETA.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Annotated
 
 import typer
 
+from eval import metrics
 from retrieval import trec
 from retrieval.corpus import find, read_qrels, read_queries
 from retrieval.fusion import METHODS, Fusion, fuse, grid
-
-from . import metrics
 
 logger = logging.getLogger(__name__)
 app = typer.Typer(
@@ -56,7 +55,6 @@ def command(name: str | None = None):  # noqa: ANN201
     return wrap
 
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 DEFAULT_SPARSE = "splade-tiny-distil"  # the sparse encoder of the main job (trained here: lsr/weights)
 
 
@@ -234,7 +232,7 @@ def search(
 
 
 def _dataset(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    from .experiment import load_split
+    from eval.experiment import load_split
 
     try:
         return load_split(data, split)
@@ -253,7 +251,7 @@ def _ensure_collection(data: Path, collection: Path | None, model: str, dense_mo
 
 @command("eval")
 def evaluate(
-    data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help="BEIR dataset folder (e.g. ../shared/data/scifact)")],
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
     split: str = "test",
     modes: Annotated[str, typer.Option(help="of sparse, dense, hybrid, exact, bm25, impact")] = "sparse,dense,hybrid",
@@ -269,9 +267,8 @@ def evaluate(
 ) -> None:
     """Evaluate sparse, dense and hybrid retrieval on a BEIR split (runs, metrics, latency)."""
     _setup_logging(verbose)
+    from eval.experiment import run_experiment
     from retrieval.searcher import Collection, Searcher
-
-    from .experiment import run_experiment
 
     _dataset(data, split)
     collection = _ensure_collection(data, collection, model, _none(dense_model))
@@ -315,7 +312,7 @@ def _print_table(report: dict) -> None:
 
 @command("tune-fusion")
 def tune_fusion(
-    data: Annotated[Path, typer.Option(help="BEIR dataset folder")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help="BEIR dataset folder (e.g. ../shared/data/scifact)")],
     collection: Annotated[Path | None, typer.Option(help="collection folder (built when missing)")] = None,
     split: Annotated[str, typer.Option(help="a training split; never the test split")] = "train",
     method: Annotated[str, typer.Option(help="rrf | linear | dbsf | all")] = "all",

@@ -2,7 +2,7 @@
 our index) and all-MiniLM-L6-v2 (dense, faiss) into a collection, then answer sample searches in
 hybrid mode (DBSF fusion, weights tuned on scifact's train split: eval/expected/scifact.json).
 
-    python -m eval.quickstart [--data ../shared/data/scifact] [--collection runs/scifact]
+    python -m cli.quickstart [--data ../shared/data/scifact] [--collection runs/scifact]
                               [--query "..."] [--mode hybrid|sparse|dense] [--rebuild]
 
 Without scifact in --data it downloads BEIR's official scifact.zip once into runs/data
@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from eval.datasets import BEIR_URL, DatasetUnavailableError, beir_dataset
 from retrieval.collection import COLLECTION
 from retrieval.corpus import find, read_docs, read_queries
 from retrieval.fusion import Fusion
 from retrieval.searcher import Collection, Searcher
 
-from .cli import DEFAULT_DATA, DEFAULT_SPARSE, build_collection
-from .datasets import BEIR_URL, DatasetUnavailableError, beir_dataset
+from .app import DEFAULT_SPARSE, build_collection
 
 logger = logging.getLogger(__name__)
 EXPECTED = Path(__file__).parent / "expected" / "scifact.json"
@@ -34,7 +34,9 @@ EXPECTED = Path(__file__).parent / "expected" / "scifact.json"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument(
+        "--data", type=Path, default=Path("../shared/data/scifact"), help="BEIR folder (from the repo root)"
+    )
     ap.add_argument("--collection", type=Path, default=Path("runs/scifact"))
     ap.add_argument("--model", default=DEFAULT_SPARSE, help="sparse encoder (alias or folder)")
     ap.add_argument("--query", action="append", default=[])
