@@ -35,6 +35,15 @@ class SparseBatch(NamedTuple):
         lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
         return self.indices[lo:hi], self.values[lo:hi]
 
+    def take(self, rows: Iterable[int]) -> SparseBatch:
+        """The given rows, in the given order (dtypes kept)."""
+        parts = [self.row(int(i)) for i in rows]
+        indptr = np.zeros(len(parts) + 1, dtype=self.indptr.dtype)
+        indptr[1:] = np.cumsum([len(t) for t, _ in parts])
+        if not parts:
+            return SparseBatch(indptr, self.indices[:0], self.values[:0])
+        return SparseBatch(indptr, np.concatenate([t for t, _ in parts]), np.concatenate([w for _, w in parts]))
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[int, float] | tuple[Iterable[int], Iterable[float]]]) -> SparseBatch:
         """Build from ``{term: weight}`` mappings or ``(indices, values)`` pairs (converted explicitly)."""

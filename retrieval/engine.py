@@ -28,9 +28,10 @@ from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 from .batcher import Batcher
 from .collection import COLLECTION, input_fingerprint, iter_shards
 from .corpus import read_docs
-from .fusion import Fusion, fuse
+from .fusion import Fusion
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
+from .searcher import INDEX_MODES, search_vectors
 from .snapshot import ID as SNAPSHOT_ID
 from .snapshot import SnapshotError, SnapshotInfo, new_id, read_info, restore, take
 
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 STAGED = re.compile(r"^\.([a-z0-9][a-z0-9_-]{0,63})\.building-")
-MODES = ("sparse", "dense", "hybrid")
+MODES = INDEX_MODES
 HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
 
 
@@ -461,48 +462,23 @@ class Engine:
         self, name: str, results: list[SearchResult], sparse: list | None, dense: np.ndarray | None, mode: str,
         k: int, fusion: Fusion | None, threads: int,
     ) -> list[SearchResult]:  # fmt: skip
-        """The one search path under ``search`` and ``search_batch``: encoded queries in, hits out."""
-        index = self.get(name)
-        n = len(results)
-        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
-        sparse_hits = dense_hits = None
+        """Encoded queries in, hits out, through the one query path (``retrieval.searcher.search_vectors``)."""
+        batch = None
         if sparse is not None:
             rows = []
             for r, (idx, val) in zip(results, sparse):
                 keep = val > 0
                 r.sparse_query = idx, val
                 r.query_nnz = int(np.count_nonzero(val))
-                rows.append((idx[keep], val[keep]))
-            t0 = time.perf_counter()
-            indptr = np.zeros(n + 1, np.uint64)
-            indptr[1:] = np.cumsum([len(i) for i, _ in rows])
-            batch = SparseBatch(
-                indptr,
-                np.concatenate([i for i, _ in rows]).astype(np.uint32, copy=False),
-                np.concatenate([v for _, v in rows]).astype(np.float32, copy=False),
-            )
-            found = index.search_sparse_batch(batch, depth, threads)
-            sparse_hits = [h for h, _ in found]
-            ms = (time.perf_counter() - t0) * 1000 / n
-            for r, (_, postings) in zip(results, found):
-                r.postings = postings
-                r.search_ms += ms
-        if dense is not None:
-            t0 = time.perf_counter()
-            dense_hits = index.search_dense_batch(dense, depth)
-            ms = (time.perf_counter() - t0) * 1000 / n
-            for r in results:
-                r.search_ms += ms
-        for i, r in enumerate(results):
-            if mode == "sparse":
-                r.hits = sparse_hits[i]
-            elif mode == "dense":
-                r.hits = dense_hits[i]
-            else:
-                t0 = time.perf_counter()
-                fused = fuse([{"q": dict(sparse_hits[i])}, {"q": dict(dense_hits[i])}], fusion or Fusion(), k)
-                r.hits = list(fused.get("q", {}).items())
-                r.search_ms += (time.perf_counter() - t0) * 1000
+                rows.append((idx[keep].astype(np.uint32, copy=False), val[keep].astype(np.float32, copy=False)))
+            batch = SparseBatch.concat(SparseBatch(np.array([0, len(i)], np.uint64), i, v) for i, v in rows)
+        depth = max(k, HYBRID_DEPTH) if mode == "hybrid" else k
+        found = search_vectors(
+            self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, depth=depth
+        )
+        for r, f in zip(results, found):
+            r.hits, r.postings = f.hits, f.postings
+            r.search_ms += (f.sparse_s + f.dense_s + f.fuse_s) * 1000
         return results
 
     def explain(self, name: str, q: Query, doc_ids: Sequence[str]) -> dict[str, tuple[list[Contribution], float]]:

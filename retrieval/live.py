@@ -226,7 +226,7 @@ class LiveIndex:
         hits: list[list[tuple[float, str]]] = [[] for _ in range(n)]
         postings = [0] * n
         if rows:
-            batch = queries if len(rows) == n else _take_rows(queries, rows)
+            batch = queries if len(rows) == n else queries.take(rows)
             for seg in self._segments:
                 if seg.rows == seg.dead:
                     continue
@@ -439,13 +439,6 @@ class LiveIndex:
         self._segments = tuple(s for s in self._segments if s.rows != s.dead)
         for s in empty:
             shutil.rmtree(s.path, ignore_errors=True)
-
-
-def _take_rows(batch: SparseBatch, rows: list[int]) -> SparseBatch:
-    parts = [batch.row(i) for i in rows]
-    indptr = np.zeros(len(rows) + 1, np.uint64)
-    indptr[1:] = np.cumsum([len(t) for t, _ in parts])
-    return SparseBatch(indptr, np.concatenate([t for t, _ in parts]), np.concatenate([w for _, w in parts]))
 
 
 def merge_plan(segments: Sequence[Segment], max_segments: int, count: int) -> list[Segment]:

@@ -1,7 +1,10 @@
-"""Searching a built collection: sparse (our index), dense (faiss) or hybrid (fused).
+"""The one query path: encoded queries -> hits, over any index that implements ``Source``.
 
-A :class:`Searcher` holds an open collection and the query encoders; ``search`` takes query id ->
-text and returns a run (query id -> doc id -> score) with the time each stage took.
+``search_vectors`` does the mode dispatch (sparse, dense, hybrid) and the fusion, once, for every caller: the
+service's engine (over a live index), and ``Searcher`` (over a built collection: ``lsr search``, ``lsr eval``, the
+main job), which encodes the queries' texts, times each query and adds ``exact``, the brute-force slow twin of the
+sparse index. Both kinds of index implement ``Source``: a batch of sparse queries and a batch of dense vectors in,
+each query's top ``k`` (doc id, score) out.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +26,86 @@ from .fusion import Fusion, Run, fuse
 logger = logging.getLogger(__name__)
 
 MODES = ("sparse", "dense", "hybrid", "exact")  # exact: brute-force float scoring, sparse's slow twin
+INDEX_MODES = ("sparse", "dense", "hybrid")  # what search_vectors runs over any Source
+Hits = list[tuple[str, float]]
+
+
+class Source(Protocol):
+    """An index the query path can search: the built collection (``Collection``) and the live index
+    (``retrieval.live.LiveIndex``)."""
+
+    def search_sparse_batch(self, queries: SparseBatch, k: int, threads: int = 1) -> list[tuple[Hits, int]]:
+        """Per query row: its top ``k`` (best first, ties by doc id) and the postings scored; a row without
+        terms finds nothing."""
+        ...
+
+    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[Hits]:
+        """Per row of ``vectors`` (n, dim): its top ``k`` by inner product."""
+        ...
+
+
+@dataclass
+class Found:
+    """One query's answer from ``search_vectors``; the seconds are its share of the batch's."""
+
+    hits: Hits
+    postings: int = 0
+    sparse_s: float = 0.0
+    dense_s: float = 0.0
+    fuse_s: float = 0.0
+
+
+def search_vectors(
+    source: Source,
+    mode: str,
+    k: int,
+    *,
+    sparse: SparseBatch | None = None,
+    dense: np.ndarray | None = None,
+    fusion: Fusion | None = None,
+    threads: int = 1,
+    depth: int | None = None,
+) -> list[Found]:
+    """The hits of already-encoded queries: ``sparse`` rows for sparse and hybrid, ``dense`` rows for dense and
+    hybrid. Hybrid fuses each query's two lists, searched ``depth`` deep (default ``k``), and keeps the top ``k``."""
+    if mode not in INDEX_MODES:
+        raise ValueError(f"mode must be one of {INDEX_MODES}, not {mode!r}")
+    depth = max(k, depth or k)
+    n = sparse.num_rows if sparse is not None else (len(dense) if dense is not None else 0)
+    found = [Found([]) for _ in range(n)]
+    sparse_hits = dense_hits = None
+    if mode in ("sparse", "hybrid"):
+        if sparse is None:
+            raise ValueError(f"{mode} search needs the queries' sparse vectors")
+        t0 = time.perf_counter()
+        rows = source.search_sparse_batch(sparse, depth if mode == "hybrid" else k, threads)
+        share = (time.perf_counter() - t0) / max(n, 1)
+        sparse_hits = [h for h, _ in rows]
+        for f, (_, postings) in zip(found, rows):
+            f.postings, f.sparse_s = postings, share
+    if mode in ("dense", "hybrid"):
+        if dense is None:
+            raise ValueError(f"{mode} search needs the queries' dense vectors")
+        if len(dense) != n:
+            raise ValueError(f"{len(dense)} dense vectors for {n} queries")
+        t0 = time.perf_counter()
+        dense_hits = source.search_dense_batch(
+            np.ascontiguousarray(dense, dtype=np.float32), depth if mode == "hybrid" else k
+        )
+        share = (time.perf_counter() - t0) / max(n, 1)
+        for f in found:
+            f.dense_s = share
+    for i, f in enumerate(found):
+        if mode == "sparse":
+            f.hits = sparse_hits[i]
+        elif mode == "dense":
+            f.hits = dense_hits[i]
+        else:
+            t0 = time.perf_counter()
+            fused = fuse([{"q": dict(sparse_hits[i])}, {"q": dict(dense_hits[i])}], fusion or Fusion(), k)
+            f.hits = list(fused.get("q", {}).items())
+            f.fuse_s = time.perf_counter() - t0
+    return found
 
 
 @dataclass
@@ -52,6 +135,25 @@ class Collection:
     def num_docs(self) -> int:
         return self.sparse.num_docs
 
+    def search_sparse_batch(self, queries: SparseBatch, k: int, threads: int = 1) -> list[tuple[Hits, int]]:
+        """``Source``: one native batch search over every query row that has terms."""
+        rows = [i for i in range(queries.num_rows) if queries.indptr[i + 1] > queries.indptr[i]]
+        out: list[tuple[Hits, int]] = [([], 0)] * queries.num_rows
+        if rows:
+            batch = queries if len(rows) == queries.num_rows else queries.take(rows)
+            res = self.sparse.search_batch(batch, k=k, threads=threads)
+            for j, i in enumerate(rows):
+                out[i] = ([(h.doc_id, h.score) for h in self.sparse.hits(res, j)], int(res.postings[j]))
+        return out
+
+    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[Hits]:
+        """``Source``: faiss over the dense rows (exact inner product, or HNSW)."""
+        if self.dense is None:
+            raise ValueError(f"{self.path} has no dense index")
+        scores, docs = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.num_docs))
+        lex = self.sparse.lexicon
+        return [[(lex[int(d)], float(s)) for d, s in zip(dr, sr) if d >= 0] for dr, sr in zip(docs, scores)]
+
     def float_matrix(self):  # noqa: ANN201 - scipy.sparse.csr_matrix
         """The documents' unquantised sparse vectors (docs x vocab), from the shards, in index order."""
         import scipy.sparse as sp
@@ -76,6 +178,10 @@ class Timings:
 
 
 class Searcher:
+    """A built collection and its query encoders: query texts in, runs (query id -> doc id -> score) and the time
+    each stage took out. Every query runs alone through ``search_vectors`` (per-query latency is part of the
+    report); ``exact`` scores every document in float64 instead (the slow twin)."""
+
     def __init__(self, collection: Collection, sparse_encoder: Any, dense_encoder: Any | None = None) -> None:
         collection.sparse.check_vocab(sparse_encoder.vocab_hash)
         self.collection = collection
@@ -94,58 +200,39 @@ class Searcher:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         t = Timings()
-        if mode == "sparse":
-            return self.sparse(queries, k, t, threads), t
-        if mode == "dense":
-            return self.dense(queries, k, t), t
         if mode == "exact":
             return self.exact(queries, k, t), t
-        ts, td = Timings(), Timings()
-        runs = [self.sparse(queries, k, ts, threads), self.dense(queries, k, td)]
-        t0 = time.perf_counter()
-        fused = fuse(runs, fusion or Fusion(), k)
-        fuse_ms = (time.perf_counter() - t0) * 1000 / max(len(queries), 1)
-        t.encode_s, t.search_s, t.query_nnz = ts.encode_s + td.encode_s, ts.search_s + td.search_s, ts.query_nnz
-        t.per_query_ms = [a + b + fuse_ms for a, b in zip(ts.per_query_ms, td.per_query_ms)]
-        return fused, t
+        return self._run(queries, mode, k, fusion, t, threads), t
 
     def sparse(self, queries: dict[str, str], k: int, t: Timings, threads: int = 1) -> Run:
-        qids = list(queries)
-        t0 = time.perf_counter()
-        qb = self.sparse_encoder.encode_queries([queries[q] for q in qids])
-        t.encode_s += time.perf_counter() - t0
-        t.query_nnz = qb.nnz / max(qb.num_rows, 1)
-        index = self.collection.sparse
-        run: Run = {q: {} for q in qids}
-        for i, q in enumerate(qids):  # one at a time: per-query latency is part of the report
-            idx, val = qb.row(i)
-            if len(idx) == 0:
-                t.per_query_ms.append(0.0)
-                continue
-            t1 = time.perf_counter()
-            res = index.search_batch(SparseBatch(np.array([0, len(idx)], np.uint64), idx, val), k=k, threads=threads)
-            dt = time.perf_counter() - t1
-            t.search_s += dt
-            t.per_query_ms.append(dt * 1000)
-            run[q] = {h.doc_id: h.score for h in index.hits(res, 0)}
-        return run
+        return self._run(queries, "sparse", k, None, t, threads)
 
     def dense(self, queries: dict[str, str], k: int, t: Timings) -> Run:
-        if self.collection.dense is None or self.dense_encoder is None:
+        return self._run(queries, "dense", k, None, t, 1)
+
+    def _run(self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int) -> Run:
+        if mode in ("dense", "hybrid") and (self.collection.dense is None or self.dense_encoder is None):
             raise ValueError(f"{self.collection.path} has no dense index (or no dense encoder was given)")
         qids = list(queries)
+        texts = [queries[q] for q in qids]
+        qb = emb = None
         t0 = time.perf_counter()
-        emb = np.ascontiguousarray(self.dense_encoder.encode_queries([queries[q] for q in qids]), dtype=np.float32)
+        if mode in ("sparse", "hybrid"):
+            qb = self.sparse_encoder.encode_queries(texts)
+            t.query_nnz = qb.nnz / max(qb.num_rows, 1)
+        if mode in ("dense", "hybrid"):
+            emb = np.ascontiguousarray(self.dense_encoder.encode_queries(texts), dtype=np.float32)
         t.encode_s += time.perf_counter() - t0
-        lex = self.collection.sparse.lexicon
         run: Run = {}
-        for i, q in enumerate(qids):  # one at a time, as for sparse: per-query latency
-            t1 = time.perf_counter()
-            scores, docs = self.collection.dense.search(emb[i : i + 1], min(k, self.collection.num_docs))
-            dt = time.perf_counter() - t1
-            t.search_s += dt
-            t.per_query_ms.append(dt * 1000)
-            run[q] = {lex[int(d)]: float(s) for d, s in zip(docs[0], scores[0]) if d >= 0}
+        for i, q in enumerate(qids):  # one at a time: per-query latency is part of the report
+            (f,) = search_vectors(
+                self.collection, mode, k, sparse=None if qb is None else qb.take([i]),
+                dense=None if emb is None else emb[i : i + 1], fusion=fusion, threads=threads,
+            )  # fmt: skip
+            seconds = f.sparse_s + f.dense_s + f.fuse_s
+            t.search_s += seconds
+            t.per_query_ms.append(seconds * 1000)
+            run[q] = dict(f.hits)
         return run
 
     def exact(self, queries: dict[str, str], k: int, t: Timings) -> Run:
