@@ -80,6 +80,18 @@ def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:
 
 
 @dataclass
+class NewDocument:
+    """A document to upsert: its text (encoded here when no vectors are given), metadata, and optionally vectors."""
+
+    id: str
+    text: str | None = None
+    metadata: dict | None = None
+    indices: Sequence[int] | None = None  # the sparse vector, in the index's vocabulary
+    values: Sequence[float] | None = None
+    dense: Sequence[float] | None = None
+
+
+@dataclass
 class SearchResult:
     hits: list[tuple[str, float]]
     query_nnz: int = 0
@@ -527,6 +539,41 @@ class Engine:
         n = index.upsert(ids, sparse, dense, texts=texts, metadata=metadata)
         self._poke()
         return n
+
+    def upsert_documents(self, name: str, docs: Sequence[NewDocument], vocab_hash: str | None = None) -> int:
+        """Add or replace documents given as records: either every one carries its sparse vector (and its dense one
+        when the index has dense vectors) or none does and their texts are encoded here. Every check of the
+        request's content lives here; LiveIndex.upsert checks the arrays again as its own contract."""
+        index = self.get(name)
+        spec = index.spec
+        ids = [d.id for d in docs]
+        if len(set(ids)) != len(ids):
+            raise QueryError("document ids must be unique within a call")
+        with_vectors = [d.indices is not None for d in docs]
+        if any(with_vectors) and not all(with_vectors):
+            raise QueryError("either every document carries a sparse vector or none does")
+        if vocab_hash is not None and vocab_hash != spec.vocab_hash:
+            raise QueryError(vocabulary_mismatch(name, spec.vocab_hash, vocab_hash))
+        sparse = dense = None
+        if docs and all(with_vectors):
+            rows = []
+            for d in docs:
+                if d.values is None or len(d.indices) != len(d.values):
+                    raise QueryError(f"document {d.id!r}: indices and values differ in length")
+                rows.append(dict(zip(d.indices, d.values)))
+                if any(not 0 <= t < spec.vocab_size for t in d.indices):
+                    raise QueryError(f"document {d.id!r}: term ids must be in 0..{spec.vocab_size - 1}")
+            sparse = SparseBatch.from_rows(rows)
+            given_dense = [d.dense is not None for d in docs]
+            if spec.dense_dim is not None and all(given_dense):
+                dense = np.array([d.dense for d in docs], dtype=np.float32)
+                if dense.shape[1:] != (spec.dense_dim,):
+                    raise QueryError(f"dense vectors must have {spec.dense_dim} numbers")
+            elif any(given_dense) and spec.dense_dim is None:
+                raise QueryError(f"index {name!r} has no dense vectors")
+        elif any(d.text is None for d in docs):
+            raise QueryError("documents without vectors need a text")
+        return self.upsert(name, ids, [d.text for d in docs], [d.metadata for d in docs], sparse=sparse, dense=dense)
 
     def delete(self, name: str, ids: Sequence[str]) -> list[str]:
         """Delete documents; returns the ids that were not there."""
