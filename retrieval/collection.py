@@ -33,6 +33,7 @@ from indexer import SparseBatch, build_index
 from indexer.atomic import write_bytes, write_file
 
 from .corpus import Doc, ReadReport, read_docs
+from .vectors import read_vectors, write_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -136,37 +137,17 @@ def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
 
 
 def write_shard(path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarray | None) -> None:
-    from safetensors.numpy import save
-
-    raw = [i.encode() for i in ids]
-    tensors = {
-        "id_offsets": np.concatenate([[0], np.cumsum([len(r) for r in raw])]).astype(np.int64),
-        "id_bytes": np.frombuffer(b"".join(raw), dtype=np.uint8).copy(),
-        "indptr": np.asarray(sparse.indptr, dtype=np.uint64),
-        "indices": np.asarray(sparse.indices, dtype=np.uint32),
-        "values": np.asarray(sparse.values, dtype=np.float32),
-    }
-    if dense is not None:
-        tensors["dense"] = np.ascontiguousarray(dense, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, save(tensors))
+    write_vectors(path, sparse, dense, ids)
 
 
 def read_shard(path: Path, *, dense: bool = True) -> tuple[list[str], SparseBatch, np.ndarray | None]:
-    """One shard's ids, sparse rows and (if stored and ``dense``) dense rows."""
-    from safetensors import SafetensorError, safe_open
-
+    """One shard's ids, sparse rows and (if stored and ``dense``) dense rows (memory-mapped)."""
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            names = set(f.keys())
-            off, raw = f.get_tensor("id_offsets"), f.get_tensor("id_bytes").tobytes()
-            ids = [raw[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
-            sparse = SparseBatch(f.get_tensor("indptr"), f.get_tensor("indices"), f.get_tensor("values"))
-            rows = f.get_tensor("dense") if dense and "dense" in names else None
-    except (SafetensorError, UnicodeDecodeError, OSError) as e:
+        ids, sparse, rows = read_vectors(path, dense=dense)
+    except (ValueError, OSError) as e:
         raise IncompleteCollectionError(f"{path}: unreadable shard ({e}); delete it to re-encode") from None
-    if sparse.num_rows != len(ids) or (rows is not None and len(rows) != len(ids)):
-        raise IncompleteCollectionError(f"{path}: shard arrays disagree on their row count; delete it")
+    if ids is None:
+        raise IncompleteCollectionError(f"{path}: a shard without ids; delete it to re-encode")
     return ids, sparse, rows
 
 

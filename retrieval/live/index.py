@@ -1,31 +1,9 @@
-"""A live index: documents can be upserted and deleted while it is searched, and every
-change that returned survives a crash.
-
-Layout of an index folder::
-
-    catalog.sqlite          the commit point: settings, live segments, one row per live doc
-    segments/seg-000001/    immutable, written before the catalog names it
-        sparse/             our inverted index (indexer) over the segment's rows
-        vectors.safetensors the float vectors: indptr, indices, values (+ dense)
-
-Every upsert writes one new segment (published atomically), then one SQLite transaction
-records the segment and points each doc id at its (segment, row). A doc's older row in
-another segment becomes dead, a delete removes its catalog row. After a crash the catalog is
-the truth: segment folders it does not name are removed on open, and the live rows of each
-segment are the ones the catalog points at. Searches run over an immutable tuple of segments,
-asking each for ``k`` plus its number of dead rows, so dead rows never cost a result.
-:meth:`LiveIndex.merge` rewrites segments that are more than half dead, or the smallest
-segments into one when there are more than ``MAX_SEGMENTS`` (``build_index`` over their live
-float vectors, so nothing is quantised twice); :class:`retrieval.merger.Merger` runs it in the
-background after writes. Segment files are memory-mapped, so a search or explanation holding
-a segment that a merge just removed still reads it.
-"""
+"""LiveIndex: the folder of segments and its catalog (see the package docstring)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import mmap
 import os
 import shutil
 import sqlite3
@@ -37,25 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import Index, SparseBatch, build_index
+from indexer import SparseBatch, build_index
 from indexer.atomic import staged
+
+from ..vectors import write_vectors
+from .catalog import CATALOG, SCHEMA, select_docs
+from .merge_policy import MAX_SEGMENTS, MERGE_COUNT, merge_plan
+from .segment import VECTORS, Segment, seg_name
 
 logger = logging.getLogger(__name__)
 
-CATALOG = "catalog.sqlite"
 SEGMENTS = "segments"
-VECTORS = "vectors.safetensors"
-MAX_SEGMENTS = 16
-MERGE_COUNT = 8
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (seq INTEGER PRIMARY KEY, rows INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS docs (
-    id TEXT PRIMARY KEY, seg INTEGER NOT NULL, row INTEGER NOT NULL, text TEXT, metadata TEXT
-);
-CREATE INDEX IF NOT EXISTS docs_seg ON docs (seg);
-"""
+
+def _rank(hit: tuple[float, int, int, str]) -> tuple[float, int, int]:
+    """Best score first; ties by segment, then by row: the order each segment's own top-k keeps (the native queue
+    prefers the smaller doc number), so the top k is always a prefix of the top k + 1."""
+    return -hit[0], hit[1], hit[2]
 
 
 @dataclass(frozen=True)
@@ -74,52 +50,6 @@ class StoredDoc:
     id: str
     text: str | None
     metadata: dict | None
-
-
-class Segment:
-    """One immutable segment and the liveness of its rows (changed under the index's lock).
-    Its files are memory-mapped, so a segment stays readable after a merge unlinks them."""
-
-    def __init__(self, seq: int, path: Path, live_rows: np.ndarray) -> None:
-        self.seq = seq
-        self.path = path
-        self.sparse = Index.open(path / "sparse")
-        tensors = map_tensors(path / VECTORS)
-        self.indptr, self.indices, self.values = tensors["indptr"], tensors["indices"], tensors["values"]
-        self.dense = tensors.get("dense")
-        if len(self.indptr) != self.sparse.num_docs + 1:
-            raise ValueError(f"{path}: {len(self.indptr) - 1} vectors for {self.sparse.num_docs} documents")
-        self.live = np.zeros(self.sparse.num_docs, dtype=bool)
-        self.live[live_rows] = True
-        self.dead = int(self.sparse.num_docs - self.live.sum())
-
-    @property
-    def rows(self) -> int:
-        return self.sparse.num_docs
-
-    def kill(self, row: int) -> None:
-        if self.live[row]:
-            self.live[row] = False
-            self.dead += 1
-
-    def vector(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """The float sparse vector of one row."""
-        lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
-        return self.indices[lo:hi], self.values[lo:hi]
-
-    def live_vectors(self) -> tuple[list[str], SparseBatch, np.ndarray | None]:
-        """Ids, float sparse rows and dense rows of the live rows, in row order."""
-        live = self.live.copy()  # a write may kill rows meanwhile; the merge commit re-checks them
-        rows = np.flatnonzero(live)
-        ids = [self.sparse.lexicon[int(r)] for r in rows]
-        lengths = np.diff(self.indptr.astype(np.int64))
-        keep = np.repeat(live, lengths)
-        batch = SparseBatch(
-            np.concatenate([[0], np.cumsum(lengths[rows])]).astype(np.uint64),
-            self.indices[keep],
-            self.values[keep],
-        )
-        return ids, batch, None if self.dense is None else self.dense[rows]
 
 
 class LiveIndex:
@@ -148,7 +78,7 @@ class LiveIndex:
             (work / SEGMENTS).mkdir()
             db = sqlite3.connect(work / CATALOG)
             with db:
-                db.executescript(_SCHEMA)
+                db.executescript(SCHEMA)
                 db.execute("INSERT INTO settings VALUES ('spec', ?)", (json.dumps(spec.__dict__),))
             db.close()
         return cls.open(path)
@@ -170,11 +100,11 @@ class LiveIndex:
         named = set()
         for seq, rows in db.execute("SELECT seq, rows FROM segments ORDER BY seq").fetchall():
             live = np.array([r for (r,) in db.execute("SELECT row FROM docs WHERE seg=?", (seq,))], dtype=np.int64)
-            seg = Segment(seq, path / SEGMENTS / _seg_name(seq), live)
+            seg = Segment(seq, path / SEGMENTS / seg_name(seq), live)
             if seg.rows != rows:
                 raise ValueError(f"{seg.path}: {seg.rows} rows, the catalog says {rows}")
             segments.append(seg)
-            named.add(_seg_name(seq))
+            named.add(seg_name(seq))
         for folder in (path / SEGMENTS).iterdir():
             if folder.name not in named:
                 logger.warning("%s: removing %s, which no committed change names", path, folder.name)
@@ -199,7 +129,7 @@ class LiveIndex:
     def get(self, ids: Sequence[str]) -> dict[str, StoredDoc]:
         """The stored documents among ``ids`` (unknown ids are absent)."""
         with self._read:
-            rows = _select_docs(self._db, "id, text, metadata", ids)
+            rows = select_docs(self._db, "id, text, metadata", ids)
         return {d: StoredDoc(d, text, None if meta is None else json.loads(meta)) for d, text, meta in rows}
 
     def locate(self, doc_id: str) -> tuple[Segment, int] | None:
@@ -223,7 +153,7 @@ class LiveIndex:
         segment serves every row (on ``threads`` threads); a row without terms finds nothing."""
         n = queries.num_rows
         rows = [i for i in range(n) if queries.indptr[i + 1] > queries.indptr[i]]
-        hits: list[list[tuple[float, str]]] = [[] for _ in range(n)]
+        hits: list[list[tuple[float, int, int, str]]] = [[] for _ in range(n)]
         postings = [0] * n
         if rows:
             batch = queries if len(rows) == n else queries.take(rows)
@@ -236,11 +166,11 @@ class LiveIndex:
                     c = int(res.counts[j])
                     for d, s in zip(res.docs[j, :c].tolist(), res.scores[j, :c].tolist()):
                         if seg.live[d]:
-                            hits[i].append((s, seg.sparse.lexicon[d]))
+                            hits[i].append((s, seg.seq, d, seg.sparse.lexicon[d]))
         out = []
         for h, p in zip(hits, postings):
-            h.sort(key=lambda x: (-x[0], x[1]))
-            out.append(([(d, s) for s, d in h[:k]], p))
+            h.sort(key=_rank)
+            out.append(([(d, s) for s, _, _, d in h[:k]], p))
         return out
 
     def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -251,7 +181,7 @@ class LiveIndex:
         """For each row of ``vectors`` (n, dim): the top-``k`` live documents by inner product (exact)."""
         if self.spec.dense_dim is None:
             raise ValueError(f"index {self.path.name} has no dense vectors")
-        hits: list[list[tuple[float, str]]] = [[] for _ in range(len(vectors))]
+        hits: list[list[tuple[float, int, int, str]]] = [[] for _ in range(len(vectors))]
         for seg in self._segments:
             if seg.dense is None or seg.rows == seg.dead:
                 continue
@@ -260,11 +190,11 @@ class LiveIndex:
             keep = min(k, seg.rows - seg.dead)
             for i in range(len(vectors)):
                 top = np.argsort(-scores[:, i], kind="stable")[:keep]
-                hits[i] += [(float(scores[r, i]), seg.sparse.lexicon[int(r)]) for r in top]
+                hits[i] += [(float(scores[r, i]), seg.seq, int(r), seg.sparse.lexicon[int(r)]) for r in top]
         out = []
         for h in hits:
-            h.sort(key=lambda x: (-x[0], x[1]))
-            out.append([(d, s) for s, d in h[:k]])
+            h.sort(key=_rank)
+            out.append([(d, s) for s, _, _, d in h[:k]])
         return out
 
     # -- writing -----------------------------------------------------------------------------------
@@ -297,7 +227,7 @@ class LiveIndex:
             seq = self._next_seq()
             seg = self._write_segment(seq, [(list(ids), sparse, dense)])
             with self._transaction() as db:
-                moved = _select_docs(db, "id, seg, row", ids)
+                moved = select_docs(db, "id, seg, row", ids)
                 db.execute("INSERT INTO segments VALUES (?, ?)", (seq, n))
                 db.executemany(
                     "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)",
@@ -315,7 +245,7 @@ class LiveIndex:
         """Delete documents; returns the ids that were not there."""
         with self._write:
             with self._transaction() as db:
-                moved = _select_docs(db, "id, seg, row", ids)
+                moved = select_docs(db, "id, seg, row", ids)
                 db.executemany("DELETE FROM docs WHERE id=?", [(d,) for d in ids])
             self._kill(moved)
             found = {d for d, _, _ in moved}
@@ -392,10 +322,8 @@ class LiveIndex:
         return self._seq
 
     def _write_segment(self, seq: int, parts: Iterable[tuple[list[str], SparseBatch, np.ndarray | None]]) -> Segment:
-        from safetensors.numpy import save_file
-
         parts = list(parts)
-        target = self.path / SEGMENTS / _seg_name(seq)
+        target = self.path / SEGMENTS / seg_name(seq)
         with staged(target, overwrite=False) as work:
             build_index(
                 work / "sparse",
@@ -404,11 +332,10 @@ class LiveIndex:
                 model_id=self.spec.sparse_model,
                 vocab_hash=self.spec.vocab_hash,
             )
-            batch = SparseBatch.concat([b for _, b, _ in parts])
-            tensors = {"indptr": batch.indptr, "indices": batch.indices, "values": batch.values}
+            dense = None
             if self.spec.dense_dim is not None:
-                tensors["dense"] = np.concatenate([d for _, _, d in parts]).astype(np.float32)
-            save_file(tensors, str(work / VECTORS))
+                dense = np.concatenate([d for _, _, d in parts]).astype(np.float32)
+            write_vectors(work / VECTORS, SparseBatch.concat([b for _, b, _ in parts]), dense)
         rows = sum(len(ids) for ids, _, _ in parts)
         return Segment(seq, target, np.arange(rows))
 
@@ -439,61 +366,3 @@ class LiveIndex:
         self._segments = tuple(s for s in self._segments if s.rows != s.dead)
         for s in empty:
             shutil.rmtree(s.path, ignore_errors=True)
-
-
-def merge_plan(segments: Sequence[Segment], max_segments: int, count: int) -> list[Segment]:
-    """The segments one merge step rewrites: every segment that is more than half dead (they
-    slow searches, which over-fetch dead rows), else the ``count`` smallest when there are more
-    than ``max_segments``; nothing otherwise."""
-    expunge = [s for s in segments if 2 * s.dead > s.rows]
-    if expunge:
-        return expunge
-    if len(segments) <= max_segments:
-        return []
-    return sorted(segments, key=lambda s: s.rows - s.dead)[:count]
-
-
-def _select_docs(db: sqlite3.Connection, columns: str, ids: Sequence[str]) -> list[tuple]:
-    """``columns`` of the catalog rows of ``ids`` (in chunks under SQLite's variable limit)."""
-    rows: list[tuple] = []
-    for i in range(0, len(ids), 500):
-        chunk = list(ids[i : i + 500])
-        marks = ",".join("?" * len(chunk))
-        rows += db.execute(f"SELECT {columns} FROM docs WHERE id IN ({marks})", chunk).fetchall()
-    return rows
-
-
-_DTYPES = {"U8": np.uint8, "U32": np.uint32, "U64": np.uint64, "I64": np.int64, "F32": np.float32}
-
-
-def map_tensors(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file as read-only numpy views of one memory map
-    (safetensors' own numpy loader copies); raises ValueError for a malformed file."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 8:
-            raise ValueError(f"{path}: {size} bytes, not a safetensors file")
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    n = int.from_bytes(mm[:8], "little")
-    try:
-        if 8 + n > size:
-            raise ValueError("header runs past the end")
-        header = json.loads(mm[8 : 8 + n])
-        header.pop("__metadata__", None)
-        out = {}
-        for name, t in header.items():
-            dtype = np.dtype(_DTYPES[t["dtype"]])
-            lo, hi = t["data_offsets"]
-            count = int(np.prod(t["shape"], dtype=np.int64))
-            if not 0 <= lo <= hi <= size - 8 - n or hi - lo != count * dtype.itemsize:
-                raise ValueError(f"tensor {name!r} has offsets {lo}..{hi} for {count} {t['dtype']}")
-            out[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=8 + n + lo).reshape(t["shape"])
-    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: malformed safetensors header ({type(e).__name__}: {e})") from None
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return out
-
-
-def _seg_name(seq: int) -> str:
-    return f"seg-{seq:06d}"
