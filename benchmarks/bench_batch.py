@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/batch-scifact.json"))
     a = ap.parse_args(argv)
     from retrieval.corpus import find, read_qrels, read_queries
-    from retrieval.engine import Encoders, Engine, Query
+    from retrieval.encoders import Encoders
+    from retrieval.engine import Engine
+    from retrieval.query import Query
 
     qrels = read_qrels(a.data / "qrels" / "test.tsv")
     texts = [t for q, t in read_queries(find(a.data, "queries")).items() if q in qrels]

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,22 @@ import numpy as np
 from indexer import SparseBatch
 from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 
-from .batcher import Batcher
 from .collection import COLLECTION, input_fingerprint, iter_shards
 from .corpus import read_docs
+from .encoders import Encoders
 from .fusion import Fusion
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
+from .query import (
+    Contribution,
+    NewDocument,
+    Query,
+    QueryError,
+    SearchResult,
+    UnknownIndexError,
+    UnknownSnapshotError,
+    vocabulary_mismatch,
+)
 from .searcher import INDEX_MODES, search_vectors
 from .snapshot import ID as SNAPSHOT_ID
 from .snapshot import SnapshotError, SnapshotInfo, new_id, read_info, restore, take
@@ -46,128 +55,6 @@ HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's dept
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise QueryError(f"mode must be one of {MODES}")
-
-
-class UnknownIndexError(KeyError):
-    pass
-
-
-class UnknownSnapshotError(KeyError):
-    pass
-
-
-class QueryError(ValueError):
-    """A query that cannot be run as given (unknown token, empty vector, missing dense part)."""
-
-
-@dataclass
-class Query:
-    """One query: text (encoded with the index's models) or given vectors."""
-
-    text: str | None = None
-    terms: dict[str, float] | None = None  # token -> weight, in the sparse model's vocabulary
-    indices: Sequence[int] | None = None
-    values: Sequence[float] | None = None
-    dense: Sequence[float] | None = None
-    vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
-
-
-def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:
-    return (
-        f"index {name!r} holds vectors over vocabulary {index_hash}; these come from {given}: "
-        "term ids would mean other tokens"
-    )
-
-
-@dataclass
-class NewDocument:
-    """A document to upsert: its text (encoded here when no vectors are given), metadata, and optionally vectors."""
-
-    id: str
-    text: str | None = None
-    metadata: dict | None = None
-    indices: Sequence[int] | None = None  # the sparse vector, in the index's vocabulary
-    values: Sequence[float] | None = None
-    dense: Sequence[float] | None = None
-
-
-@dataclass
-class SearchResult:
-    hits: list[tuple[str, float]]
-    query_nnz: int = 0
-    postings: int = 0
-    encode_ms: float = 0.0
-    search_ms: float = 0.0
-    sparse_query: tuple[np.ndarray, np.ndarray] | None = None  # term ids, weights (sparse and hybrid)
-
-
-@dataclass
-class Contribution:
-    term: int
-    token: str
-    query_weight: float
-    doc_weight: float
-    product: float
-
-
-class Encoders:
-    """Each model loaded once, on first use, and shared by every index that names it;
-    single queries go through one micro-batcher per model (:mod:`retrieval.batcher`)."""
-
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self._models: dict[tuple[str, str], Any] = {}
-        self._batchers: dict[tuple[str, str], Batcher] = {}
-        self._lock = threading.Lock()
-
-    def sparse(self, name: str) -> Any:
-        return self._load("sparse", name)
-
-    def dense(self, name: str) -> Any:
-        return self._load("dense", name)
-
-    def sparse_query(self, name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """One query's sparse vector (term ids, weights), batched with concurrent calls."""
-        return self._batcher("sparse", name)(text)
-
-    def dense_query(self, name: str, text: str) -> np.ndarray:
-        return self._batcher("dense", name)(text)
-
-    def _batcher(self, kind: str, name: str) -> Batcher:
-        key = (kind, name)
-        if key not in self._batchers:  # a dict lookup per query once it exists
-            model = self._load(kind, name)
-            fn = partial(_sparse_queries if kind == "sparse" else _dense_queries, model)
-            with self._lock:
-                self._batchers.setdefault(key, Batcher(fn))
-        return self._batchers[key]
-
-    def _load(self, kind: str, name: str) -> Any:
-        with self._lock:
-            if (kind, name) not in self._models:
-                from lsr import DenseEncoder, SparseEncoder
-                from lsr.dense_encoder import DenseHead, has_dense_head
-                from lsr.models import resolve
-
-                t0 = time.perf_counter()
-                if kind == "dense" and has_dense_head(resolve(name).path):  # one model for both, loaded once
-                    if ("sparse", name) not in self._models:
-                        self._models["sparse", name] = SparseEncoder.from_pretrained(name, device=self.device)
-                    self._models[kind, name] = DenseHead(self._models["sparse", name], name)
-                else:
-                    cls = SparseEncoder if kind == "sparse" else DenseEncoder
-                    self._models[kind, name] = cls.from_pretrained(name, device=self.device)
-                logger.info("loaded %s encoder %s in %.1f s", kind, name, time.perf_counter() - t0)
-            return self._models[kind, name]
-
-
-def _sparse_queries(model: Any, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    batch = model.encode_queries(texts)
-    return [batch.row(i) for i in range(len(texts))]
-
-
-def _dense_queries(model: Any, texts: list[str]) -> list[np.ndarray]:
-    return list(np.asarray(model.encode_queries(texts), dtype=np.float32))
 
 
 @dataclass

@@ -18,7 +18,8 @@ def main(argv: list[str]) -> int:
         if len(argv) != 3:
             sys.stderr.write("usage: python -m service import NAME COLLECTION_FOLDER\n")
             return 2
-        from retrieval.engine import Encoders, Engine
+        from retrieval.encoders import Encoders
+        from retrieval.engine import Engine
 
         engine = Engine(settings.root, Encoders(settings.device))
         engine.open_all(load_models=False)

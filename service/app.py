@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retrieval.engine import Encoders, Engine
+from retrieval.encoders import Encoders
+from retrieval.engine import Engine
 
 from . import logs, problems
 from .metrics import Metrics

@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from retrieval.engine import Engine, UnknownIndexError
+from retrieval.engine import Engine
 from retrieval.live import LiveIndex
+from retrieval.query import UnknownIndexError
 
 from .metrics import Metrics
 from .problems import Problem

@@ -267,7 +267,8 @@ def test_hnsw_dense_index_finds_the_exact_neighbours() -> None:
 
 
 def test_import_collection_gives_a_live_index_with_the_same_results(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
-    from retrieval.engine import Encoders, Engine
+    from retrieval.encoders import Encoders
+    from retrieval.engine import Engine
 
     corpus = tmp_path / "corpus.jsonl"
     ids = write_corpus(corpus, 50, seed=3, bad=True)  # bad records are skipped by both

@@ -21,7 +21,8 @@ from loopback import free_port, uvicorn_thread  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
 from schemathesis.config import SchemathesisConfig  # noqa: E402
 
-from retrieval.engine import Encoders, Engine  # noqa: E402
+from retrieval.encoders import Encoders  # noqa: E402
+from retrieval.engine import Engine  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 

@@ -21,7 +21,8 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 from loopback import free_port, uvicorn_thread, wait_ready  # noqa: E402
 
-from retrieval.engine import Encoders, Engine  # noqa: E402
+from retrieval.encoders import Encoders  # noqa: E402
+from retrieval.engine import Engine  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Response
 
-from retrieval.engine import NewDocument, QueryError
+from retrieval.query import NewDocument, QueryError
 
 from ..deps import Admin, EngineDep, IndexDep, Read, SettingsDep
 from ..problems import Problem

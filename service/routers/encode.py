@@ -7,7 +7,7 @@ import time
 import numpy as np
 from fastapi import APIRouter
 
-from retrieval.engine import UnknownIndexError
+from retrieval.query import UnknownIndexError
 
 from ..deps import EngineDep, Read, SettingsDep
 from ..problems import Problem

@@ -7,8 +7,8 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from retrieval.engine import Query, QueryError
 from retrieval.fusion import Fusion
+from retrieval.query import Query, QueryError
 from retrieval.trec import format_ranked
 
 from ..deps import EngineDep, IndexDep, MetricsDep, Read, SettingsDep

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 
-from retrieval.engine import UnknownSnapshotError
+from retrieval.query import UnknownSnapshotError
 from retrieval.snapshot import SnapshotError
 
 from ..deps import Admin, EngineDep, IndexDep

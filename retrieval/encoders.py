@@ -1,0 +1,76 @@
+"""The encoder cache: each model loaded once, on first use, and shared by every index that names it; single
+queries coalesced through one micro-batcher per model (``retrieval.batcher``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .batcher import Batcher
+
+logger = logging.getLogger(__name__)
+
+
+class Encoders:
+    """Each model loaded once, on first use, and shared by every index that names it;
+    single queries go through one micro-batcher per model (:mod:`retrieval.batcher`)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._models: dict[tuple[str, str], Any] = {}
+        self._batchers: dict[tuple[str, str], Batcher] = {}
+        self._lock = threading.Lock()
+
+    def sparse(self, name: str) -> Any:
+        return self._load("sparse", name)
+
+    def dense(self, name: str) -> Any:
+        return self._load("dense", name)
+
+    def sparse_query(self, name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One query's sparse vector (term ids, weights), batched with concurrent calls."""
+        return self._batcher("sparse", name)(text)
+
+    def dense_query(self, name: str, text: str) -> np.ndarray:
+        return self._batcher("dense", name)(text)
+
+    def _batcher(self, kind: str, name: str) -> Batcher:
+        key = (kind, name)
+        if key not in self._batchers:  # a dict lookup per query once it exists
+            model = self._load(kind, name)
+            fn = partial(_sparse_queries if kind == "sparse" else _dense_queries, model)
+            with self._lock:
+                self._batchers.setdefault(key, Batcher(fn))
+        return self._batchers[key]
+
+    def _load(self, kind: str, name: str) -> Any:
+        with self._lock:
+            if (kind, name) not in self._models:
+                from lsr import DenseEncoder, SparseEncoder
+                from lsr.dense_encoder import DenseHead, has_dense_head
+                from lsr.models import resolve
+
+                t0 = time.perf_counter()
+                if kind == "dense" and has_dense_head(resolve(name).path):  # one model for both, loaded once
+                    if ("sparse", name) not in self._models:
+                        self._models["sparse", name] = SparseEncoder.from_pretrained(name, device=self.device)
+                    self._models[kind, name] = DenseHead(self._models["sparse", name], name)
+                else:
+                    cls = SparseEncoder if kind == "sparse" else DenseEncoder
+                    self._models[kind, name] = cls.from_pretrained(name, device=self.device)
+                logger.info("loaded %s encoder %s in %.1f s", kind, name, time.perf_counter() - t0)
+            return self._models[kind, name]
+
+
+def _sparse_queries(model: Any, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    batch = model.encode_queries(texts)
+    return [batch.row(i) for i in range(len(texts))]
+
+
+def _dense_queries(model: Any, texts: list[str]) -> list[np.ndarray]:
+    return list(np.asarray(model.encode_queries(texts), dtype=np.float32))

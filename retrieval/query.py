@@ -1,0 +1,70 @@
+"""The query model of the engine: queries and documents as given to it, its results and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class UnknownIndexError(KeyError):
+    pass
+
+
+class UnknownSnapshotError(KeyError):
+    pass
+
+
+class QueryError(ValueError):
+    """A query that cannot be run as given (unknown token, empty vector, missing dense part)."""
+
+
+@dataclass
+class Query:
+    """One query: text (encoded with the index's models) or given vectors."""
+
+    text: str | None = None
+    terms: dict[str, float] | None = None  # token -> weight, in the sparse model's vocabulary
+    indices: Sequence[int] | None = None
+    values: Sequence[float] | None = None
+    dense: Sequence[float] | None = None
+    vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
+
+
+def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:
+    return (
+        f"index {name!r} holds vectors over vocabulary {index_hash}; these come from {given}: "
+        "term ids would mean other tokens"
+    )
+
+
+@dataclass
+class NewDocument:
+    """A document to upsert: its text (encoded here when no vectors are given), metadata, and optionally vectors."""
+
+    id: str
+    text: str | None = None
+    metadata: dict | None = None
+    indices: Sequence[int] | None = None  # the sparse vector, in the index's vocabulary
+    values: Sequence[float] | None = None
+    dense: Sequence[float] | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[tuple[str, float]]
+    query_nnz: int = 0
+    postings: int = 0
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+    sparse_query: tuple[np.ndarray, np.ndarray] | None = None  # term ids, weights (sparse and hybrid)
+
+
+@dataclass
+class Contribution:
+    term: int
+    token: str
+    query_weight: float
+    doc_weight: float
+    product: float
