@@ -212,9 +212,10 @@ def search(
     weights: str = "1,1",
     rrf_k: float = 60.0,
     norm: str = "minmax",
+    threads: Annotated[int, typer.Option(min=1, help="threads of the batch search")] = 1,
     verbose: bool = False,
 ) -> None:
-    """Search a collection; writes a TREC run (or prints the hits)."""
+    """Search a collection (all queries in one batch); writes a TREC run (or prints the hits)."""
     _setup_logging(verbose)
     from retrieval.searcher import Collection, Searcher
 
@@ -222,8 +223,9 @@ def search(
     job = col.meta["job"]
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if mode != "sparse" else None)
     run, t = Searcher(col, sparse, dense).search(
-        _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm)
-    )
+        _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm),
+        threads=threads, per_query=False,
+    )  # fmt: skip
     if out:
         trec.write_run(out, run, f"lsr-{mode}")
         typer.echo(f"{len(run)} queries -> {out}")

@@ -196,13 +196,16 @@ class Searcher:
         k: int = 1000,
         fusion: Fusion | None = None,
         threads: int = 1,
+        per_query: bool = True,
     ) -> tuple[Run, Timings]:
+        """``per_query``: each query searched alone, so that ``Timings.per_query_ms`` holds its latency (eval);
+        otherwise all of them in one batch on ``threads`` threads (``lsr search --queries``)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         t = Timings()
         if mode == "exact":
             return self.exact(queries, k, t), t
-        return self._run(queries, mode, k, fusion, t, threads), t
+        return self._run(queries, mode, k, fusion, t, threads, per_query), t
 
     def sparse(self, queries: dict[str, str], k: int, t: Timings, threads: int = 1) -> Run:
         return self._run(queries, "sparse", k, None, t, threads)
@@ -210,7 +213,10 @@ class Searcher:
     def dense(self, queries: dict[str, str], k: int, t: Timings) -> Run:
         return self._run(queries, "dense", k, None, t, 1)
 
-    def _run(self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int) -> Run:
+    def _run(
+        self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int,
+        per_query: bool = True,
+    ) -> Run:  # fmt: skip
         if mode in ("dense", "hybrid") and (self.collection.dense is None or self.dense_encoder is None):
             raise ValueError(f"{self.collection.path} has no dense index (or no dense encoder was given)")
         qids = list(queries)
@@ -224,6 +230,12 @@ class Searcher:
             emb = np.ascontiguousarray(self.dense_encoder.encode_queries(texts), dtype=np.float32)
         t.encode_s += time.perf_counter() - t0
         run: Run = {}
+        if not per_query and qids:
+            found = search_vectors(self.collection, mode, k, sparse=qb, dense=emb, fusion=fusion, threads=threads)
+            for q, f in zip(qids, found):
+                run[q] = dict(f.hits)
+                t.search_s += f.sparse_s + f.dense_s + f.fuse_s
+            return run
         for i, q in enumerate(qids):  # one at a time: per-query latency is part of the report
             (f,) = search_vectors(
                 self.collection, mode, k, sparse=None if qb is None else qb.take([i]),

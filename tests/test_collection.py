@@ -349,3 +349,19 @@ def test_a_sparse_encoder_with_a_dense_head_is_its_own_dense_model(tmp_path: Pat
         np.testing.assert_array_equal(rows.indptr, ref.sparse.indptr)
     col = Collection.open(tmp_path / "col")
     assert col.dense is not None and col.dense.ntotal == 20 and col.dense.d == 32
+
+
+def test_one_batch_equals_one_query_at_a_time(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    """lsr search --queries runs one batch (search_vectors over every query, on threads); eval runs each query alone
+    for its latency: the same runs, through the same path."""
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 40)
+    build(tmp_path / "col", job_for(corpus, model_dir), encoder)
+    s = Searcher(Collection.open(tmp_path / "col"), encoder)
+    queries = {f"q{i}": " ".join(WORDS[i : i + 1 + i % 4]) for i in range(12)} | {"empty": ""}
+    alone, t_alone = s.search(queries, "sparse", k=7)
+    for threads in (1, 2):
+        batch, t_batch = s.search(queries, "sparse", k=7, threads=threads, per_query=False)
+        assert batch == alone
+    assert len(t_alone.per_query_ms) == len(queries) and not t_batch.per_query_ms
+    assert alone["empty"] == {}
