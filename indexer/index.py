@@ -98,8 +98,15 @@ class Index:
                 f"encode queries with the index's model ({self.manifest.model_id})"
             )
 
-    def search_batch(self, queries: SparseBatch, k: int = 10, threads: int | None = None) -> BatchResults:
-        """Exact top-``k`` of every query; every query must have a positive weight."""
+    def search_batch(
+        self, queries: SparseBatch, k: int = 10, threads: int | None = None, allowed: np.ndarray | None = None
+    ) -> BatchResults:
+        """Exact top-``k`` of every query; every query must have a positive weight.
+
+        ``allowed`` (bool, one per document in index order) restricts the hits to those documents: the filter is
+        applied inside native scoring (a bitmap the top-k queue consults), so the top ``k`` under the filter are
+        exact and never over-fetched.
+        """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         threads = os.cpu_count() or 1 if threads is None else threads
@@ -107,7 +114,8 @@ class Index:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
         k_eff = int(min(k, max(self.num_docs, 1)))
-        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads)
+        bitmap = None if allowed is None else allowed_bitmap(allowed, self.num_docs)
+        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads, bitmap)
         docs = docs.astype(np.int64)
         docs[docs == 0xFFFFFFFF] = -1
         return BatchResults(docs, scores, counts.astype(np.int64), postings.astype(np.int64))
@@ -121,3 +129,14 @@ class Index:
     def hits(self, results: BatchResults, row: int) -> list[Hit]:
         n = int(results.counts[row])
         return [Hit(self.lexicon[int(d)], float(s)) for d, s in zip(results.docs[row, :n], results.scores[row, :n])]
+
+
+def allowed_bitmap(allowed: np.ndarray, num_docs: int) -> np.ndarray:
+    """A bool mask over the documents -> the native bitmap: ceil(num_docs / 64) uint64 words, bit d of word d // 64."""
+    if not isinstance(allowed, np.ndarray) or allowed.dtype != np.bool_ or allowed.shape != (num_docs,):
+        raise TypeError(f"allowed must be a bool array with one entry per document ({num_docs})")
+    words = -(-num_docs // 64)
+    packed = np.packbits(allowed, bitorder="little")
+    padded = np.zeros(words * 8, dtype=np.uint8)
+    padded[: len(packed)] = packed
+    return padded.view("<u8").astype(np.uint64, copy=False)

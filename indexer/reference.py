@@ -91,12 +91,15 @@ class ReferenceIndex:
         keep = q >= 1
         return terms[keep], q[keep].astype(np.int64), self.scale * wmax / Q
 
-    def search(self, indices: np.ndarray, values: np.ndarray, k: int) -> list[RefHit]:
+    def search(
+        self, indices: np.ndarray, values: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[RefHit]:
+        """Every document scored; hits are the positive ones (only those ``allowed``, a bool per document)."""
         terms, q, score_scale = self.quantize_query(indices, values)
         scores = np.zeros(self.num_docs, dtype=np.int64)
         if len(terms):
             scores = np.asarray(self.impacts[:, terms.astype(np.int64)] @ q).ravel()
-        docs = np.flatnonzero(scores > 0)
+        docs = np.flatnonzero((scores > 0) & (True if allowed is None else allowed))
         order = np.lexsort((docs, -scores[docs]))[:k]
         return [RefHit(int(d), int(scores[d]), float(np.float32(float(scores[d]) * score_scale))) for d in docs[order]]
 

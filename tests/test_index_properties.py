@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import corpora, random_batch
 from hypothesis import given
+from hypothesis import strategies as st
 
 from indexer import Index, IndexBuilder, SparseBatch, _core
 from indexer.reference import ReferenceIndex
@@ -80,6 +81,34 @@ def test_search_matches_reference(tmp_path_factory, params) -> None:
     if queries.num_rows:
         for k in (1, 3, 1000):
             check_against_reference(index, ref, queries, k)
+
+
+@given(corpora(), st.sampled_from([0.0, 0.01, 0.1, 0.5, 0.9, 1.0]))
+def test_filtered_search_matches_brute_force_over_the_allowed_documents(tmp_path_factory, params, density) -> None:
+    """The allowed-document bitmap, inside native scoring, for every kernel: the top k under the filter equals the
+    reference scoring of the documents that pass it (no over-fetching: k = 1 is exact too)."""
+    rng, nrows, vocab, nnz = params
+    docs = random_batch(rng, nrows, vocab, nnz)
+    index = build(tmp_path_factory.mktemp("f"), docs, vocab, batches=int(rng.integers(1, 4)))
+    ref = ReferenceIndex(docs, vocab)
+    queries = nonempty_queries(ref, random_batch(rng, 8, vocab, 12, zero_rate=0.2))
+    if not queries.num_rows:
+        return
+    allowed = rng.random(nrows) < density
+    for kernel in KERNELS:
+        _core.select_kernel(kernel)
+        for k in (1, 3, 1000):
+            res = index.search_batch(queries, k=k, threads=2, allowed=allowed)
+            for i in range(queries.num_rows):
+                expect = ref.search(*queries.row(i), k=k, allowed=allowed)
+                n = int(res.counts[i])
+                assert res.docs[i, :n].tolist() == [h.doc for h in expect], (kernel, k)
+                assert res.scores[i, :n].tolist() == [h.score for h in expect], (kernel, k)
+                assert all(allowed[d] for d in res.docs[i, :n])
+    with pytest.raises(TypeError, match="bool array"):
+        index.search_batch(queries, k=3, allowed=allowed.astype(np.uint8))
+    with pytest.raises(TypeError, match="bool array"):
+        index.search_batch(queries, k=3, allowed=allowed[:-1])
 
 
 def test_long_lists_many_blocks(tmp_path) -> None:

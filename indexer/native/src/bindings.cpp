@@ -171,8 +171,10 @@ NB_MODULE(_core, m) {
         .def(
             "search_batch",
             [](lsrcore::Searcher& s, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values, uint32_t k,
-               uint32_t threads) {
+               uint32_t threads, std::optional<Vec<uint64_t>> allowed) {
                 check_csr(indptr, indices, values);
+                if (allowed && allowed->shape(0) != (size_t(s.view().num_docs) + 63) / 64)
+                    throw std::invalid_argument("allowed needs ceil(num_docs / 64) words");
                 const size_t nq = indptr.shape(0) - 1;
                 if (indptr.data()[nq] != indices.shape(0))
                     throw std::invalid_argument("indptr[-1] must equal the number of query non-zeros");
@@ -183,11 +185,12 @@ NB_MODULE(_core, m) {
                 {
                     nb::gil_scoped_release release;
                     s.search_batch(indptr.data(), nq, indices.data(), values.data(), k, threads, docs.data(),
-                                   scores.data(), counts.data(), postings.data());
+                                   scores.data(), counts.data(), postings.data(), allowed ? allowed->data() : nullptr);
                 }
                 return nb::make_tuple(docs, scores, counts, postings);
             },
-            "indptr"_a.noconvert(), "indices"_a.noconvert(), "values"_a.noconvert(), "k"_a.noconvert(), "threads"_a.noconvert());
+            "indptr"_a.noconvert(), "indices"_a.noconvert(), "values"_a.noconvert(), "k"_a.noconvert(), "threads"_a.noconvert(),
+            "allowed"_a.noconvert() = nb::none());
 
     m.def("available_kernels", &lsrcore::kernels::available);
     m.def("active_kernel", []() { return std::string(lsrcore::kernels::active().name); });

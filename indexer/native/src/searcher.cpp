@@ -118,7 +118,7 @@ void Searcher::release_accumulator(std::unique_ptr<uint32_t[]> acc) {
 
 void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values,
                             uint32_t k, uint32_t threads, uint32_t* out_docs, float* out_scores,
-                            uint32_t* out_counts, uint64_t* out_postings) {
+                            uint32_t* out_counts, uint64_t* out_postings, const uint64_t* allowed) {
     if (k == 0) throw std::invalid_argument("k must be positive");
     if (threads == 0) throw std::invalid_argument("threads must be positive");
     if (indptr[0] != 0) throw std::invalid_argument("query indptr[0] must be 0");
@@ -145,7 +145,8 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
             for (size_t q; (q = next.fetch_add(1)) < nq;) {
                 const PreparedQuery& pq = prepared[q];
                 uint64_t scored = 0;
-                const uint32_t n = taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(), &scored);
+                const uint32_t n =
+                    taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(), &scored, allowed);
                 uint32_t* docs = out_docs + q * k;
                 float* scores = out_scores + q * k;
                 for (uint32_t i = 0; i < n; ++i) {

@@ -16,10 +16,11 @@ namespace lsrcore::kernels {
 /// Exhaustive term-at-a-time scoring (algorithm/exhaustive_taat.hpp).
 /// `acc` has ix.num_docs entries, all zero on entry, and is all zero again on
 /// return. Writes up to k hits to `out`, best first (score desc, doc asc),
-/// only documents with a positive score; returns the number written and adds
-/// the number of postings scored to *postings.
+/// only documents with a positive score (and, when `allowed` is not null, whose
+/// bit d of allowed[d / 64] is set); returns the number written and adds the
+/// number of postings scored to *postings.
 using TaatFn = uint32_t (*)(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc,
-                            uint32_t k, ScoredDoc* out, uint64_t* postings);
+                            uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed);
 
 struct Kernel {
     const char* name;
@@ -27,13 +28,16 @@ struct Kernel {
 };
 
 namespace scalar {
-uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
+                         const uint64_t*);
 }
 namespace avx2 {
-uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
+                         const uint64_t*);
 }
 namespace avx512 {
-uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*);
+uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
+                         const uint64_t*);
 }
 
 /// Kernels this CPU can run, slowest first.

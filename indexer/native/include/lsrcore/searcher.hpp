@@ -40,10 +40,12 @@ class Searcher {
     /// Exact top-k for each CSR row of queries, on `threads` threads (exactly
     /// min(threads, nq) are started). Outputs are nq x k (docs padded with
     /// UINT32_MAX, scores with 0) plus per-query hit and posting counts. All
-    /// queries are validated before any is searched.
+    /// queries are validated before any is searched. `allowed` (null: every
+    /// document) is a bitmap of ceil(num_docs / 64) words, bit d of word d / 64
+    /// set for the documents a hit may be: one filter for every query.
     void search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values, uint32_t k,
                       uint32_t threads, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
-                      uint64_t* out_postings);
+                      uint64_t* out_postings, const uint64_t* allowed = nullptr);
 
     /// Decoded posting list of one term (for tests and explanations).
     void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;

@@ -5,8 +5,8 @@
 namespace lsrcore::kernels::avx2 {
 
 uint32_t exhaustive_taat(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc, uint32_t k,
-                         ScoredDoc* out, uint64_t* postings) {
-    return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings);
+                         ScoredDoc* out, uint64_t* postings, const uint64_t* allowed) {
+    return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings, allowed);
 }
 
 }  // namespace lsrcore::kernels::avx2
