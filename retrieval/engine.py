@@ -27,6 +27,8 @@ from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 from .collection import COLLECTION, input_fingerprint, iter_shards
 from .corpus import read_docs
 from .encoders import Encoders
+from .filters import FilterError, Node
+from .filters import parse as parse_filter
 from .fusion import Fusion
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
@@ -50,6 +52,13 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 STAGED = re.compile(r"^\.([a-z0-9][a-z0-9_-]{0,63})\.building-")
 MODES = INDEX_MODES
 HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
+
+
+def _filter(raw: dict | None) -> Node | None:
+    try:
+        return None if raw is None else parse_filter(raw)
+    except FilterError as e:
+        raise QueryError(str(e)) from None
 
 
 def _check_mode(mode: str) -> None:
@@ -311,7 +320,7 @@ class Engine:
             v, ms = self.dense_vector(name, q)
             res.encode_ms += ms
             dense = v[None, :]
-        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, threads=1)[0]
+        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, 1, _filter(q.filter))[0]
 
     def search_batch(
         self, name: str, queries: Sequence[Query], mode: str = "sparse", k: int = 10, fusion: Fusion | None = None,
@@ -355,11 +364,15 @@ class Engine:
             ms = (time.perf_counter() - t0) * 1000 / n
             for r in results:
                 r.encode_ms += ms
-        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads)
+        filters = {repr(q.filter) for q in queries}
+        if len(filters) > 1:
+            raise QueryError("one batch search takes one filter; group the queries by filter")
+        node = _filter(queries[0].filter) if queries else None
+        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node)
 
     def _search_vectors(
         self, name: str, results: list[SearchResult], sparse: list | None, dense: np.ndarray | None, mode: str,
-        k: int, fusion: Fusion | None, threads: int,
+        k: int, fusion: Fusion | None, threads: int, filter: Node | None = None,
     ) -> list[SearchResult]:  # fmt: skip
         """Encoded queries in, hits out, through the one query path (``retrieval.searcher.search_vectors``)."""
         batch = None
@@ -373,8 +386,9 @@ class Engine:
             batch = SparseBatch.concat(SparseBatch(np.array([0, len(i)], np.uint64), i, v) for i, v in rows)
         depth = max(k, HYBRID_DEPTH) if mode == "hybrid" else k
         found = search_vectors(
-            self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, depth=depth
-        )
+            self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, depth=depth,
+            filter=filter,
+        )  # fmt: skip
         for r, f in zip(results, found):
             r.hits, r.postings = f.hits, f.postings
             r.search_ms += (f.sparse_s + f.dense_s + f.fuse_s) * 1000

@@ -30,6 +30,7 @@ class Query:
     values: Sequence[float] | None = None
     dense: Sequence[float] | None = None
     vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
+    filter: dict | None = None  # on the documents' metadata (retrieval.filters)
 
 
 def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from indexer import Index, SparseBatch
 
 from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards
+from .filters import Node
 from .fusion import Fusion, Run, fuse
 
 logger = logging.getLogger(__name__)
@@ -34,13 +35,15 @@ class Source(Protocol):
     """An index the query path can search: the built collection (``Collection``) and the live index
     (``retrieval.live.LiveIndex``)."""
 
-    def search_sparse_batch(self, queries: SparseBatch, k: int, threads: int = 1) -> list[tuple[Hits, int]]:
-        """Per query row: its top ``k`` (best first, ties by doc id) and the postings scored; a row without
-        terms finds nothing."""
+    def search_sparse_batch(
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+    ) -> list[tuple[Hits, int]]:
+        """Per query row: its top ``k`` among the documents matching ``filter`` (best first) and the postings
+        scored; a row without terms finds nothing."""
         ...
 
-    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[Hits]:
-        """Per row of ``vectors`` (n, dim): its top ``k`` by inner product."""
+    def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
+        """Per row of ``vectors`` (n, dim): its top ``k`` by inner product among the documents matching ``filter``."""
         ...
 
 
@@ -65,9 +68,11 @@ def search_vectors(
     fusion: Fusion | None = None,
     threads: int = 1,
     depth: int | None = None,
+    filter: Node | None = None,
 ) -> list[Found]:
     """The hits of already-encoded queries: ``sparse`` rows for sparse and hybrid, ``dense`` rows for dense and
-    hybrid. Hybrid fuses each query's two lists, searched ``depth`` deep (default ``k``), and keeps the top ``k``."""
+    hybrid. Hybrid fuses each query's two lists, searched ``depth`` deep (default ``k``), and keeps the top ``k``.
+    ``filter`` (retrieval.filters) restricts every list to the documents whose metadata match it."""
     if mode not in INDEX_MODES:
         raise ValueError(f"mode must be one of {INDEX_MODES}, not {mode!r}")
     depth = max(k, depth or k)
@@ -78,7 +83,7 @@ def search_vectors(
         if sparse is None:
             raise ValueError(f"{mode} search needs the queries' sparse vectors")
         t0 = time.perf_counter()
-        rows = source.search_sparse_batch(sparse, depth if mode == "hybrid" else k, threads)
+        rows = source.search_sparse_batch(sparse, depth if mode == "hybrid" else k, threads, filter)
         share = (time.perf_counter() - t0) / max(n, 1)
         sparse_hits = [h for h, _ in rows]
         for f, (_, postings) in zip(found, rows):
@@ -90,7 +95,7 @@ def search_vectors(
             raise ValueError(f"{len(dense)} dense vectors for {n} queries")
         t0 = time.perf_counter()
         dense_hits = source.search_dense_batch(
-            np.ascontiguousarray(dense, dtype=np.float32), depth if mode == "hybrid" else k
+            np.ascontiguousarray(dense, dtype=np.float32), depth if mode == "hybrid" else k, filter
         )
         share = (time.perf_counter() - t0) / max(n, 1)
         for f in found:
@@ -135,8 +140,11 @@ class Collection:
     def num_docs(self) -> int:
         return self.sparse.num_docs
 
-    def search_sparse_batch(self, queries: SparseBatch, k: int, threads: int = 1) -> list[tuple[Hits, int]]:
+    def search_sparse_batch(
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+    ) -> list[tuple[Hits, int]]:
         """``Source``: one native batch search over every query row that has terms."""
+        _no_metadata(self.path, filter)
         rows = [i for i in range(queries.num_rows) if queries.indptr[i + 1] > queries.indptr[i]]
         out: list[tuple[Hits, int]] = [([], 0)] * queries.num_rows
         if rows:
@@ -146,8 +154,9 @@ class Collection:
                 out[i] = ([(h.doc_id, h.score) for h in self.sparse.hits(res, j)], int(res.postings[j]))
         return out
 
-    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[Hits]:
+    def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
         """``Source``: faiss over the dense rows (exact inner product, or HNSW)."""
+        _no_metadata(self.path, filter)
         if self.dense is None:
             raise ValueError(f"{self.path} has no dense index")
         scores, docs = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.num_docs))
@@ -167,6 +176,11 @@ class Collection:
                 )
             )
         return sp.vstack(rows, format="csr")
+
+
+def _no_metadata(path: Path, filter: Node | None) -> None:
+    if filter is not None:
+        raise ValueError(f"{path} stores no document metadata to filter on; filters work on live indexes (the service)")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,12 @@ class SearchRequest(QueryBody):
     offset: int = Field(0, ge=0)
     fusion: FusionParams | None = None
     include: list[Include] = Field(default_factory=list, max_length=3)
+    filter: dict[str, Any] | None = Field(
+        None,
+        description="only documents whose metadata match: {'field': F, 'eq': V} | {'field': F, 'in': [V, ...]} | "
+        "{'field': F, 'gte'|'gt'|'lte'|'lt': N, ...} | {'and': [...]} | {'or': [...]} | {'not': {...}}; exact "
+        "(applied inside scoring)",
+    )
 
 
 class TermContribution(BaseModel):

@@ -253,3 +253,41 @@ def test_the_batch_path_equals_one_query_at_a_time(tmp_path_factory, seed: int, 
         assert [d for d, _ in got_row] == [d for d, _ in want]
         np.testing.assert_allclose([s for _, s in got_row], [s for _, s in want], rtol=1e-5, atol=1e-6)
     index.close()
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_filtered_search_is_exact(tmp_path_factory, seed: int, density: float) -> None:
+    """A metadata filter on the live index (segments, deletes, replaced rows): the sparse hits are exactly the
+    matching live documents the query scores, the top k a prefix of the full list; dense ranks only them."""
+    from retrieval.filters import matches, parse
+
+    rng = np.random.default_rng(seed)
+    index = LiveIndex.create(tmp_path_factory.mktemp("live") / "idx", SPEC)
+    pool = [f"d{i}" for i in range(30)]
+    model, meta = {}, {}
+    for _ in range(3):
+        ids = list(rng.choice(pool, size=10, replace=False))
+        batch, dense, new = docs(rng, ids)
+        md = [{"tag": "a" if rng.random() < density else "b", "n": int(rng.integers(0, 5))} for _ in ids]
+        index.upsert(ids, batch, dense, metadata=md)
+        model.update(new)
+        meta.update(zip(ids, md))
+    for d in rng.choice(pool, size=4, replace=False):
+        index.delete([d])
+        model.pop(d, None)
+    raw = {"or": [{"field": "tag", "eq": "a"}, {"field": "n", "gte": 3}]}
+    node = parse(raw)
+    passing = {d for d in model if matches(node, meta[d])}
+    q = {int(t): 1.0 for t in rng.choice(VOCAB, size=4, replace=False)}
+    idx = np.array(sorted(q), np.uint32)
+    exact = {d: sum(w.get(t, 0.0) for t in q) for d, (w, _, _) in model.items()}
+    batch = SparseBatch(np.array([0, len(idx)], np.uint64), idx, np.ones(len(idx), np.float32))
+    ((hits, _),) = index.search_sparse_batch(batch, k=100, filter=node)
+    assert {d for d, _ in hits} == {d for d in passing if exact[d] > 0}
+    ((top, _),) = index.search_sparse_batch(batch, k=2, filter=node)
+    assert top == hits[:2]
+    v = rng.normal(size=DIM).astype(np.float32)
+    (dense_hits,) = index.search_dense_batch(v[None, :], 5, filter=node)
+    want = sorted(passing, key=lambda d: -float(model[d][1] @ v))[:5]
+    assert [d for d, _ in dense_hits] == want
+    index.close()

@@ -166,6 +166,29 @@ def test_batch_answers_as_the_single_route_does(client, corpus) -> None:
     assert bad.status_code == 422
 
 
+def test_filtered_search_over_metadata(client, corpus) -> None:
+    """``filter`` on the documents' metadata: every hit matches, the documents that match and contain the query
+    are all found, a malformed filter is a 422 naming the bad part, and a batch groups queries by filter."""
+    title = corpus[3]["title"]
+    keep = {corpus[i]["title"] for i in (3, 7, 11)}
+    flt = {"field": "title", "in": sorted(keep)}
+    for mode in ("sparse", "dense", "hybrid"):
+        r = client.post("/v1/indexes/sci/search", json={"query": title, "mode": mode, "top_k": 10, "filter": flt,
+                                                        "include": ["metadata"]})  # fmt: skip
+        assert r.status_code == 200, r.text
+        hits = r.json()["hits"]
+        assert hits and hits[0]["id"] == corpus[3]["_id"], mode
+        assert all(h["metadata"]["title"] in keep for h in hits), mode
+    r = client.post("/v1/indexes/sci/search", json={"query": title, "filter": {"not": {"field": "title", "eq": title}}})
+    assert r.status_code == 200 and corpus[3]["_id"] not in {h["id"] for h in r.json()["hits"]}
+    bad = client.post("/v1/indexes/sci/search", json={"query": title, "filter": {"field": "title", "gt": "a"}})
+    assert bad.status_code == 422 and "filter.gt" in bad.json()["detail"]
+    queries = [{"id": "f", "query": title, "filter": flt, "top_k": 3}, {"id": "u", "query": title, "top_k": 3}]
+    got = client.post("/v1/indexes/sci/search/batch", json={"queries": queries}).json()["results"]
+    assert len(got["f"]["hits"]) <= 3 and {h["id"] for h in got["f"]["hits"]} <= {corpus[i]["_id"] for i in (3, 7, 11)}
+    assert len(got["u"]["hits"]) == 3
+
+
 def test_documents_upsert_get_delete_and_restart(tmp_path, encoders, corpus) -> None:
     c = start(tmp_path, encoders)
     assert c.post("/v1/indexes", json={"name": "live", "dense_model": None}).status_code == 201

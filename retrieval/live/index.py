@@ -18,6 +18,7 @@ import numpy as np
 from indexer import SparseBatch, build_index
 from indexer.atomic import staged
 
+from ..filters import MetadataColumns, Node
 from ..vectors import write_vectors
 from .catalog import CATALOG, SCHEMA, select_docs
 from .merge_policy import MAX_SEGMENTS, MERGE_COUNT, merge_plan
@@ -147,10 +148,12 @@ class LiveIndex:
         return self.search_sparse_batch(SparseBatch(np.array([0, len(indices)], np.uint64), indices, values), k)[0]
 
     def search_sparse_batch(
-        self, queries: SparseBatch, k: int, threads: int = 1
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
     ) -> list[tuple[list[tuple[str, float]], int]]:
-        """For each query row: the top-``k`` live documents and the postings scored. One native ``search_batch`` per
-        segment serves every row (on ``threads`` threads); a row without terms finds nothing."""
+        """For each query row: the top-``k`` live documents (matching ``filter``) and the postings scored. One native
+        ``search_batch`` per segment serves every row (on ``threads`` threads), with the segment's live rows that
+        pass the filter as its allowed-document bitmap: dead rows and filtered-out documents never take a place
+        in the top k. A row without terms finds nothing."""
         n = queries.num_rows
         rows = [i for i in range(n) if queries.indptr[i + 1] > queries.indptr[i]]
         hits: list[list[tuple[float, int, int, str]]] = [[] for _ in range(n)]
@@ -158,15 +161,15 @@ class LiveIndex:
         if rows:
             batch = queries if len(rows) == n else queries.take(rows)
             for seg in self._segments:
-                if seg.rows == seg.dead:
+                allowed = self._allowed(seg, filter)
+                if allowed is not None and not allowed.any():
                     continue
-                res = seg.sparse.search_batch(batch, k=k + seg.dead, threads=threads)
+                res = seg.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed)
                 for j, i in enumerate(rows):
                     postings[i] += int(res.postings[j])
                     c = int(res.counts[j])
                     for d, s in zip(res.docs[j, :c].tolist(), res.scores[j, :c].tolist()):
-                        if seg.live[d]:
-                            hits[i].append((s, seg.seq, d, seg.sparse.lexicon[d]))
+                        hits[i].append((s, seg.seq, d, seg.sparse.lexicon[d]))
         out = []
         for h, p in zip(hits, postings):
             h.sort(key=_rank)
@@ -177,17 +180,24 @@ class LiveIndex:
         """Top-``k`` live documents by inner product with ``vector`` (exact; one row of the batch path)."""
         return self.search_dense_batch(np.asarray(vector, np.float32)[None, :], k)[0]
 
-    def search_dense_batch(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
-        """For each row of ``vectors`` (n, dim): the top-``k`` live documents by inner product (exact)."""
+    def search_dense_batch(
+        self, vectors: np.ndarray, k: int, filter: Node | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """For each row of ``vectors`` (n, dim): the top-``k`` live documents (matching ``filter``) by inner product
+        (exact)."""
         if self.spec.dense_dim is None:
             raise ValueError(f"index {self.path.name} has no dense vectors")
         hits: list[list[tuple[float, int, int, str]]] = [[] for _ in range(len(vectors))]
         for seg in self._segments:
-            if seg.dense is None or seg.rows == seg.dead:
+            if seg.dense is None:
+                continue
+            allowed = self._allowed(seg, filter)
+            allowed = seg.live.copy() if allowed is None else allowed
+            keep = min(k, int(allowed.sum()))
+            if keep == 0:
                 continue
             scores = seg.dense @ np.asarray(vectors, np.float32).T  # (rows, n)
-            scores[~seg.live] = -np.inf
-            keep = min(k, seg.rows - seg.dead)
+            scores[~allowed] = -np.inf
             for i in range(len(vectors)):
                 top = np.argsort(-scores[:, i], kind="stable")[:keep]
                 hits[i] += [(float(scores[r, i]), seg.seq, int(r), seg.sparse.lexicon[int(r)]) for r in top]
@@ -196,6 +206,21 @@ class LiveIndex:
             h.sort(key=_rank)
             out.append([(d, s) for s, _, _, d in h[:k]])
         return out
+
+    def _allowed(self, seg: Segment, filter: Node | None) -> np.ndarray | None:
+        """The rows a hit may come from: live and matching ``filter``; None when that is every row."""
+        if filter is None:
+            return seg.live.copy() if seg.dead else None  # a copy: writes may kill rows meanwhile
+        return seg.live & self._columns(seg).mask(filter)
+
+    def _columns(self, seg: Segment) -> MetadataColumns:
+        """The segment's metadata index, built from the catalog on its first filtered search (a row's metadata
+        never changes: an upsert writes a new row)."""
+        if seg.columns is None:
+            with self._read:
+                got = self._db.execute("SELECT row, metadata FROM docs WHERE seg = ?", (seg.seq,)).fetchall()
+            seg.columns = MetadataColumns.build(seg.rows, [(r, None if m is None else json.loads(m)) for r, m in got])
+        return seg.columns
 
     # -- writing -----------------------------------------------------------------------------------
 

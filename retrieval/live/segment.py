@@ -28,6 +28,7 @@ class Segment:
         self.live = np.zeros(self.sparse.num_docs, dtype=bool)
         self.live[live_rows] = True
         self.dead = int(self.sparse.num_docs - self.live.sum())
+        self.columns = None  # its metadata index (retrieval.filters.MetadataColumns), built on first use
 
     @property
     def rows(self) -> int:

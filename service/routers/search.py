@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from fastapi import APIRouter
@@ -36,6 +37,7 @@ def _query(body: SearchRequest | ExplainRequest) -> Query:
         values=body.values,
         dense=body.dense,
         vocab_hash=body.vocab_hash,
+        filter=getattr(body, "filter", None),
     )
 
 
@@ -116,11 +118,11 @@ def search_batch(  # noqa: ANN201
         _check_page(q, settings)
     t0 = time.perf_counter()
     name = index.path.name
-    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion)
+    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter)
     for i, q in enumerate(body.queries):
-        groups.setdefault((q.mode, _fusion(q)), []).append(i)
+        groups.setdefault((q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True)), []).append(i)
     results: list[SearchResponse | None] = [None] * len(body.queries)
-    for (mode, fusion), members in groups.items():
+    for (mode, fusion, _), members in groups.items():
         depth = max(body.queries[i].offset + body.queries[i].top_k for i in members)
         t1 = time.perf_counter()
         try:
