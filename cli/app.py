@@ -213,6 +213,10 @@ def search(
     rrf_k: float = 60.0,
     norm: str = "minmax",
     threads: Annotated[int, typer.Option(min=1, help="threads of the batch search")] = 1,
+    filter_json: Annotated[
+        str | None,
+        typer.Option("--filter", help='only documents whose metadata match, e.g. \'{"field": "source", "eq": "kjv"}\''),
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Search a collection (all queries in one batch); writes a TREC run (or prints the hits)."""
@@ -224,13 +228,29 @@ def search(
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if mode != "sparse" else None)
     run, t = Searcher(col, sparse, dense).search(
         _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm),
-        threads=threads, per_query=False,
+        threads=threads, per_query=False, filter=_filter_arg(filter_json),
     )  # fmt: skip
     if out:
         trec.write_run(out, run, f"lsr-{mode}")
         typer.echo(f"{len(run)} queries -> {out}")
     else:
         sys.stdout.write(trec.format_run(run, f"lsr-{mode}"))
+
+
+def _filter_arg(raw: str | None) -> dict | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(f"--filter is not JSON: {e}") from None
+    from retrieval.filters import FilterError, parse
+
+    try:
+        parse(value)
+    except FilterError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
 
 
 def _dataset(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:

@@ -136,8 +136,11 @@ def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
         yield batch
 
 
-def write_shard(path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarray | None) -> None:
-    write_vectors(path, sparse, dense, ids)
+def write_shard(
+    path: Path, ids: list[str], sparse: SparseBatch, dense: np.ndarray | None, metadata: list[dict | None] | None = None
+) -> None:
+    """One shard: ids, sparse rows, dense rows, and the documents' metadata when any has some."""
+    write_vectors(path, sparse, dense, ids, metadata if metadata and any(m is not None for m in metadata) else None)
 
 
 def read_shard(path: Path, *, dense: bool = True) -> tuple[list[str], SparseBatch, np.ndarray | None]:
@@ -238,7 +241,9 @@ def build(
             if progress:
                 progress(done_records, mine_records)
         dense = np.concatenate(dense_parts) if dense_parts else None
-        write_shard(shard_path(folder, k), [d.id for d in docs], SparseBatch.concat(parts), dense)
+        write_shard(
+            shard_path(folder, k), [d.id for d in docs], SparseBatch.concat(parts), dense, [d.metadata for d in docs]
+        )
         stats.shards_encoded += 1
     stats.encode_seconds = time.perf_counter() - t0
     if num_shards > 1:

@@ -29,6 +29,7 @@ FORMATS = ("beir", "jsonl", "tsv")
 class Doc(NamedTuple):
     id: str
     text: str
+    metadata: dict | None = None  # a JSON record's "metadata" object, when it has one (filters search on it)
 
 
 class Problem(NamedTuple):
@@ -134,7 +135,8 @@ def read_docs(
                 parts.append(v)
         if parts is None:
             continue
-        yield Doc(doc_id.strip(), " ".join(parts).strip())
+        meta = rec.get("metadata")
+        yield Doc(doc_id.strip(), " ".join(parts).strip(), meta if isinstance(meta, dict) and meta else None)
 
 
 def find(directory: str | Path, name: str) -> Path:

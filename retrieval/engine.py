@@ -175,14 +175,20 @@ class Engine:
                 Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=tuple(job["text_fields"])
             )
             for ids, sparse, dense in iter_shards(collection, meta["shards"]):
-                texts = {}
+                records = {}
                 for doc in docs:  # shards hold the corpus's records in order
-                    texts[doc.id] = doc.text
-                    if len(texts) == len(ids):
+                    records[doc.id] = doc
+                    if len(records) == len(ids):
                         break
-                if list(texts) != ids:
+                if list(records) != ids:
                     raise ValueError(f"{collection}: shard ids do not follow the corpus {job['input']}")
-                index.upsert(ids, sparse, dense, texts=[texts[i] for i in ids])
+                index.upsert(
+                    ids,
+                    sparse,
+                    dense,
+                    texts=[records[i].text for i in ids],
+                    metadata=[records[i].metadata for i in ids],
+                )
             while index.merge(max_segments=1, count=len(index.segments)):
                 pass
             index.close()

@@ -20,9 +20,11 @@ import numpy as np
 
 from indexer import Index, SparseBatch
 
-from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards
-from .filters import Node
+from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards, read_shard, shard_path
+from .filters import MetadataColumns, Node
+from .filters import parse as parse_filter
 from .fusion import Fusion, Run, fuse
+from .vectors import read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class Collection:
     meta: dict
     sparse: Index
     dense: Any | None  # a faiss index, rows in the sparse index's doc order
+    _columns: MetadataColumns | None = field(default=None, repr=False)  # built on the first filtered search
 
     @classmethod
     def open(cls, folder: str | Path) -> Collection:
@@ -140,26 +143,50 @@ class Collection:
     def num_docs(self) -> int:
         return self.sparse.num_docs
 
+    def allowed(self, filter: Node) -> np.ndarray:
+        """The documents (index order) whose metadata match ``filter``."""
+        if self._columns is None:
+            records = []
+            for k in range(self.meta["shards"]):
+                got = read_metadata(shard_path(self.path, k))
+                records += (
+                    got if got is not None else [None] * read_shard(shard_path(self.path, k), dense=False)[1].num_rows
+                )
+            if all(m is None for m in records):
+                raise ValueError(f"{self.path}: its documents have no metadata to filter on")
+            self._columns = MetadataColumns.build(len(records), list(enumerate(records)))
+        return self._columns.mask(filter)
+
     def search_sparse_batch(
         self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
     ) -> list[tuple[Hits, int]]:
-        """``Source``: one native batch search over every query row that has terms."""
-        _no_metadata(self.path, filter)
+        """``Source``: one native batch search over every query row that has terms (documents matching ``filter``
+        only: the native allowed-document bitmap)."""
+        allowed = None if filter is None else self.allowed(filter)
         rows = [i for i in range(queries.num_rows) if queries.indptr[i + 1] > queries.indptr[i]]
         out: list[tuple[Hits, int]] = [([], 0)] * queries.num_rows
-        if rows:
+        if rows and (allowed is None or allowed.any()):
             batch = queries if len(rows) == queries.num_rows else queries.take(rows)
-            res = self.sparse.search_batch(batch, k=k, threads=threads)
+            res = self.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed)
             for j, i in enumerate(rows):
                 out[i] = ([(h.doc_id, h.score) for h in self.sparse.hits(res, j)], int(res.postings[j]))
         return out
 
     def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
-        """``Source``: faiss over the dense rows (exact inner product, or HNSW)."""
-        _no_metadata(self.path, filter)
+        """``Source``: faiss over the dense rows (exact inner product, or HNSW), restricted to the documents
+        matching ``filter`` through faiss's bitmap selector."""
         if self.dense is None:
             raise ValueError(f"{self.path} has no dense index")
-        scores, docs = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.num_docs))
+        params = None
+        if filter is not None:
+            import faiss
+
+            bits = np.packbits(self.allowed(filter), bitorder="little")
+            selector = faiss.IDSelectorBitmap(self.num_docs, faiss.swig_ptr(bits))
+            params = faiss.SearchParametersHNSW(sel=selector) if "HNSW" in type(self.dense).__name__ else (
+                faiss.SearchParameters(sel=selector))  # fmt: skip
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        scores, docs = self.dense.search(x, min(k, self.num_docs), params=params)
         lex = self.sparse.lexicon
         return [[(lex[int(d)], float(s)) for d, s in zip(dr, sr) if d >= 0] for dr, sr in zip(docs, scores)]
 
@@ -176,11 +203,6 @@ class Collection:
                 )
             )
         return sp.vstack(rows, format="csr")
-
-
-def _no_metadata(path: Path, filter: Node | None) -> None:
-    if filter is not None:
-        raise ValueError(f"{path} stores no document metadata to filter on; filters work on live indexes (the service)")
 
 
 @dataclass
@@ -211,15 +233,18 @@ class Searcher:
         fusion: Fusion | None = None,
         threads: int = 1,
         per_query: bool = True,
+        filter: dict | None = None,
     ) -> tuple[Run, Timings]:
         """``per_query``: each query searched alone, so that ``Timings.per_query_ms`` holds its latency (eval);
-        otherwise all of them in one batch on ``threads`` threads (``lsr search --queries``)."""
+        otherwise all of them in one batch on ``threads`` threads (``lsr search --queries``). ``filter``: only
+        documents whose metadata match (retrieval.filters; the corpus records' ``metadata`` objects)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        node = None if filter is None else parse_filter(filter)
         t = Timings()
         if mode == "exact":
-            return self.exact(queries, k, t), t
-        return self._run(queries, mode, k, fusion, t, threads, per_query), t
+            return self.exact(queries, k, t, node), t
+        return self._run(queries, mode, k, fusion, t, threads, per_query, node), t
 
     def sparse(self, queries: dict[str, str], k: int, t: Timings, threads: int = 1) -> Run:
         return self._run(queries, "sparse", k, None, t, threads)
@@ -229,7 +254,7 @@ class Searcher:
 
     def _run(
         self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int,
-        per_query: bool = True,
+        per_query: bool = True, filter: Node | None = None,
     ) -> Run:  # fmt: skip
         if mode in ("dense", "hybrid") and (self.collection.dense is None or self.dense_encoder is None):
             raise ValueError(f"{self.collection.path} has no dense index (or no dense encoder was given)")
@@ -245,7 +270,9 @@ class Searcher:
         t.encode_s += time.perf_counter() - t0
         run: Run = {}
         if not per_query and qids:
-            found = search_vectors(self.collection, mode, k, sparse=qb, dense=emb, fusion=fusion, threads=threads)
+            found = search_vectors(
+                self.collection, mode, k, sparse=qb, dense=emb, fusion=fusion, threads=threads, filter=filter
+            )
             for q, f in zip(qids, found):
                 run[q] = dict(f.hits)
                 t.search_s += f.sparse_s + f.dense_s + f.fuse_s
@@ -253,7 +280,7 @@ class Searcher:
         for i, q in enumerate(qids):  # one at a time: per-query latency is part of the report
             (f,) = search_vectors(
                 self.collection, mode, k, sparse=None if qb is None else qb.take([i]),
-                dense=None if emb is None else emb[i : i + 1], fusion=fusion, threads=threads,
+                dense=None if emb is None else emb[i : i + 1], fusion=fusion, threads=threads, filter=filter,
             )  # fmt: skip
             seconds = f.sparse_s + f.dense_s + f.fuse_s
             t.search_s += seconds
@@ -261,8 +288,9 @@ class Searcher:
             run[q] = dict(f.hits)
         return run
 
-    def exact(self, queries: dict[str, str], k: int, t: Timings) -> Run:
-        """Every document scored in float64 from its float32 vector (no quantisation, no index)."""
+    def exact(self, queries: dict[str, str], k: int, t: Timings, filter: Node | None = None) -> Run:
+        """Every document scored in float64 from its float32 vector (no quantisation, no index); with ``filter``,
+        only the documents whose metadata match."""
         import scipy.sparse as sp
 
         if self._matrix is None:
@@ -274,12 +302,13 @@ class Searcher:
         t.query_nnz = qb.nnz / max(qb.num_rows, 1)
         q = sp.csr_matrix((qb.values, qb.indices, qb.indptr.astype(np.int64)), shape=(len(qids), self._matrix.shape[0]))
         lex = self.collection.sparse.lexicon
+        allowed = None if filter is None else self.collection.allowed(filter)
         run: Run = {}
         t1 = time.perf_counter()
         for lo in range(0, len(qids), 256):
             scores = (q[lo : lo + 256].astype(np.float64) @ self._matrix).toarray()
             for i, row in enumerate(scores):
-                hit = np.flatnonzero(row > 0)
+                hit = np.flatnonzero((row > 0) if allowed is None else (row > 0) & allowed)
                 top = hit[np.lexsort((hit, -row[hit]))][:k]
                 run[qids[lo + i]] = {lex[int(d)]: float(row[d]) for d in top}
         t.search_s += time.perf_counter() - t1

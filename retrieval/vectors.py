@@ -1,5 +1,6 @@
 """The one vector-file format: a safetensors file of float sparse rows (``indptr`` u64, ``indices`` u32, ``values``
-f32), optional dense rows (``dense`` f32) and optional document ids (``id_offsets`` i64 + ``id_bytes`` u8). Collection
+f32), optional dense rows (``dense`` f32), optional document ids (``id_offsets`` i64 + ``id_bytes`` u8) and optional
+per-row metadata as JSON text (``meta_offsets`` + ``meta_bytes``). Collection
 shards (``retrieval.collection``) and live segments (``retrieval.live``) are both written and read here; reading
 memory-maps the file (read-only views, no copy)."""
 
@@ -17,9 +18,13 @@ from indexer.atomic import write_bytes
 
 
 def write_vectors(
-    path: Path, sparse: SparseBatch, dense: np.ndarray | None = None, ids: list[str] | None = None
+    path: Path,
+    sparse: SparseBatch,
+    dense: np.ndarray | None = None,
+    ids: list[str] | None = None,
+    metadata: list[dict | None] | None = None,
 ) -> None:
-    """Write one vector file atomically."""
+    """Write one vector file atomically; ``metadata`` (one JSON object or None per row) is stored as JSON text."""
     from safetensors.numpy import save
 
     tensors = {
@@ -31,6 +36,10 @@ def write_vectors(
         raw = [i.encode() for i in ids]
         tensors["id_offsets"] = np.concatenate([[0], np.cumsum([len(r) for r in raw])]).astype(np.int64)
         tensors["id_bytes"] = np.frombuffer(b"".join(raw), dtype=np.uint8).copy()
+    if metadata is not None:
+        raw = [b"" if m is None else json.dumps(m, sort_keys=True).encode() for m in metadata]
+        tensors["meta_offsets"] = np.concatenate([[0], np.cumsum([len(r) for r in raw])]).astype(np.int64)
+        tensors["meta_bytes"] = np.frombuffer(b"".join(raw), dtype=np.uint8).copy()
     if dense is not None:
         tensors["dense"] = np.ascontiguousarray(dense, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +69,18 @@ def read_vectors(path: Path, *, dense: bool = True) -> tuple[list[str] | None, S
 
 
 _DTYPES = {"U8": np.uint8, "U32": np.uint32, "U64": np.uint64, "I64": np.int64, "F32": np.float32}
+
+
+def read_metadata(path: Path) -> list[dict | None] | None:
+    """A vector file's per-row metadata (None when it stores none)."""
+    t = map_tensors(path)
+    if "meta_offsets" not in t:
+        return None
+    off, raw = t["meta_offsets"], t["meta_bytes"].tobytes()
+    try:
+        return [json.loads(raw[off[i] : off[i + 1]]) if off[i + 1] > off[i] else None for i in range(len(off) - 1)]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: unreadable metadata ({e})") from None
 
 
 def map_tensors(path: Path) -> dict[str, np.ndarray]:

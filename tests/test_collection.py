@@ -365,3 +365,51 @@ def test_one_batch_equals_one_query_at_a_time(tmp_path: Path, model_dir: Path, e
         assert batch == alone
     assert len(t_alone.per_query_ms) == len(queries) and not t_batch.per_query_ms
     assert alone["empty"] == {}
+
+
+def test_filters_on_a_built_collection(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001
+    """lsr index keeps each record's metadata in its shard; a filter restricts sparse (the native bitmap), exact
+    (the slow twin) and dense (faiss's bitmap selector) search to the matching documents."""
+    from retrieval.filters import matches, parse
+
+    rng = np.random.default_rng(3)
+    corpus = tmp_path / "c.jsonl"
+    meta = {}
+    with open(corpus, "w") as f:
+        for i in range(60):
+            m = {"group": ["a", "b", "c"][i % 3], "n": int(rng.integers(0, 10))} if i % 7 else None
+            meta[f"doc{i}"] = m
+            rec = {"_id": f"doc{i}", "text": " ".join(rng.choice(WORDS[:30], size=6))}
+            if m:
+                rec["metadata"] = m
+            f.write(json.dumps(rec) + "\n")
+    col_dir = tmp_path / "col"
+    build(col_dir, job_for(corpus, model_dir, shard_size=25), encoder)
+    s = Searcher(Collection.open(col_dir), encoder)
+    queries = {f"q{i}": " ".join(WORDS[i : i + 4]) for i in range(8)}
+    flt = {"or": [{"field": "group", "eq": "a"}, {"field": "n", "gte": 8}]}
+    node = parse(flt)
+    fast, _ = s.search(queries, "sparse", k=5, filter=flt)
+    slow, _ = s.search(queries, "exact", k=1000, filter=flt)
+    unfiltered, _ = s.search(queries, "exact", k=1000)
+    for q in queries:
+        assert all(matches(node, meta[d]) for d in fast[q]) and all(matches(node, meta[d]) for d in slow[q])
+        assert set(slow[q]) == {d for d in unfiltered[q] if matches(node, meta[d])}
+        assert len(fast[q]) == min(5, len(slow[q]))
+        if fast[q]:  # the top 5 under the filter, up to quantisation
+            kth = sorted(slow[q].values(), reverse=True)[len(fast[q]) - 1]
+            assert all(slow[q][d] >= kth - 0.02 * max(slow[q].values()) for d in fast[q])
+    with pytest.raises(ValueError, match="a test names"):
+        s.search(queries, "sparse", filter={"eq": 1})
+
+    import faiss
+
+    emb = rng.normal(size=(60, 8)).astype(np.float32)
+    col = Collection.open(col_dir)
+    col.dense = faiss.IndexFlatIP(8)
+    col.dense.add(emb)
+    v = rng.normal(size=(1, 8)).astype(np.float32)
+    (got,) = col.search_dense_batch(v, 4, node)
+    ids = [col.sparse.lexicon[i] for i in range(60)]
+    want = sorted((d for d in range(60) if matches(node, meta[ids[d]])), key=lambda d: -float(emb[d] @ v[0]))[:4]
+    assert [d for d, _ in got] == [ids[d] for d in want]

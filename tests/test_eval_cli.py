@@ -127,3 +127,27 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, model_dir: Path) -
     )
     assert res.exit_code == 2 and "duplicate document ids" in res.output
     assert not (tmp_path / "d" / "collection.json").exists()
+
+
+def test_cli_search_filter(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """lsr search --filter: the corpus records' metadata; only matching documents come back; a bad filter is a
+    usage error naming the bad part."""
+    corpus = tmp_path / "c.jsonl"
+    with open(corpus, "w") as f:
+        for i in range(30):
+            rec = {"_id": f"d{i}", "text": f"w1 w2 w{i}", "metadata": {"half": i % 2}}
+            f.write(json.dumps(rec) + "\n")
+    runner = CliRunner()
+    col = tmp_path / "col"
+    res = runner.invoke(
+        app, ["index", str(corpus), "--out", str(col), "--model", str(model_dir), "--dense-model", "none"]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["search", str(col), "--query", "w1 w2", "--k", "30", "--filter", '{"field": "half", "eq": 1}']
+    )
+    assert res.exit_code == 0, res.output
+    docs = [line.split()[2] for line in res.output.splitlines() if " Q0 " in line]
+    assert docs and all(int(d[1:]) % 2 == 1 for d in docs) and len(docs) == 15
+    res = runner.invoke(app, ["search", str(col), "--query", "w1", "--filter", '{"field": "half", "gt": "x"}'])
+    assert res.exit_code == 2 and "filter.gt" in res.output
