@@ -84,3 +84,11 @@ def test_quickstart_without_data_or_network_says_so(tmp_path: Path, capsys, monk
     err = capsys.readouterr().err
     assert err.startswith("error: no BEIR scifact corpus in") and "--data" in err
     assert not (tmp_path / "runs" / "scifact").exists()
+
+
+def test_the_main_job_finds_its_tuned_fusion() -> None:
+    """The quickstart reads the fusion tuned on scifact's train split from eval/expected (it moved to cli/)."""
+    import json
+
+    assert quickstart.EXPECTED.is_file()
+    assert json.loads(quickstart.EXPECTED.read_text())["fusion"]["method"] in ("rrf", "linear", "dbsf")
