@@ -134,7 +134,7 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        D = d.sparse.to_scipy() if hasattr(d.sparse, "to_scipy") else _csr(d.sparse, enc.vocab_size)
+        D = d.sparse.to_scipy(enc.vocab_size)
         stats = {"docs_per_s": len(texts) / seconds, "nnz_document": D.nnz / D.shape[0], "device": device,
                  "dtype": dtype, "batch_size": batch_size, "documents": len(texts)}  # fmt: skip
         if device.startswith("cuda"):
@@ -142,7 +142,7 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
         for split, queries in splits.items():
             qids = list(queries)
             q = enc.encode([queries[x] for x in qids], side="query", batch_size=batch_size)
-            Q = q.sparse.to_scipy() if hasattr(q.sparse, "to_scipy") else _csr(q.sparse, enc.vocab_size)
+            Q = q.sparse.to_scipy(enc.vocab_size)
             stats[f"nnz_query_{split}"] = Q.nnz / Q.shape[0]
             trec.write_run(folder / f"{split}.sparse.trec", _topk_run((Q @ D.T).toarray(), qids, dids, k), "sparse")
             if q.dense is not None:
@@ -153,12 +153,6 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
         del enc
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-
-
-def _csr(batch, vocab_size: int):  # noqa: ANN001, ANN202
-    from scipy.sparse import csr_matrix
-
-    return csr_matrix((batch.values, batch.indices, batch.indptr), shape=(batch.num_rows, vocab_size))
 
 
 def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # noqa: C901

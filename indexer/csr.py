@@ -35,6 +35,12 @@ class SparseBatch(NamedTuple):
         lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
         return self.indices[lo:hi], self.values[lo:hi]
 
+    def to_scipy(self, num_cols: int):  # noqa: ANN201 - scipy.sparse.csr_matrix
+        """The rows as a SciPy CSR matrix (num_rows x num_cols), sharing the arrays where SciPy can."""
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((self.values, self.indices, self.indptr.astype(np.int64)), shape=(self.num_rows, num_cols))
+
     def take(self, rows: Iterable[int]) -> SparseBatch:
         """The given rows, in the given order (dtypes kept)."""
         parts = [self.row(int(i)) for i in rows]

@@ -194,15 +194,8 @@ class Collection:
         """The documents' unquantised sparse vectors (docs x vocab), from the shards, in index order."""
         import scipy.sparse as sp
 
-        rows = []
-        for ids, batch, _ in iter_shards(self.path, self.meta["shards"]):
-            rows.append(
-                sp.csr_matrix(
-                    (batch.values, batch.indices, batch.indptr.astype(np.int64)),
-                    shape=(len(ids), self.sparse.vocab_size),
-                )
-            )
-        return sp.vstack(rows, format="csr")
+        shards = iter_shards(self.path, self.meta["shards"], dense=False)
+        return sp.vstack([batch.to_scipy(self.sparse.vocab_size) for _, batch, _ in shards], format="csr")
 
 
 @dataclass
@@ -291,8 +284,6 @@ class Searcher:
     def exact(self, queries: dict[str, str], k: int, t: Timings, filter: Node | None = None) -> Run:
         """Every document scored in float64 from its float32 vector (no quantisation, no index); with ``filter``,
         only the documents whose metadata match."""
-        import scipy.sparse as sp
-
         if self._matrix is None:
             self._matrix = self.collection.float_matrix().T.tocsr().astype(np.float64)
         qids = list(queries)
@@ -300,7 +291,7 @@ class Searcher:
         qb = self.sparse_encoder.encode_queries([queries[q] for q in qids])
         t.encode_s += time.perf_counter() - t0
         t.query_nnz = qb.nnz / max(qb.num_rows, 1)
-        q = sp.csr_matrix((qb.values, qb.indices, qb.indptr.astype(np.int64)), shape=(len(qids), self._matrix.shape[0]))
+        q = qb.to_scipy(self._matrix.shape[0])
         lex = self.collection.sparse.lexicon
         allowed = None if filter is None else self.collection.allowed(filter)
         run: Run = {}

@@ -225,3 +225,23 @@ def test_search_releases_the_gil(tmp_path) -> None:
         thread.join()
     assert took > 0.02, "workload too small to tell"
     assert during > 0.3 * idle, (during, idle)
+
+
+@given(corpora())
+def test_sparse_batch_rows_take_and_to_scipy_agree(params) -> None:
+    """SparseBatch.take and .to_scipy against the rows read one by one."""
+    rng, nrows, vocab, nnz = params
+    docs = random_batch(rng, nrows, vocab, nnz)
+    dense = docs.to_scipy(vocab).toarray()
+    assert dense.shape == (nrows, vocab)
+    for i in range(nrows):
+        want = np.zeros(vocab, np.float32)  # duplicate terms summed in row order, as SciPy does
+        t, w = docs.row(i)
+        np.add.at(want, t.astype(np.int64), w)
+        np.testing.assert_array_equal(dense[i], want)
+    picked = [int(x) for x in rng.integers(0, nrows, size=5)] if nrows else []
+    sub = docs.take(picked)
+    assert sub.num_rows == len(picked)
+    for j, i in enumerate(picked):
+        for a, b in zip(sub.row(j), docs.row(i)):
+            np.testing.assert_array_equal(a, b)

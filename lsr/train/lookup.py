@@ -84,12 +84,7 @@ class LookupTrainer:
         texts = [self.data.docs[d] for d in doc_ids]
         row_of = {d: i for i, d in enumerate(doc_ids)}
         encoded = enc.encode(texts, "document", batch_size=32, show_progress=show_progress)
-        from scipy.sparse import csr_matrix
-
-        D = csr_matrix(
-            (encoded.sparse.values, encoded.sparse.indices.astype(np.int64), encoded.sparse.indptr.astype(np.int64)),
-            shape=(len(texts), enc.vocab_size),
-        )
+        D = encoded.sparse.to_scipy(enc.vocab_size)
         encode_s = time.perf_counter() - t0
         weight = torch.nn.Parameter(torch.from_numpy(idf(enc.layout.tokenize(texts), enc.vocab_size)))
         params = [weight]
