@@ -41,6 +41,12 @@ class SparseBatch(NamedTuple):
 
         return csr_matrix((self.values, self.indices, self.indptr.astype(np.int64)), shape=(self.num_rows, num_cols))
 
+    def nonempty(self) -> tuple[list[int], SparseBatch]:
+        """The rows that have entries, and the batch of just those (this batch itself when every row has some):
+        what a search can send to ``Index.search_batch``, which refuses empty queries."""
+        rows = np.flatnonzero(np.diff(self.indptr.astype(np.int64)) > 0).tolist()
+        return rows, self if len(rows) == self.num_rows else self.take(rows)
+
     def take(self, rows: Iterable[int]) -> SparseBatch:
         """The given rows, in the given order (dtypes kept)."""
         parts = [self.row(int(i)) for i in rows]

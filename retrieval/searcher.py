@@ -163,10 +163,9 @@ class Collection:
         """``Source``: one native batch search over every query row that has terms (documents matching ``filter``
         only: the native allowed-document bitmap)."""
         allowed = None if filter is None else self.allowed(filter)
-        rows = [i for i in range(queries.num_rows) if queries.indptr[i + 1] > queries.indptr[i]]
+        rows, batch = queries.nonempty()
         out: list[tuple[Hits, int]] = [([], 0)] * queries.num_rows
         if rows and (allowed is None or allowed.any()):
-            batch = queries if len(rows) == queries.num_rows else queries.take(rows)
             res = self.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed)
             for j, i in enumerate(rows):
                 out[i] = ([(h.doc_id, h.score) for h in self.sparse.hits(res, j)], int(res.postings[j]))

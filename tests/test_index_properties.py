@@ -228,8 +228,8 @@ def test_search_releases_the_gil(tmp_path) -> None:
 
 
 @given(corpora())
-def test_sparse_batch_rows_take_and_to_scipy_agree(params) -> None:
-    """SparseBatch.take and .to_scipy against the rows read one by one."""
+def test_sparse_batch_take_nonempty_and_to_scipy_agree(params) -> None:
+    """SparseBatch.take, .nonempty and .to_scipy against the rows read one by one."""
     rng, nrows, vocab, nnz = params
     docs = random_batch(rng, nrows, vocab, nnz)
     dense = docs.to_scipy(vocab).toarray()
@@ -239,6 +239,9 @@ def test_sparse_batch_rows_take_and_to_scipy_agree(params) -> None:
         t, w = docs.row(i)
         np.add.at(want, t.astype(np.int64), w)
         np.testing.assert_array_equal(dense[i], want)
+    rows, kept = docs.nonempty()
+    assert rows == [i for i in range(nrows) if len(docs.row(i)[0])] and kept.num_rows == len(rows)
+    assert all(np.array_equal(kept.row(j)[0], docs.row(i)[0]) for j, i in enumerate(rows))
     picked = [int(x) for x in rng.integers(0, nrows, size=5)] if nrows else []
     sub = docs.take(picked)
     assert sub.num_rows == len(picked)

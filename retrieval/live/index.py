@@ -155,11 +155,10 @@ class LiveIndex:
         pass the filter as its allowed-document bitmap: dead rows and filtered-out documents never take a place
         in the top k. A row without terms finds nothing."""
         n = queries.num_rows
-        rows = [i for i in range(n) if queries.indptr[i + 1] > queries.indptr[i]]
+        rows, batch = queries.nonempty()
         hits: list[list[tuple[float, int, int, str]]] = [[] for _ in range(n)]
         postings = [0] * n
         if rows:
-            batch = queries if len(rows) == n else queries.take(rows)
             for seg in self._segments:
                 allowed = self._allowed(seg, filter)
                 if allowed is not None and not allowed.any():
