@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from indexer.atomic import write_bytes
+
 from ..progress import progress as progress_bar
 from . import losses
 from .config import TrainConfig
@@ -103,7 +105,7 @@ class LookupTrainer:
         info = {"config": cfg.to_dict(), "git_commit": git_commit(), "documents": len(texts),
                 "queries": len(self.data), "total_steps": total, "encode_seconds": encode_s,
                 "trainable_parameters": sum(p.numel() for p in params)}  # fmt: skip
-        (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        write_bytes(self.out / "run.json", (json.dumps(info, indent=2, default=str) + "\n").encode())
         progress = progress_bar(total, show_progress, "train queries", unit="step")
         step, window = 0, {}
         with open(self.out / "log.jsonl", "w", encoding="utf-8") as log:
