@@ -336,6 +336,10 @@ class Engine:
         ``threads`` threads; each result's encode_ms and search_ms are its share of the batch's."""
         _check_mode(mode)
         index = self.get(name)
+        nodes = {_filter(q.filter) for q in queries}  # parsed trees compare by content, whatever the key order
+        if len(nodes) > 1:
+            raise QueryError("one batch search takes one filter; group the queries by filter")
+        node = nodes.pop() if nodes else None
         results = [SearchResult(hits=[]) for _ in queries]
         n = max(len(queries), 1)
         sparse = dense = None
@@ -370,10 +374,6 @@ class Engine:
             ms = (time.perf_counter() - t0) * 1000 / n
             for r in results:
                 r.encode_ms += ms
-        filters = {repr(q.filter) for q in queries}
-        if len(filters) > 1:
-            raise QueryError("one batch search takes one filter; group the queries by filter")
-        node = _filter(queries[0].filter) if queries else None
         return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node)
 
     def _search_vectors(

@@ -183,10 +183,13 @@ def test_filtered_search_over_metadata(client, corpus) -> None:
     assert r.status_code == 200 and corpus[3]["_id"] not in {h["id"] for h in r.json()["hits"]}
     bad = client.post("/v1/indexes/sci/search", json={"query": title, "filter": {"field": "title", "gt": "a"}})
     assert bad.status_code == 422 and "filter.gt" in bad.json()["detail"]
-    queries = [{"id": "f", "query": title, "filter": flt, "top_k": 3}, {"id": "u", "query": title, "top_k": 3}]
+    reordered = {"in": flt["in"], "field": flt["field"]}  # the same filter, keys in another order: one group
+    queries = [{"id": "f", "query": title, "filter": flt, "top_k": 3}, {"id": "u", "query": title, "top_k": 3},
+               {"id": "g", "query": title, "filter": reordered, "top_k": 3}]  # fmt: skip
     got = client.post("/v1/indexes/sci/search/batch", json={"queries": queries}).json()["results"]
     assert len(got["f"]["hits"]) <= 3 and {h["id"] for h in got["f"]["hits"]} <= {corpus[i]["_id"] for i in (3, 7, 11)}
     assert len(got["u"]["hits"]) == 3
+    assert got["g"]["hits"] == got["f"]["hits"]
 
 
 def test_documents_upsert_get_delete_and_restart(tmp_path, encoders, corpus) -> None:
