@@ -56,11 +56,15 @@ class SparseEncoderConfig:
 
     @classmethod
     def load(cls, folder: Path) -> SparseEncoderConfig:
-        raw = json.loads((folder / CONFIG_NAME).read_text())
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: encoder format version {raw.get('format_version')}, expected {FORMAT_VERSION}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"{folder / CONFIG_NAME}: unknown settings {sorted(unknown)}")
-        return cls(**raw)
+        return cls(**read_settings(cls, folder / CONFIG_NAME, FORMAT_VERSION, "encoder format version"))
+
+
+def read_settings(cls: type, path: Path, version: int, what: str) -> dict:
+    """A saved settings file's fields for dataclass ``cls``: refuses another format version and unknown keys."""
+    raw = json.loads(path.read_text())
+    if raw.get("format_version") != version:
+        raise ValueError(f"{path.parent}: {what} {raw.get('format_version')}, expected {version}")
+    unknown = set(raw) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+    return raw

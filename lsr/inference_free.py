@@ -48,13 +48,9 @@ class LookupConfig:
 
     @classmethod
     def load(cls, folder: Path) -> LookupConfig:
-        raw = json.loads((folder / LOOKUP_CONFIG).read_text())
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: query-lookup format {raw.get('format_version')}, expected {FORMAT_VERSION}")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{folder / LOOKUP_CONFIG}: unknown settings {sorted(unknown)}")
-        return cls(**raw)
+        from .config import read_settings
+
+        return cls(**read_settings(cls, folder / LOOKUP_CONFIG, FORMAT_VERSION, "query-lookup format"))
 
 
 def is_lookup_folder(path: Path) -> bool:

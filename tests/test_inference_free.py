@@ -125,3 +125,18 @@ def test_training_lowers_the_loss_and_the_model_serves(tmp_path: Path) -> None:
     assert q.sparse.nnz > 0 and q.dense.shape == (1, 32)
     with pytest.raises(ValueError, match="queries must be"):
         config(tmp_path / "x", model={"base": base, "queries": "both"})
+
+
+def test_saved_settings_refuse_another_version_and_unknown_keys(tmp_path: Path) -> None:
+    from lsr.inference_free import LOOKUP_CONFIG
+
+    LookupConfig("enc", 10, "h").save(tmp_path)
+    raw = json.loads((tmp_path / LOOKUP_CONFIG).read_text())
+    (tmp_path / LOOKUP_CONFIG).write_text(json.dumps({**raw, "format_version": 99}))
+    with pytest.raises(ValueError, match="query-lookup format 99, expected 1"):
+        LookupConfig.load(tmp_path)
+    (tmp_path / LOOKUP_CONFIG).write_text(json.dumps({**raw, "extra": 1}))
+    with pytest.raises(ValueError, match=r"unknown settings \['extra'\]"):
+        LookupConfig.load(tmp_path)
+    (tmp_path / LOOKUP_CONFIG).write_text(json.dumps(raw))
+    assert LookupConfig.load(tmp_path) == LookupConfig("enc", 10, "h")
