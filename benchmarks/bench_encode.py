@@ -93,7 +93,10 @@ class ST:
     as token_embeddings: Mistral-SPLADE's plain pooling, which is our causal default without echo. It pads on
     the left, we pad on the right; RoPE sees only relative positions, so the vectors agree (checked)."""
 
-    def __init__(self, model: str, device: str, batch_size: int, max_length: int, causal: bool = False) -> None:
+    def __init__(  # noqa: PLR0913
+        self, model: str, device: str, batch_size: int, max_length: int, causal: bool = False, dtype: str = "float32"
+    ) -> None:
+        import torch
         from sentence_transformers import SparseEncoder as STSparseEncoder
 
         from lsr.models import resolve
@@ -114,7 +117,7 @@ class ST:
                 modality_config={"text": {"method": "forward", "method_output_name": "logits"}},
                 module_output_name="token_embeddings",
                 processing_kwargs={"text": {"logits_to_keep": 0}},
-                model_kwargs=dict(gguf),
+                model_kwargs={**gguf, "dtype": getattr(torch, dtype)},
                 processor_kwargs=dict(gguf),
                 config_kwargs=dict(gguf),
                 max_seq_length=max_length,
@@ -122,7 +125,7 @@ class ST:
             if body.tokenizer.pad_token is None:  # as our Layout pads: with EOS
                 body.tokenizer.pad_token = body.tokenizer.eos_token
         else:
-            body = MLMTransformer(str(src.path), max_seq_length=max_length)
+            body = MLMTransformer(str(src.path), max_seq_length=max_length, model_args={"dtype": getattr(torch, dtype)})
         self.model = STSparseEncoder(modules=[body, SpladePooling(pooling_strategy="max")], device=device)
         self.batch_size = batch_size
 
@@ -146,7 +149,30 @@ class ST:
         rows, cols = emb.indices().numpy()
         indptr = np.zeros(emb.shape[0] + 1, dtype=np.uint64)
         indptr[1:] = np.cumsum(np.bincount(rows, minlength=emb.shape[0]))
-        return SparseBatch(indptr, cols.astype(np.uint32), emb.values().numpy().astype(np.float32))
+        return SparseBatch(indptr, cols.astype(np.uint32), emb.values().float().numpy())
+
+
+def merged_backbone(folder: Path, out: Path) -> Path:
+    """A trained LLM encoder's backbone with its LoRA adapters merged in, saved as a plain Hugging Face causal LM
+    (with its tokenizer) in ``out``: the same weights for sentence-transformers, which knows no adapters, echo,
+    residual or focusing window."""
+    from lsr import SparseEncoder
+
+    enc = SparseEncoder.from_pretrained(folder)
+    lm = enc.backbone.lm
+    for name, module in list(lm.named_modules()):
+        if hasattr(module, "merge") and hasattr(module, "base_layer"):  # a peft LoRA layer
+            module.merge()
+            parent, _, child = name.rpartition(".")
+            setattr(lm.get_submodule(parent) if parent else lm, child, module.base_layer)
+    # the GGUF base was dequantised on load: what is saved is plain float32 weights
+    lm.hf_quantizer = None
+    lm.is_quantized = False
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    lm.save_pretrained(out)
+    enc.tokenizer.save_pretrained(out)
+    return out
 
 
 def measure(engines: list[tuple], device: str, repeats: int) -> list[tuple[dict, object]]:
@@ -216,6 +242,33 @@ def compare_batches(a, b, chunk: int = 256) -> dict:  # noqa: ANN001
     }
 
 
+def trained_rows(args: argparse.Namespace, texts: list[str], setting: tuple, rows: list[dict], add, one) -> None:  # noqa: ANN001, PLR0913
+    """A trained encoder (echo, residual, focusing window, as trained) beside sentence-transformers on the same
+    weights (LoRA merged into the base). st computes plain max pooling over every position's LM-head logits, so
+    the vectors are compared with ours in that mode on the merged weights, in float32; the bf16 rows are the
+    speed of each, and the last one is the trained encoder as it is served."""
+    import tempfile
+
+    name = args.trained.name if args.trained.name != "model" else args.trained.parent.name
+    first = len(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        merged = merged_backbone(args.trained, Path(tmp) / "merged")
+        plain = {"echo": False, "literal_residual": False, "focus_window": False, "dense_pooling": None}
+        r, ours_plain = one(Ours(str(merged), *setting, **plain), texts)
+        add("ours[trained, plain]", name, len(texts), r)
+        r_st32, st_out = one(ST(str(merged), *setting, causal=True), texts)
+        add("st[trained]", name, len(texts), r_st32, **compare_batches(ours_plain, ST.as_batch(st_out)))
+        del st_out
+        r, _ = one(Ours(str(merged), *setting, dtype="bfloat16", **plain), texts)
+        add("ours[trained, plain, bfloat16]", name, len(texts), r)
+        r_st, _ = one(ST(str(merged), *setting, causal=True, dtype="bfloat16"), texts)
+        add("st[trained, bfloat16]", name, len(texts), r_st)
+    r, _ = one(Ours(str(args.trained), *setting, dtype="bfloat16"), texts)
+    add("ours[trained as served, bfloat16]", name, len(texts), r)
+    for row in rows[first:]:
+        row["x_vs_st"] = row["docs_per_s"] / r_st["docs_per_s"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact")
@@ -227,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="splade-tiny,smollm2-135m")
     ap.add_argument("--llm-n", type=int, default=None, help="documents for the SmolLM2 rows (default: --st-n)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per row; the median is reported")
+    ap.add_argument(
+        "--trained", type=Path, default=None, help="a trained SmolLM2 encoder folder: its rows beside st on its weights"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -304,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         add("st", "smollm2-135m", n_llm, r_st, **compare_batches(fp32, st_batch))
         for row in rows[first:]:
             row["x_vs_st"] = row["docs_per_s"] / r_st["docs_per_s"]
+
+    if args.trained is not None:
+        trained_rows(args, texts[:n_llm], setting, rows, add, one)
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     meta = {
