@@ -71,7 +71,7 @@ class Job:
     dense_model: str | None
     shard_size: int
     dense_index: str = "flat"  # flat (exact inner product) or hnsw
-    input_fingerprint: str = ""  # size and mtime of the input, filled in by build(): resume refuses a changed file
+    input_fingerprint: str = ""  # size and SHA-256 of the input, set by build(): resume refuses a changed file
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
@@ -165,6 +165,10 @@ def iter_shards(
 def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
     if (folder / JOB).exists() and not overwrite:
         old = Job.from_json((folder / JOB).read_bytes())
+        if legacy_fingerprint(old.input_fingerprint, job.input_fingerprint):  # written before content hashes
+            logger.warning("%s: recording %s's content hash in place of its size and mtime", folder, job.input)
+            old = replace(old, input_fingerprint=job.input_fingerprint)
+            write_bytes(folder / JOB, old.to_json())
         if old != job:
             raise ValueError(f"{folder} holds a job with other settings ({old}); use a new folder or overwrite=True")
         return
@@ -178,9 +182,19 @@ def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
 
 
 def input_fingerprint(path: Path) -> str:
-    """Size and modification time of a corpus file: enough to notice it was rewritten."""
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    """Size and SHA-256 of a corpus file: ``SIZE:sha256:HEX``. The content, not the modification time, so that a
+    copy or a fresh checkout of the same bytes still resumes and imports (one read of the file, less than the
+    scan a build makes anyway)."""
+    from indexer.manifest import sha256_file
+
+    return f"{path.stat().st_size}:sha256:{sha256_file(path)}"
+
+
+def legacy_fingerprint(recorded: str, current: str) -> bool:
+    """Whether ``recorded`` is an older ``SIZE:MTIME`` fingerprint of a file of the same size as ``current``
+    describes: trusted once (the records themselves are still checked where it matters) and then replaced."""
+    parts = recorded.split(":")
+    return len(parts) == 2 and parts[1].isdigit() and parts[0] == current.split(":")[0]
 
 
 def build(

@@ -24,7 +24,7 @@ import numpy as np
 from indexer import SparseBatch
 from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
 
-from .collection import COLLECTION, input_fingerprint, iter_shards
+from .collection import COLLECTION, input_fingerprint, iter_shards, legacy_fingerprint
 from .corpus import read_docs
 from .encoders import Encoders
 from .filters import FilterError, Node
@@ -162,12 +162,9 @@ class Engine:
         spec = self._spec(job["sparse_model"], job["dense_model"])
         if spec.vocab_hash != meta["vocab_hash"]:
             raise ValueError(f"{collection}: built with another vocabulary than {job['sparse_model']} has now")
-        size, mtime = input_fingerprint(Path(job["input"])).split(":")
-        built_size, built_mtime = job["input_fingerprint"].split(":")
-        if size != built_size:
+        now = input_fingerprint(Path(job["input"]))
+        if now != job["input_fingerprint"] and not legacy_fingerprint(job["input_fingerprint"], now):
             raise ValueError(f"{job['input']} changed since {collection} was built; its texts would not match")
-        if mtime != built_mtime:  # a copy keeps the bytes, not the time; the ids are checked below
-            logger.warning("%s has another mtime than when %s was built", job["input"], collection)
         staged = staging_dir(self.root / name)
         try:
             index = LiveIndex.create(staged / name, spec)

@@ -174,6 +174,34 @@ def test_corrupt_shard_changed_settings_and_changed_input(tmp_path: Path, model_
     assert stats.records == 41 and Collection.open(out).num_docs == 41
 
 
+def test_a_touched_or_copied_input_resumes_and_a_legacy_fingerprint_is_replaced(
+    tmp_path: Path,
+    model_dir: Path,
+    encoder,  # noqa: ANN001
+) -> None:
+    corpus = tmp_path / "c.jsonl"
+    write_corpus(corpus, 40)
+    out = tmp_path / "col"
+    build(out, job_for(corpus, model_dir), encoder)
+    (out / COLLECTION).unlink()  # half built
+    os.utime(corpus, ns=(1, 1))  # same bytes, another mtime (a copy, a fresh checkout): resumes
+    assert build(out, job_for(corpus, model_dir), encoder).records == 40
+    job = json.loads((out / "job.json").read_text())
+    size, kind, digest = job["input_fingerprint"].split(":")
+    assert int(size) == corpus.stat().st_size and kind == "sha256" and len(digest) == 64
+    job["input_fingerprint"] = f"{size}:123"  # written by an older version: size and mtime
+    (out / "job.json").write_text(json.dumps(job))
+    (out / COLLECTION).unlink()
+    assert build(out, job_for(corpus, model_dir), encoder).records == 40
+    assert json.loads((out / "job.json").read_text())["input_fingerprint"].split(":")[1] == "sha256"
+    text = corpus.read_bytes()  # same size, other bytes: refused
+    corpus.write_bytes(text.replace(b"w1", b"w9", 1))
+    assert corpus.stat().st_size == len(text)
+    (out / COLLECTION).unlink()
+    with pytest.raises(ValueError, match="other settings"):
+        build(out, job_for(corpus, model_dir), encoder)
+
+
 def test_readers_tsv_qrels_and_bad_utf8(tmp_path: Path) -> None:
     tsv = tmp_path / "collection.tsv"
     tsv.write_text("1\tfirst passage\n2\tsecond\tpassage\nbroken line\n\n3\tthird\n")
