@@ -15,6 +15,8 @@ Scenarios, each for ``seconds``:
                 against the record of what the service acknowledged
   hybrid text   sparse + dense (MiniLM) search, the server encodes both, at --hybrid-rate
                 (MiniLM takes 12-30 ms a query on 2 cores: 100 a second is past this machine)
+  batch text    closed loop: /search/batch with --batch-size text queries per request, --batch-clients
+                requests in flight; throughput in queries per second (what an evaluation client sees)
 
 Server-side latency (the access log's ms: from the request's arrival to its answer) is
 reported beside the client's, so queueing in the client or the kernel shows as their gap.
@@ -204,6 +206,41 @@ async def scenario(base: str, bodies: list[dict], rate: float, seconds: float, d
         return result
 
 
+async def closed_loop_batches(base: str, queries: list[str], size: int, clients: int, seconds: float) -> dict:
+    """``clients`` loops, each posting /search/batch requests of ``size`` text queries back to back for
+    ``seconds``; request latency and queries answered per second."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: list[int] = []
+    answered = 0
+    end = loop.time() + seconds
+
+    async def client_loop(c: int, client: httpx.AsyncClient) -> None:
+        nonlocal answered
+        n = c
+        while loop.time() < end:
+            lo = (n * size) % len(queries)
+            body = {"queries": [{"id": f"q{lo + j}", "query": queries[(lo + j) % len(queries)], "top_k": 10}
+                                for j in range(size)]}  # fmt: skip
+            t0 = loop.time()
+            try:
+                r = await client.post(f"/v1/indexes/{INDEX}/search/batch", json=body)
+                statuses.append(r.status_code)
+                answered += size if r.status_code == 200 else 0
+            except httpx.HTTPError:
+                statuses.append(0)
+            latencies.append((loop.time() - t0) * 1000)
+            n += clients
+
+    t0 = loop.time()
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        await asyncio.gather(*(client_loop(c, client) for c in range(clients)))
+    elapsed = loop.time() - t0
+    out = summary(latencies, statuses, elapsed, len(statuses))
+    out["queries_per_s"] = answered / elapsed
+    return out
+
+
 async def check_writes(client: httpx.AsyncClient, record: dict) -> dict:
     """Read back every id the writer touched; count those that differ from what was acknowledged."""
     uncertain = record.pop("?")
@@ -235,7 +272,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--hybrid-rate", type=float, default=20.0)
-    ap.add_argument("--scenarios", default="text,pre-encoded,pre-encoded + writes,hybrid text")
+    ap.add_argument("--scenarios", default="text,pre-encoded,pre-encoded + writes,hybrid text,batch text")
+    ap.add_argument("--batch-size", type=int, default=100, help="queries per /search/batch request")
+    ap.add_argument("--batch-clients", type=int, default=2, help="batch requests in flight")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/service-load-scifact.json"))
     args = ap.parse_args()
 
@@ -295,6 +334,14 @@ def main() -> None:
                     f"  max {r['max_ms']:7.2f} ms  server p99 {r['server_p99_ms']:.2f}  errors {r['errors']}",
                     flush=True,
                 )
+            if "batch text" in chosen:
+                warm = {"queries": [{"id": f"w{j}", "query": q, "top_k": 10} for j, q in enumerate(queries[:20])]}
+                httpx.post(f"{base}/v1/indexes/{INDEX}/search/batch", json=warm, timeout=120).raise_for_status()
+                r = asyncio.run(closed_loop_batches(base, queries, args.batch_size, args.batch_clients, args.seconds))
+                r.update(batch_size=args.batch_size, clients=args.batch_clients)
+                results["batch text"] = r
+                print(f"batch text             {r['queries_per_s']:6.1f} queries/s  p50 {r['p50_ms']:.0f} ms a request"
+                      f"  errors {r['errors']}", flush=True)  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(30)
@@ -315,10 +362,19 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
+        if name == "batch text":
+            continue
         print(
             f"| {name} | {r['rate']:.0f} | {r['throughput_rps']:.1f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} "
             f"| {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['server_p50_ms']:.2f} / {r['server_p99_ms']:.2f} "
             f"| {r['errors']} |"
+        )
+    if "batch text" in results:
+        b = results["batch text"]
+        print(
+            f"\nbatch text: {b['queries_per_s']:.1f} queries/s ({b['batch_size']} a request, "
+            f"{b['clients']} in flight), "
+            f"request p50 {b['p50_ms']:.0f} ms, p99 {b['p99_ms']:.0f} ms, {b['errors']} errors"
         )
     if "pre-encoded + writes" in results:
         w = results["pre-encoded + writes"]["writes"]
