@@ -3,6 +3,7 @@ queries coalesced through one micro-batcher per model (``retrieval.batcher``).""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -16,15 +17,27 @@ from .batcher import Batcher
 logger = logging.getLogger(__name__)
 
 
+class EncoderUnavailableError(RuntimeError):
+    """Text must be encoded, and this install has no encoders (the torch extra): it serves pre-encoded vectors."""
+
+
 class Encoders:
     """Each model loaded once, on first use, and shared by every index that names it;
-    single queries go through one micro-batcher per model (:mod:`retrieval.batcher`)."""
+    single queries go through one micro-batcher per model (:mod:`retrieval.batcher`).
+
+    Without torch installed (no ``torch`` extra) every load raises :class:`EncoderUnavailableError`: such a
+    service searches and stores vectors its clients encoded."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
         self._models: dict[tuple[str, str], Any] = {}
         self._batchers: dict[tuple[str, str], Batcher] = {}
         self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """Whether models can be loaded here: torch is installed."""
+        return importlib.util.find_spec("torch") is not None
 
     def sparse(self, name: str) -> Any:
         return self._load("sparse", name)
@@ -49,6 +62,11 @@ class Encoders:
         return self._batchers[key]
 
     def _load(self, kind: str, name: str) -> Any:
+        if (kind, name) not in self._models and not self.available:
+            raise EncoderUnavailableError(
+                f"encoding text with {name!r} needs the torch extra (pip install 'lsr-search[torch]'); "
+                "this install serves pre-encoded vectors only: send indices and values (and dense vectors)"
+            )
         with self._lock:
             if (kind, name) not in self._models:
                 from lsr import DenseEncoder, SparseEncoder

@@ -77,7 +77,7 @@ class Engine:
     # -- indexes -------------------------------------------------------------------------------------
 
     def open_all(self, load_models: bool = True) -> None:
-        """Open every index under ``root`` (and, with ``load_models``, its encoders)."""
+        """Open every index under ``root`` (and, with ``load_models`` and torch installed, its encoders)."""
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in list(self.root.iterdir()):  # left by a process that died mid-import or mid-drop
             if leftover := STAGED.match(folder.name):
@@ -87,8 +87,10 @@ class Engine:
         for folder in sorted(self.root.iterdir()):
             if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
                 self._indexes[folder.name] = LiveIndex.open(folder)
-                if load_models:
+                if load_models and self.encoders.available:
                     self.models(folder.name)
+        if not self.encoders.available:
+            logger.warning("torch is not installed: serving pre-encoded vectors only (text needs the torch extra)")
         logger.info("opened %d indexes under %s", len(self._indexes), self.root)
 
     def start_merging(self, interval: float = 5.0) -> None:
@@ -159,9 +161,16 @@ class Engine:
         meta = json.loads((collection / COLLECTION).read_text())
         job = meta["job"]
         self._check_new(name)
-        spec = self._spec(job["sparse_model"], job["dense_model"])
-        if spec.vocab_hash != meta["vocab_hash"]:
-            raise ValueError(f"{collection}: built with another vocabulary than {job['sparse_model']} has now")
+        if self.encoders.available:
+            spec = self._spec(job["sparse_model"], job["dense_model"])
+            if spec.vocab_hash != meta["vocab_hash"]:
+                raise ValueError(f"{collection}: built with another vocabulary than {job['sparse_model']} has now")
+        else:  # no encoders here: the vectors' shapes as the collection recorded them
+            dense_dim = None
+            if job["dense_model"]:
+                _, _, first = next(iter_shards(collection, 1))
+                dense_dim = int(first.shape[1])
+            spec = IndexSpec(job["sparse_model"], meta["vocab_size"], meta["vocab_hash"], job["dense_model"], dense_dim)
         now = input_fingerprint(Path(job["input"]))
         if now != job["input_fingerprint"] and not legacy_fingerprint(job["input_fingerprint"], now):
             raise ValueError(f"{job['input']} changed since {collection} was built; its texts would not match")

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from retrieval.encoders import EncoderUnavailableError
+
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
@@ -83,6 +85,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:  # Starlette names only the first route's methods
             response.headers["Allow"] = ", ".join(_allowed(request))
         return response
+
+    @app.exception_handler(EncoderUnavailableError)
+    async def _no_encoders(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
+        # this install cannot encode text (no torch extra): a lasting property of the deployment, not an outage
+        return problem_response(request, 501, "Not Implemented", str(exc))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -432,3 +432,69 @@ def test_trained_model_alias_serves_an_index(client, corpus) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["hits"][0]["id"] == target["_id"]
     assert client.delete("/v1/indexes/distil").status_code in (200, 204)
+
+
+NO_TORCH_SERVICE = """
+import runpy, sys
+sys.modules.update({m: None for m in ("torch", "transformers", "sentence_transformers", "peft")})
+runpy.run_module("service", run_name="__main__")
+"""
+
+
+def test_a_service_without_torch_serves_pre_encoded_vectors(tmp_path, encoders, corpus) -> None:
+    """Without the torch extra (torch made unimportable in the service process): an index made elsewhere opens,
+    pre-encoded searches and writes work and agree with the full install, and text gets a 501 saying why."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    c = start(tmp_path, encoders)  # made with encoders: the index, and the vectors a client would send
+    assert (
+        c.post(
+            "/v1/indexes", json={"name": "pre", "sparse_model": "splade-tiny", "dense_model": "minilm-l6"}
+        ).status_code
+        == 201
+    )
+    texts = [f"{d['title']} {d['text']}" for d in corpus[:20]]
+    vecs = c.post(
+        "/v1/encode", json={"index": "pre", "texts": texts, "kind": "document", "outputs": ["sparse", "dense"]}
+    ).json()["items"]
+    docs = [{"id": d["_id"], "text": t, **v} for d, t, v in zip(corpus[:19], texts, vecs)]
+    assert c.post("/v1/indexes/pre/documents", json={"documents": docs}).json()["upserted"] == 19
+    q = c.post(
+        "/v1/encode",
+        json={"index": "pre", "texts": [corpus[3]["title"]], "kind": "query", "outputs": ["sparse", "dense"]},
+    ).json()["items"][0]
+    sparse_body = {**q["sparse"], "top_k": 5}
+    hybrid_body = {**q["sparse"], "dense": q["dense"], "mode": "hybrid", "top_k": 5}
+    expected = [c.post("/v1/indexes/pre/search", json=b).json()["hits"] for b in (sparse_body, hybrid_body)]
+    c.__exit__(None, None, None)
+
+    port = free_port()
+    env = {**os.environ, "LSR_ROOT": str(tmp_path), "LSR_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH_SERVICE], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        for body, hits in zip((sparse_body, hybrid_body), expected):
+            got = httpx.post(f"{base}/v1/indexes/pre/search", json=body).json()["hits"]
+            assert [h["id"] for h in got] == [h["id"] for h in hits]
+            assert [h["score"] for h in got] == pytest.approx([h["score"] for h in hits], rel=1e-6)
+        last = {"id": corpus[19]["_id"], "text": texts[19], **vecs[19]}  # a write with its vectors
+        assert httpx.post(f"{base}/v1/indexes/pre/documents", json={"documents": [last]}).json()["upserted"] == 1
+        self_hit = httpx.post(f"{base}/v1/indexes/pre/search", json={**vecs[19]["sparse"], "top_k": 1}).json()
+        assert self_hit["hits"][0]["id"] == corpus[19]["_id"]
+        for path, body in [
+            ("/v1/indexes/pre/search", {"query": "aspirin", "top_k": 3}),
+            ("/v1/indexes/pre/documents", {"documents": [{"id": "text-only", "text": "needs encoding"}]}),
+            ("/v1/encode", {"index": "pre", "texts": ["x"], "kind": "query"}),
+        ]:
+            r = httpx.post(f"{base}{path}", json=body)
+            assert r.status_code == 501 and "torch extra" in r.json()["detail"], (path, r.text)
+        assert httpx.get(f"{base}/v1/indexes/pre/documents/text-only").status_code == 404  # nothing half-written
+        assert httpx.get(f"{base}/v1/indexes/pre").json()["num_docs"] == 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "serving pre-encoded vectors only" in err
