@@ -21,6 +21,7 @@ import numpy as np
 from indexer import Index, SparseBatch
 
 from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards, read_shard, shard_path
+from .dense import top_k as dense_top_k
 from .filters import MetadataColumns, Node
 from .filters import parse as parse_filter
 from .fusion import Fusion, Run, fuse
@@ -120,7 +121,8 @@ class Collection:
     path: Path
     meta: dict
     sparse: Index
-    dense: Any | None  # a faiss index, rows in the sparse index's doc order
+    dense: Any | None  # the faiss index, rows in the sparse index's doc order
+    dense_rows: np.ndarray | None = None  # a flat index's rows (docs, dim), searched by retrieval.dense
     _columns: MetadataColumns | None = field(default=None, repr=False)  # built on the first filtered search
 
     @classmethod
@@ -137,7 +139,13 @@ class Collection:
             dense = faiss.read_index(str(folder / DENSE))
             if dense.ntotal != sparse.num_docs:
                 raise IncompleteCollectionError(f"{folder}: dense and sparse indexes disagree on the doc count")
-        return cls(folder, meta, sparse, dense)
+        rows = None
+        if dense is not None and "HNSW" not in type(dense).__name__:  # exact: retrieval.dense, as live segments
+            import faiss  # a view of the flat index's own storage (it lives as long as self.dense), no copy
+
+            n, d = dense.ntotal, dense.d
+            rows = faiss.rev_swig_ptr(dense.get_xb(), n * d).reshape(n, d) if n else np.zeros((0, d), np.float32)
+        return cls(folder, meta, sparse, dense, rows)
 
     @property
     def num_docs(self) -> int:
@@ -172,21 +180,23 @@ class Collection:
         return out
 
     def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
-        """``Source``: faiss over the dense rows (exact inner product, or HNSW), restricted to the documents
-        matching ``filter`` through faiss's bitmap selector."""
+        """``Source``: the flat index's rows by exact inner product (``retrieval.dense``, as the live index), or
+        faiss's HNSW graph; either restricted to the documents matching ``filter``."""
         if self.dense is None:
             raise ValueError(f"{self.path} has no dense index")
-        params = None
-        if filter is not None:
-            import faiss
+        allowed = None if filter is None else self.allowed(filter)
+        lex = self.sparse.lexicon
+        if self.dense_rows is not None:
+            found = dense_top_k(self.dense_rows, vectors, k, allowed)
+            return [[(lex[r], s) for r, s in zip(rows.tolist(), scores.tolist())] for rows, scores in found]
+        import faiss
 
-            bits = np.packbits(self.allowed(filter), bitorder="little")
-            selector = faiss.IDSelectorBitmap(self.num_docs, faiss.swig_ptr(bits))
-            params = faiss.SearchParametersHNSW(sel=selector) if "HNSW" in type(self.dense).__name__ else (
-                faiss.SearchParameters(sel=selector))  # fmt: skip
+        params = None
+        if allowed is not None:  # faiss's bitmap selector: filtered inside the graph walk
+            bits = np.packbits(allowed, bitorder="little")
+            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(self.num_docs, faiss.swig_ptr(bits)))
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         scores, docs = self.dense.search(x, min(k, self.num_docs), params=params)
-        lex = self.sparse.lexicon
         return [[(lex[int(d)], float(s)) for d, s in zip(dr, sr) if d >= 0] for dr, sr in zip(docs, scores)]
 
     def float_matrix(self):  # noqa: ANN201 - scipy.sparse.csr_matrix

@@ -219,10 +219,7 @@ def build_trainset(
     depth = min(s.mine_depth, col.num_docs)
     res = col.sparse.search_batch(qsparse, k=depth)
     run_sparse: Run = {q: {h.doc_id: h.score for h in col.sparse.hits(res, i)} for i, q in enumerate(qids)}
-    dscore, drow = col.dense.search(np.ascontiguousarray(qdense, dtype=np.float32), depth)
-    run_dense: Run = {
-        q: {ids[int(r)]: float(v) for r, v in zip(drow[i], dscore[i]) if r >= 0} for i, q in enumerate(qids)
-    }
+    run_dense: Run = {q: dict(hits) for q, hits in zip(qids, col.search_dense_batch(qdense, depth))}
     import bm25s
 
     qtok = bm25s.tokenize([texts[q] for q in qids], stopwords="en", show_progress=False)
@@ -241,7 +238,7 @@ def build_trainset(
     # 4. teacher scores for every pair kept
     t0 = time.perf_counter()
     matrix = col.float_matrix()
-    dvec = col.dense.reconstruct_n(0, col.num_docs)
+    dvec = col.dense_rows  # the flat index's rows (the job asks for a flat dense index)
     rows: list[dict] = []
     for i, qid in enumerate(qids):
         if qid in pseudo and not kept_pseudo[qid]:

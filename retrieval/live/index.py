@@ -18,6 +18,7 @@ import numpy as np
 from indexer import SparseBatch, build_index
 from indexer.atomic import staged
 
+from ..dense import top_k as dense_top_k
 from ..filters import MetadataColumns, Node
 from ..vectors import write_vectors
 from .catalog import CATALOG, SCHEMA, select_docs
@@ -191,15 +192,8 @@ class LiveIndex:
             if seg.dense is None:
                 continue
             allowed = self._allowed(seg, filter)
-            allowed = seg.live.copy() if allowed is None else allowed
-            keep = min(k, int(allowed.sum()))
-            if keep == 0:
-                continue
-            scores = seg.dense @ np.asarray(vectors, np.float32).T  # (rows, n)
-            scores[~allowed] = -np.inf
-            for i in range(len(vectors)):
-                top = np.argsort(-scores[:, i], kind="stable")[:keep]
-                hits[i] += [(float(scores[r, i]), seg.seq, int(r), seg.sparse.lexicon[int(r)]) for r in top]
+            for i, (rows, scores) in enumerate(dense_top_k(seg.dense, vectors, k, allowed)):
+                hits[i] += [(s, seg.seq, r, seg.sparse.lexicon[r]) for r, s in zip(rows.tolist(), scores.tolist())]
         out = []
         for h in hits:
             h.sort(key=_rank)
