@@ -30,6 +30,7 @@ from .encoders import Encoders
 from .filters import FilterError, Node
 from .filters import parse as parse_filter
 from .fusion import Fusion
+from .given import check_sparse_query, document_vectors, has_dense_query, sparse_query
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
 from .query import (
@@ -39,12 +40,9 @@ from .query import (
     QueryError,
     SearchResult,
     UnknownIndexError,
-    UnknownSnapshotError,
-    vocabulary_mismatch,
 )
 from .searcher import INDEX_MODES, search_vectors
-from .snapshot import ID as SNAPSHOT_ID
-from .snapshot import SnapshotError, SnapshotInfo, new_id, read_info, restore, take
+from .snapshot import SnapshotInfo, SnapshotStore, restore
 
 logger = logging.getLogger(__name__)
 
@@ -210,41 +208,26 @@ class Engine:
 
     @property
     def snapshot_root(self) -> Path:
-        return self.root / "_snapshots"  # not an index name, so open_all never opens it
+        return self._snapshots.root
+
+    @property
+    def _snapshots(self) -> SnapshotStore:
+        return SnapshotStore(self.root / "_snapshots")  # not an index name, so open_all never opens it
 
     def snapshot(self, name: str) -> SnapshotInfo:
         """A snapshot of the index's committed state (see :mod:`retrieval.snapshot`)."""
-        index = self.get(name)
-        self.snapshot_root.mkdir(exist_ok=True)
-        return take(index, self.snapshot_root / new_id(name))
+        return self._snapshots.take(self.get(name))
 
     def snapshots(self) -> list[SnapshotInfo]:
         """Every snapshot, oldest first; a folder whose manifest cannot be read is skipped."""
-        out = []
-        if self.snapshot_root.is_dir():
-            for folder in self.snapshot_root.iterdir():
-                if SNAPSHOT_ID.match(folder.name):
-                    try:
-                        out.append(read_info(folder))
-                    except SnapshotError as e:
-                        logger.warning("skipping snapshot %s: %s", folder.name, e)
-        return sorted(out, key=lambda s: (s.created, s.id))
-
-    def _snapshot_folder(self, snapshot: str) -> Path:
-        folder = self.snapshot_root / snapshot
-        if not SNAPSHOT_ID.match(snapshot) or not folder.is_dir():
-            raise UnknownSnapshotError(snapshot)
-        return folder
+        return self._snapshots.list()
 
     def drop_snapshot(self, snapshot: str) -> None:
-        folder = self._snapshot_folder(snapshot)
-        trash = self.snapshot_root / f".{snapshot}.deleted-{time.monotonic_ns()}"
-        folder.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        self._snapshots.drop(snapshot)
 
     def restore(self, snapshot: str, name: str) -> LiveIndex:
         """A new index ``name`` from a snapshot, every file's checksum verified first."""
-        folder = self._snapshot_folder(snapshot)
+        folder = self._snapshots.folder(snapshot)
         self._check_new(name)
         with self._lock:
             self._check_new(name)
@@ -267,33 +250,11 @@ class Engine:
         return idx, val, (time.perf_counter() - t0) * 1000
 
     def _check_sparse_query(self, name: str, q: Query) -> None:
-        index = self.get(name)
-        if q.vocab_hash is not None and q.vocab_hash != index.spec.vocab_hash:
-            raise QueryError(vocabulary_mismatch(name, index.spec.vocab_hash, q.vocab_hash))
-        given = [x is not None for x in (q.text, q.terms, q.indices)]
-        if sum(given) != 1:
-            raise QueryError("give exactly one of text, terms, or indices + values")
+        check_sparse_query(name, self.get(name).spec, q)
 
     def _given_sparse(self, name: str, q: Query) -> tuple[np.ndarray, np.ndarray]:
         """A query given as tokens or as term ids, checked against the index's vocabulary."""
-        index = self.get(name)
-        if q.terms is not None:
-            enc, _ = self.models(name)
-            ids = enc.tokenizer.convert_tokens_to_ids(list(q.terms))
-            unknown = [t for t, i in zip(q.terms, ids) if i is None or i == enc.tokenizer.unk_token_id]
-            if unknown:
-                raise QueryError(f"tokens not in the {index.spec.sparse_model} vocabulary: {unknown[:5]}")
-            idx, val = np.array(ids, np.uint32), np.array(list(q.terms.values()), np.float32)
-        else:
-            if q.values is None or len(q.values) != len(q.indices):
-                raise QueryError("indices and values must have the same length")
-            idx, val = np.asarray(q.indices, np.int64), np.asarray(q.values, np.float64)
-            if len(idx) and (idx.min() < 0 or idx.max() >= index.spec.vocab_size):
-                raise QueryError(f"term ids must be in 0..{index.spec.vocab_size - 1}")
-            idx, val = idx.astype(np.uint32), val.astype(np.float32)
-        if not np.isfinite(val).all() or (val < 0).any():
-            raise QueryError("weights must be finite and non-negative")
-        return idx, val
+        return sparse_query(self.get(name).spec, q, lambda: self.models(name)[0].tokenizer)
 
     def dense_vector(self, name: str, q: Query) -> tuple[np.ndarray, float]:
         index = self.get(name)
@@ -305,18 +266,7 @@ class Engine:
         return v, (time.perf_counter() - t0) * 1000
 
     def _check_dense_query(self, name: str, q: Query) -> bool:
-        """Whether the query brings its own dense vector (checked); else it must have text to encode."""
-        index = self.get(name)
-        if index.spec.dense_dim is None:
-            raise QueryError(f"index {name!r} has no dense vectors")
-        if q.dense is not None:
-            v = np.asarray(q.dense, np.float32)
-            if v.shape != (index.spec.dense_dim,) or not np.isfinite(v).all():
-                raise QueryError(f"the dense vector must hold {index.spec.dense_dim} finite numbers")
-            return True
-        if q.text is None:
-            raise QueryError("dense and hybrid search need the query text or a dense vector")
-        return False
+        return has_dense_query(name, self.get(name).spec, q)
 
     def search(
         self, name: str, q: Query, mode: str = "sparse", k: int = 10, fusion: Fusion | None = None
@@ -457,35 +407,8 @@ class Engine:
         """Add or replace documents given as records: either every one carries its sparse vector (and its dense one
         when the index has dense vectors) or none does and their texts are encoded here. Every check of the
         request's content lives here; LiveIndex.upsert checks the arrays again as its own contract."""
-        index = self.get(name)
-        spec = index.spec
+        sparse, dense = document_vectors(name, self.get(name).spec, docs, vocab_hash)
         ids = [d.id for d in docs]
-        if len(set(ids)) != len(ids):
-            raise QueryError("document ids must be unique within a call")
-        with_vectors = [d.indices is not None for d in docs]
-        if any(with_vectors) and not all(with_vectors):
-            raise QueryError("either every document carries a sparse vector or none does")
-        if vocab_hash is not None and vocab_hash != spec.vocab_hash:
-            raise QueryError(vocabulary_mismatch(name, spec.vocab_hash, vocab_hash))
-        sparse = dense = None
-        if docs and all(with_vectors):
-            rows = []
-            for d in docs:
-                if d.values is None or len(d.indices) != len(d.values):
-                    raise QueryError(f"document {d.id!r}: indices and values differ in length")
-                rows.append(dict(zip(d.indices, d.values)))
-                if any(not 0 <= t < spec.vocab_size for t in d.indices):
-                    raise QueryError(f"document {d.id!r}: term ids must be in 0..{spec.vocab_size - 1}")
-            sparse = SparseBatch.from_rows(rows)
-            given_dense = [d.dense is not None for d in docs]
-            if spec.dense_dim is not None and all(given_dense):
-                dense = np.array([d.dense for d in docs], dtype=np.float32)
-                if dense.shape[1:] != (spec.dense_dim,):
-                    raise QueryError(f"dense vectors must have {spec.dense_dim} numbers")
-            elif any(given_dense) and spec.dense_dim is None:
-                raise QueryError(f"index {name!r} has no dense vectors")
-        elif any(d.text is None for d in docs):
-            raise QueryError("documents without vectors need a text")
         return self.upsert(name, ids, [d.text for d in docs], [d.metadata for d in docs], sparse=sparse, dense=dense)
 
     def delete(self, name: str, ids: Sequence[str]) -> list[str]:

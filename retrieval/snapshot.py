@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -23,6 +25,9 @@ from indexer.atomic import staged, write_bytes
 from indexer.manifest import sha256_file
 
 from .live import SEGMENTS, LiveIndex
+from .query import UnknownSnapshotError
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "snapshot.json"
 FORMAT = "lsr-live-snapshot/1"
@@ -95,6 +100,41 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
                 )
         LiveIndex.open(work).close()  # the catalog and every segment it names open
     return LiveIndex.open(dest)
+
+
+@dataclass(frozen=True)
+class SnapshotStore:
+    """The folder of an engine's snapshots, one subfolder each (named by :func:`new_id`)."""
+
+    root: Path
+
+    def take(self, index: LiveIndex) -> SnapshotInfo:
+        self.root.mkdir(exist_ok=True)
+        return take(index, self.root / new_id(index.path.name))
+
+    def list(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first; a folder whose manifest cannot be read is skipped."""
+        out = []
+        if self.root.is_dir():
+            for folder in self.root.iterdir():
+                if ID.match(folder.name):
+                    try:
+                        out.append(read_info(folder))
+                    except SnapshotError as e:
+                        logger.warning("skipping snapshot %s: %s", folder.name, e)
+        return sorted(out, key=lambda s: (s.created, s.id))
+
+    def folder(self, snapshot: str) -> Path:
+        folder = self.root / snapshot
+        if not ID.match(snapshot) or not folder.is_dir():
+            raise UnknownSnapshotError(snapshot)
+        return folder
+
+    def drop(self, snapshot: str) -> None:
+        folder = self.folder(snapshot)
+        trash = self.root / f".{snapshot}.deleted-{time.monotonic_ns()}"
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _manifest(folder: Path) -> dict:
