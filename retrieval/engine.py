@@ -30,7 +30,15 @@ from .encoders import Encoders
 from .filters import FilterError, Node
 from .filters import parse as parse_filter
 from .fusion import Fusion
-from .given import check_sparse_query, document_vectors, has_dense_query, sparse_query
+from .given import (
+    check_ids,
+    check_metadata,
+    check_sparse_query,
+    document_vectors,
+    has_dense_query,
+    sparse_query,
+    storable,
+)
 from .live import IndexSpec, LiveIndex
 from .merger import Merger
 from .query import (
@@ -389,8 +397,12 @@ class Engine:
         sparse: SparseBatch | None = None,
         dense: np.ndarray | None = None,
     ) -> int:
-        """Add or replace documents; vectors the caller did not give are encoded from the texts."""
+        """Add or replace documents; vectors the caller did not give are encoded from the texts. Ids and metadata
+        that could not be read back as written are refused first (``retrieval.given``)."""
         index = self.get(name)
+        check_ids(ids)
+        for doc_id, m in zip(ids, metadata):
+            check_metadata(doc_id, m)
         if sparse is None or (dense is None and index.spec.dense_dim is not None):
             if any(t is None for t in texts):
                 raise QueryError("documents without vectors need a text to encode")
@@ -412,7 +424,10 @@ class Engine:
         return self.upsert(name, ids, [d.text for d in docs], [d.metadata for d in docs], sparse=sparse, dense=dense)
 
     def delete(self, name: str, ids: Sequence[str]) -> list[str]:
-        """Delete documents; returns the ids that were not there."""
+        """Delete documents; returns the ids that were not there. An id that is not valid UTF-8 (a lone surrogate)
+        is refused: it could never have been stored, nor be named in a reply."""
+        if bad := [i for i in ids if not storable(i)]:
+            raise QueryError(f"{len(bad)} id(s) are not valid UTF-8 text (lone surrogates)")
         missing = self.get(name).delete(ids)
         self._poke()
         return missing

@@ -6,6 +6,7 @@ vector, documents with their vectors) is validated by these functions before it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,58 @@ import numpy as np
 from indexer import SparseBatch
 
 from .live import IndexSpec
+from .live.catalog import storable
 from .query import NewDocument, Query, QueryError, vocabulary_mismatch
+
+MAX_METADATA_DEPTH = 32  # nesting levels of a document's metadata object
+MAX_METADATA_BYTES = 65_536  # its size as UTF-8 JSON
+
+
+def check_ids(ids: Sequence[str]) -> None:
+    """Document ids that can be stored and read back through every route: non-empty, not ``.`` or ``..`` (which
+    URL normalisation turns into the index's own path), no control characters, no lone surrogates."""
+    for i in ids:
+        if not isinstance(i, str) or not i or i in (".", "..") or not storable(i):
+            raise QueryError(f"document id {i!r} is not allowed: ids are non-empty UTF-8 text other than '.' and '..'")
+        if any(ord(c) < 32 or ord(c) == 127 for c in i):
+            raise QueryError(f"document id {i!r} holds a control character")
+
+
+def check_metadata(doc_id: str, metadata: Any) -> None:
+    """Metadata that reads back as it was written: a JSON object of at most ``MAX_METADATA_DEPTH`` levels and
+    ``MAX_METADATA_BYTES`` bytes, with no lone surrogate in any key or string."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise QueryError(f"document {doc_id!r}: metadata must be a JSON object")
+    stack = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise QueryError(f"document {doc_id!r}: metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+        children = (
+            list(value.items()) if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+        )
+        for key, child in children:
+            if isinstance(key, str) and not storable(key):
+                raise QueryError(f"document {doc_id!r}: a metadata key is not valid UTF-8 (a lone surrogate)")
+            if isinstance(child, str) and not storable(child):
+                raise QueryError(f"document {doc_id!r}: a metadata value is not valid UTF-8 (a lone surrogate)")
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise QueryError(f"document {doc_id!r}: metadata is {size} bytes as JSON, more than {MAX_METADATA_BYTES}")
+
+
+def _term_ids(where: str, ids: Sequence[int], vocab_size: int) -> np.ndarray:
+    """Term ids checked as Python integers first (no overflow on the way into numpy), in range and unique."""
+    if any(not isinstance(t, int | np.integer) or isinstance(t, bool) or not 0 <= t < vocab_size for t in ids):
+        raise QueryError(f"{where}: term ids must be integers in 0..{vocab_size - 1}")
+    out = np.asarray(ids, dtype=np.int64).astype(np.uint32)
+    if len(np.unique(out)) != len(out):
+        raise QueryError(f"{where}: a term id appears more than once (give each term once, with its whole weight)")
+    return out
 
 
 def check_sparse_query(name: str, spec: IndexSpec, q: Query) -> None:
@@ -38,10 +90,8 @@ def sparse_query(spec: IndexSpec, q: Query, tokenizer: Callable[[], Any]) -> tup
     else:
         if q.values is None or len(q.values) != len(q.indices):
             raise QueryError("indices and values must have the same length")
-        idx, val = np.asarray(q.indices, np.int64), np.asarray(q.values, np.float64)
-        if len(idx) and (idx.min() < 0 or idx.max() >= spec.vocab_size):
-            raise QueryError(f"term ids must be in 0..{spec.vocab_size - 1}")
-        idx, val = idx.astype(np.uint32), val.astype(np.float32)
+        idx = _term_ids("the query", list(q.indices), spec.vocab_size)
+        val = np.asarray(q.values, np.float64).astype(np.float32)
     if not np.isfinite(val).all() or (val < 0).any():
         raise QueryError("weights must be finite and non-negative")
     return idx, val
@@ -80,9 +130,7 @@ def document_vectors(
         for d in docs:
             if d.values is None or len(d.indices) != len(d.values):
                 raise QueryError(f"document {d.id!r}: indices and values differ in length")
-            rows.append(dict(zip(d.indices, d.values)))
-            if any(not 0 <= t < spec.vocab_size for t in d.indices):
-                raise QueryError(f"document {d.id!r}: term ids must be in 0..{spec.vocab_size - 1}")
+            rows.append(dict(zip(_term_ids(f"document {d.id!r}", list(d.indices), spec.vocab_size).tolist(), d.values)))
         sparse = SparseBatch.from_rows(rows)
         given_dense = [d.dense is not None for d in docs]
         if spec.dense_dim is not None and all(given_dense):

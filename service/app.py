@@ -5,6 +5,7 @@ request size limit and metrics."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -61,6 +62,9 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
 class RequestContext:
     """Request ids (``x-request-id`` in and out, and on every log record under the request),
     the latency histogram and the access log line: plain ASGI, because Starlette's
@@ -74,7 +78,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = (dict(scope["headers"]).get(b"x-request-id") or uuid.uuid4().hex.encode()).decode("latin-1")[:128]
+        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        # a client's id is kept only when it cannot forge log fields: 1-128 of [A-Za-z0-9._:-]
+        rid = given.decode("ascii") if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
         t0 = time.perf_counter()

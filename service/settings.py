@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+
+    @field_validator("admin_keys", "read_keys")
+    @classmethod
+    def _no_blank_keys(cls, keys: list[str]) -> list[str]:
+        """An empty or blank key would let an empty X-API-Key header in: refused at start-up."""
+        if any(not k.strip() for k in keys):
+            raise ValueError("API keys must not be empty or whitespace")
+        return keys
 
     @property
     def loopback(self) -> bool:

@@ -17,8 +17,19 @@ CREATE INDEX IF NOT EXISTS docs_seg ON docs (seg);
 """
 
 
+def storable(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates): what the catalog and JSON replies need."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def select_docs(db: sqlite3.Connection, columns: str, ids: Sequence[str]) -> list[tuple]:
-    """``columns`` of the catalog rows of ``ids`` (in chunks under SQLite's variable limit)."""
+    """``columns`` of the catalog rows of ``ids`` (in chunks under SQLite's variable limit). An id that is not
+    valid UTF-8 (a lone surrogate) cannot have been stored, so it matches nothing."""
+    ids = [i for i in ids if storable(i)]
     rows: list[tuple] = []
     for i in range(0, len(ids), 500):
         chunk = list(ids[i : i + 500])

