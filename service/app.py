@@ -85,16 +85,26 @@ class RequestContext:
         status = 500
         t0 = time.perf_counter()
 
+        started = False
+
         async def send_with_id(msg: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if msg["type"] == "http.response.start":
-                status = msg["status"]
+                status, started = msg["status"], True
                 msg["headers"] = [*msg.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
             await send(msg)
 
         token = logs.request_id.set(rid)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:  # a bug: answered here, so the 500 is problem+json and carries the request id too
+            logger.exception("unhandled error on %s", scope["path"])
+            if started:
+                raise
+            response = problems.problem_response(
+                Request(scope, receive), 500, "Internal Server Error", "an unexpected error; see the service log"
+            )
+            await response(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
             elapsed = time.perf_counter() - t0

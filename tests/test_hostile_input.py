@@ -145,3 +145,16 @@ def test_request_ids_that_could_forge_log_fields_are_replaced(client) -> None:  
     assert (
         client.get("/v1/indexes/nope", headers={"x-request-id": "req-1.2:3_x"}).headers["x-request-id"] == "req-1.2:3_x"
     )
+
+
+def test_a_bug_answers_500_problem_json_with_the_request_id(tmp_path) -> None:  # noqa: ANN001
+    class Broken(Engine):  # the fault a real bug would cause: an exception no layer expects
+        def names(self) -> list[str]:
+            raise RuntimeError("boom")
+
+    with TestClient(
+        create_app(Settings(root=tmp_path), Broken(tmp_path, Encoders())), raise_server_exceptions=False
+    ) as c:
+        r = c.get("/v1/indexes", headers={"x-request-id": "bug-1"})
+        problem(r, 500, "unexpected")
+        assert r.headers["x-request-id"] == "bug-1" and c.get("/v1/info").status_code in (200, 503)
