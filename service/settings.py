@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1000
     max_texts: int = 256
+    max_text_chars: int = Field(100_000, ge=1, description="characters of one text to encode (/v1/encode)")
+    max_request_chars: int = Field(
+        1_000_000, ge=1, description="characters of text one request may ask to encode, over all its texts or queries"
+    )
+    max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -158,3 +158,22 @@ def test_a_bug_answers_500_problem_json_with_the_request_id(tmp_path) -> None:  
         r = c.get("/v1/indexes", headers={"x-request-id": "bug-1"})
         problem(r, 500, "unexpected")
         assert r.headers["x-request-id"] == "bug-1" and c.get("/v1/info").status_code in (200, 503)
+
+
+def test_cost_limits_answer_422_naming_the_limit(tmp_path) -> None:  # noqa: ANN001
+    settings = Settings(root=tmp_path, max_text_chars=50, max_request_chars=120, max_batch_hits=30)
+    with TestClient(create_app(settings, Engine(tmp_path, Encoders()))) as c:
+        for _ in range(600):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert c.post("/v1/indexes", json={"name": "c", "dense_model": None}).status_code == 201
+        problem(c.post("/v1/encode", json={"index": "c", "texts": ["x" * 51]}), detail="at most 50")
+        problem(c.post("/v1/encode", json={"index": "c", "texts": ["x" * 50] * 3}), detail="at most 120")
+        assert c.post("/v1/encode", json={"index": "c", "texts": ["cells"] * 3}).status_code == 200
+        many = {"queries": [{"id": f"q{i}", "query": "cells", "top_k": 10} for i in range(4)]}
+        problem(c.post("/v1/indexes/c/search/batch", json=many), detail="40 hits")
+        long = {"queries": [{"id": f"q{i}", "query": "y" * 70, "top_k": 5} for i in range(2)]}
+        problem(c.post("/v1/indexes/c/search/batch", json=long), detail="140 characters")
+        ok = {"queries": [{"id": f"q{i}", "query": "cells", "top_k": 10} for i in range(3)]}
+        assert c.post("/v1/indexes/c/search/batch", json=ok).status_code == 200

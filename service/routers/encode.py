@@ -20,6 +20,10 @@ router = APIRouter(prefix="/v1", tags=["encode"], dependencies=[Read])
 def encode(body: EncodeRequest, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
     if len(body.texts) > settings.max_texts:
         raise Problem(422, f"at most {settings.max_texts} texts per call")
+    if (longest := max(len(t) for t in body.texts)) > settings.max_text_chars:
+        raise Problem(422, f"a text has {longest} characters; at most {settings.max_text_chars} (LSR_MAX_TEXT_CHARS)")
+    if (total := sum(len(t) for t in body.texts)) > settings.max_request_chars:
+        raise Problem(422, f"{total} characters to encode; at most {settings.max_request_chars} a request")
     try:
         sparse_enc, dense_enc = engine.models(body.index)
     except UnknownIndexError:

@@ -116,6 +116,10 @@ def search_batch(  # noqa: ANN201
         raise Problem(422, "query ids must be unique")
     for q in body.queries:
         _check_page(q, settings)
+    if (hits := sum(q.offset + q.top_k for q in body.queries)) > settings.max_batch_hits:
+        raise Problem(422, f"the batch asks for {hits} hits (offset + top_k summed); at most {settings.max_batch_hits}")
+    if (chars := sum(len(q.query or "") for q in body.queries)) > settings.max_request_chars:
+        raise Problem(422, f"{chars} characters of queries to encode; at most {settings.max_request_chars} a request")
     t0 = time.perf_counter()
     name = index.path.name
     groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter)
