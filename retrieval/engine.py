@@ -43,6 +43,7 @@ from .live import IndexSpec, LiveIndex
 from .merger import Merger
 from .query import (
     Contribution,
+    IndexFailedError,
     NewDocument,
     Query,
     QueryError,
@@ -77,6 +78,7 @@ class Engine:
     root: Path
     encoders: Encoders = field(default_factory=Encoders)
     _indexes: dict[str, LiveIndex] = field(default_factory=dict)
+    _failed: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _merger: Merger | None = None
 
@@ -92,7 +94,12 @@ class Engine:
                 shutil.rmtree(folder, ignore_errors=True)
         for folder in sorted(self.root.iterdir()):
             if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
-                self._indexes[folder.name] = LiveIndex.open(folder)
+                try:
+                    self._indexes[folder.name] = LiveIndex.open(folder)
+                except Exception as e:  # noqa: BLE001 - one damaged index must not keep the others from serving
+                    self._failed[folder.name] = f"{type(e).__name__}: {e}"
+                    logger.error("index %s not opened: %s", folder.name, self._failed[folder.name])
+                    continue
                 if load_models and self.encoders.available:
                     self.models(folder.name)
         if not self.encoders.available:
@@ -122,7 +129,13 @@ class Engine:
         try:
             return self._indexes[name]
         except KeyError:
+            if name in self._failed:
+                raise IndexFailedError(name, self._failed[name]) from None
             raise UnknownIndexError(name) from None
+
+    def failed(self) -> dict[str, str]:
+        """The indexes that could not be opened, and why."""
+        return dict(self._failed)
 
     def models(self, name: str) -> tuple[Any, Any | None]:
         spec = self.get(name).spec
@@ -151,12 +164,18 @@ class Engine:
         return IndexSpec(sparse_model, sparse.vocab_size, sparse.vocab_hash, dense_model, dim)
 
     def drop(self, name: str) -> None:
+        """Delete an index (a damaged one too: the way back is then to restore a snapshot under its name)."""
         with self._lock:
-            index = self.get(name)
-            del self._indexes[name]
-        index.close()
+            if name in self._failed:
+                index = None
+                del self._failed[name]
+            else:
+                index = self.get(name)
+                del self._indexes[name]
+        if index is not None:
+            index.close()
         trash = self.root / f".{name}.deleted-{time.monotonic_ns()}"
-        index.path.rename(trash)
+        (self.root / name).rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
 
     def import_collection(self, name: str, collection: Path) -> LiveIndex:

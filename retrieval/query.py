@@ -16,6 +16,14 @@ class UnknownSnapshotError(KeyError):
     pass
 
 
+class IndexFailedError(RuntimeError):
+    """An index that could not be opened (a damaged file); the engine serves the others."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"index {name!r} is damaged and was not opened ({reason}); delete it and restore a snapshot")
+        self.name, self.reason = name, reason
+
+
 class QueryError(ValueError):
     """A query that cannot be run as given (unknown token, empty vector, missing dense part)."""
 

@@ -2,10 +2,15 @@
 f32), optional dense rows (``dense`` f32), optional document ids (``id_offsets`` i64 + ``id_bytes`` u8) and optional
 per-row metadata as JSON text (``meta_offsets`` + ``meta_bytes``). Collection
 shards (``retrieval.collection``) and live segments (``retrieval.live``) are both written and read here; reading
-memory-maps the file (read-only views, no copy)."""
+memory-maps the file (read-only views, no copy).
+
+Every tensor's SHA-256 is written in the file's ``__metadata__`` (``sha256.<name>``) and checked when the file is
+read (``read_vectors``, ``verify_vectors``): a flipped byte in a vector or an id is an error naming the file, not
+a silently changed score. Files written before the checksums existed are read unchecked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -42,14 +47,41 @@ def write_vectors(
         tensors["meta_bytes"] = np.frombuffer(b"".join(raw), dtype=np.uint8).copy()
     if dense is not None:
         tensors["dense"] = np.ascontiguousarray(dense, dtype=np.float32)
+    sums = {f"sha256.{name}": hashlib.sha256(np.ascontiguousarray(a).data).hexdigest() for name, a in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, save(tensors))
+    write_bytes(path, save(tensors, metadata=sums))
 
 
-def read_vectors(path: Path, *, dense: bool = True) -> tuple[list[str] | None, SparseBatch, np.ndarray | None]:
+class DamagedVectorsError(ValueError):
+    """A vector file whose bytes no longer match the checksums written with it."""
+
+
+def verify_vectors(path: Path, tensors: dict[str, np.ndarray] | None = None) -> None:
+    """Check every tensor of a vector file against the SHA-256 written with it (a file without checksums, from
+    before they existed, passes); raises DamagedVectorsError naming the file and the tensor."""
+    got, sums = _map(path)
+    tensors = got if tensors is None else tensors
+    for key, want in sums.items():
+        if not key.startswith("sha256."):
+            continue
+        name = key.removeprefix("sha256.")
+        if name not in tensors:
+            raise DamagedVectorsError(f"{path}: tensor {name!r} is missing; the file is damaged")
+        if hashlib.sha256(np.ascontiguousarray(tensors[name]).data).hexdigest() != want:
+            raise DamagedVectorsError(
+                f"{path}: tensor {name!r} does not match its checksum; the file is damaged (restore a snapshot)"
+            )
+
+
+def read_vectors(
+    path: Path, *, dense: bool = True, verify: bool = True
+) -> tuple[list[str] | None, SparseBatch, np.ndarray | None]:
     """A vector file's ids (None when it stores none), sparse rows and (if stored and ``dense``) dense rows;
-    raises ValueError for a malformed or inconsistent file."""
+    raises ValueError for a malformed or inconsistent file, DamagedVectorsError (with ``verify``) for one whose
+    bytes changed since it was written."""
     t = map_tensors(path)
+    if verify:
+        verify_vectors(path, t)
     try:
         sparse = SparseBatch(t["indptr"], t["indices"], t["values"])
     except KeyError as e:
@@ -86,6 +118,11 @@ def read_metadata(path: Path) -> list[dict | None] | None:
 def map_tensors(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a safetensors file as read-only numpy views of one memory map
     (safetensors' own numpy loader copies); raises ValueError for a malformed file."""
+    return _map(path)[0]
+
+
+def _map(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``map_tensors`` and the header's ``__metadata__``."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
@@ -96,7 +133,9 @@ def map_tensors(path: Path) -> dict[str, np.ndarray]:
         if 8 + n > size:
             raise ValueError("header runs past the end")
         header = json.loads(mm[8 : 8 + n])
-        header.pop("__metadata__", None)
+        meta = header.pop("__metadata__", None) or {}
+        if not isinstance(meta, dict):
+            raise ValueError("its __metadata__ is not an object")
         out = {}
         for name, t in header.items():
             dtype = np.dtype(_DTYPES[t["dtype"]])
@@ -109,4 +148,4 @@ def map_tensors(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: malformed safetensors header ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-    return out
+    return out, meta

@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Request
 
 from retrieval.engine import Engine
 from retrieval.live import LiveIndex
-from retrieval.query import UnknownIndexError
+from retrieval.query import IndexFailedError, UnknownIndexError
 
 from .metrics import Metrics
 from .problems import Problem
@@ -79,6 +79,8 @@ async def get_index(
         return engine.get(index)
     except UnknownIndexError:
         raise Problem(404, f"no index named {index!r}") from None
+    except IndexFailedError as e:
+        raise Problem(503, str(e)) from None
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

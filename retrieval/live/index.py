@@ -20,7 +20,7 @@ from indexer.atomic import staged
 
 from ..dense import top_k as dense_top_k
 from ..filters import MetadataColumns, Node
-from ..vectors import write_vectors
+from ..vectors import verify_vectors, write_vectors
 from .catalog import CATALOG, SCHEMA, select_docs
 from .merge_policy import MAX_SEGMENTS, MERGE_COUNT, merge_plan
 from .segment import VECTORS, Segment, seg_name
@@ -282,6 +282,8 @@ class LiveIndex:
             return self._merge(chosen)
 
     def _merge(self, chosen: list[Segment]) -> bool:
+        for seg in chosen:  # never carry damaged bytes into a new segment: check them again before reading
+            verify_vectors(seg.path / VECTORS)
         parts = [seg.live_vectors() for seg in chosen]
         if not any(ids for ids, _, _ in parts):
             return False  # deleted meanwhile; _drop_empty removes them

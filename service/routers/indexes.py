@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 
 from retrieval.live import LiveIndex
+from retrieval.query import UnknownIndexError
 
 from ..deps import Admin, EngineDep, IndexDep, Read
 from ..problems import Problem
@@ -50,6 +53,12 @@ def index_stats(index: IndexDep):  # noqa: ANN201
 
 
 @router.delete("/{index}", status_code=204, dependencies=[Admin])
-def delete_index(index: IndexDep, engine: EngineDep) -> Response:
-    engine.drop(index.path.name)
+def delete_index(
+    index: Annotated[str, Path(min_length=1, max_length=64, description="index name")], engine: EngineDep
+) -> Response:
+    """Delete an index; a damaged one too (then restore a snapshot under its name)."""
+    try:
+        engine.drop(index)
+    except UnknownIndexError:
+        raise Problem(404, f"no index named {index!r}") from None
     return Response(status_code=204)

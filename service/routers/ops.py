@@ -20,8 +20,10 @@ async def livez() -> dict:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> dict:
+    """Ready once loading finished; indexes that could not be opened (damaged) are listed, the rest serve."""
     check_ready(request)
-    return {"status": "ready"}
+    failed = request.app.state.engine.failed()
+    return {"status": "ready", "failed_indexes": failed} if failed else {"status": "ready"}
 
 
 @router.get(

