@@ -42,18 +42,32 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self._refuse(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        if length is not None:  # the server ends the body at Content-Length
+            await self.app(scope, receive, send)
+            return
+        # no Content-Length (chunked): read the body here, at most limit + 1 bytes, and answer 413 past the limit;
+        # raised inside the app's body read, the refusal would reach the client as a 400 "error parsing the body"
+        chunks, seen, more = [], 0, True
+        while more:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise problems.Problem(413, f"request bodies are at most {self.limit} bytes")
-            return msg
+            if msg["type"] != "http.request":  # the client went away
+                return
+            chunks.append(msg.get("body", b""))
+            seen += len(chunks[-1])
+            more = msg.get("more_body", False)
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        body, replayed = b"".join(chunks), False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem_response(

@@ -181,3 +181,41 @@ def test_cost_limits_answer_422_naming_the_limit(tmp_path) -> None:  # noqa: ANN
         problem(c.post("/v1/indexes/c/search/batch", json=long), detail="140 characters")
         ok = {"queries": [{"id": f"q{i}", "query": "cells", "top_k": 10} for i in range(3)]}
         assert c.post("/v1/indexes/c/search/batch", json=ok).status_code == 200
+
+
+def _raw_http(port: int, head: str, body: bytes) -> tuple[int, dict, bytes]:
+    """One request written byte for byte on a socket (Connection: close), and the reply read to EOF."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while got := s.recv(65536):
+            data += got
+    head_raw, _, rest = data.partition(b"\r\n\r\n")
+    lines = head_raw.decode().split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, rest
+
+
+def test_a_chunked_body_over_the_limit_is_413_problem_json(tmp_path) -> None:  # noqa: ANN001
+    from loopback import free_port, uvicorn_thread
+
+    port = free_port()
+    app = create_app(Settings(root=tmp_path, max_body_bytes=1000), Engine(tmp_path, Encoders()))
+    with uvicorn_thread(app, port):
+
+        def chunked(size: int) -> tuple[int, dict, bytes]:
+            payload = b'{"query": "' + b"x" * size + b'"}'
+            body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (payload[:300], payload[300:])) + b"0\r\n\r\n"
+            head = (
+                "POST /v1/indexes/none/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+            return _raw_http(port, head, body)
+
+        status, headers, body = chunked(5000)
+        assert status == 413 and headers["content-type"].startswith("application/problem+json"), body
+        assert json.loads(body)["request_id"] == headers["x-request-id"]
+        status, _, body = chunked(500)  # under the limit: read, parsed and answered by the route
+        assert status == 404 and b"no index named" in body
