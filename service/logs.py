@@ -48,14 +48,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+def _logfmt(value: object) -> str:
+    """A value as logfmt writes it: bare when it is one plain word, else a JSON string (spaces, '=', quotes and
+    control characters escaped), so that no value can forge another field or line."""
+    text = str(value)
+    if text and all(c.isprintable() and c not in ' ="\\' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER msg=... key=value ...`` in logfmt quoting: one line per record, whatever the values."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        super().__init__("%(asctime)s %(levelname)s %(name)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields = {"request_id": getattr(record, "request_id", None), **_fields(record)}
-        return " ".join([line, *(f"{k}={v}" for k, v in fields.items() if v is not None)])
+        head = super().format(record).split("\n", 1)[0]  # Formatter appends the traceback: logged as exc= below
+        fields = {"msg": record.getMessage(), "request_id": getattr(record, "request_id", None), **_fields(record)}
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        return " ".join([head, *(f"{k}={_logfmt(v)}" for k, v in fields.items() if v is not None)])
 
 
 def configure(fmt: str = "json", level: str = "INFO") -> None:

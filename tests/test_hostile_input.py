@@ -219,3 +219,19 @@ def test_a_chunked_body_over_the_limit_is_413_problem_json(tmp_path) -> None:  #
         assert json.loads(body)["request_id"] == headers["x-request-id"]
         status, _, body = chunked(500)  # under the limit: read, parsed and answered by the route
         assert status == 404 and b"no index named" in body
+
+
+def test_text_logs_cannot_be_forged_by_a_path_or_a_message() -> None:
+    import logging
+    import shlex
+
+    from service.logs import TextFormatter
+
+    forged = "/v1/indexes/a status=200 path=/forged\nINFO fake line"
+    record = logging.LogRecord("service.app", logging.INFO, "app.py", 1, "%s %s %d", ("GET", forged, 404), None)
+    record.path, record.status, record.request_id = forged, 404, "r1"
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    fields = dict(tok.split("=", 1) for tok in shlex.split(line.split(" ", 4)[4]))  # logfmt after the head
+    assert fields["status"] == "404" and fields["request_id"] == "r1"
+    assert json.loads(json.dumps(fields["path"])) == forged.replace("\n", "\\n")
