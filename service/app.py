@@ -4,6 +4,7 @@ request size limit and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -27,11 +28,15 @@ logger = logging.getLogger(__name__)
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, by Content-Length or while reading."""
+    """Reads every request body itself, so that the answers about bodies are its own: 413 past ``limit`` bytes (by
+    Content-Length, or while reading a chunked body), 408 when the client stops sending for ``timeout`` seconds.
+    Raised inside the app's own body read, either would reach the client as a 400 "error parsing the body"; and
+    a declared but unsent body would hold its connection forever. The body is then replayed to the app."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,23 +45,25 @@ class BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, 413, f"request bodies are at most {self.limit} bytes")
             return
-        if length is not None:  # the server ends the body at Content-Length
-            await self.app(scope, receive, send)
+        if length in (None, b"0") and b"chunked" not in headers.get(b"transfer-encoding", b""):
+            await self.app(scope, receive, send)  # no body to read
             return
-        # no Content-Length (chunked): read the body here, at most limit + 1 bytes, and answer 413 past the limit;
-        # raised inside the app's body read, the refusal would reach the client as a 400 "error parsing the body"
         chunks, seen, more = [], 0, True
         while more:
-            msg = await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                await self._refuse(scope, receive, send, 408, f"the body did not arrive within {self.timeout:g} s")
+                return
             if msg["type"] != "http.request":  # the client went away
                 return
             chunks.append(msg.get("body", b""))
             seen += len(chunks[-1])
             more = msg.get("more_body", False)
             if seen > self.limit:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, 413, f"request bodies are at most {self.limit} bytes")
                 return
         body, replayed = b"".join(chunks), False
 
@@ -69,10 +76,11 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problems.problem_response(
-            Request(scope, receive), 413, "Content Too Large", f"request bodies are at most {self.limit} bytes"
-        )
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        title = "Content Too Large" if status == 413 else "Request Timeout"
+        headers = {"Connection": "close"} if status == 408 else {}
+        response = problems.problem_response(Request(scope, receive), status, title, detail)
+        response.headers.update(headers)
         await response(scope, receive, send)
 
 
@@ -177,6 +185,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (ops.router, indexes.router, search.router, documents.router, encode.router, snapshots.router):
         app.include_router(router, responses=problems.RESPONSES)
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_s)
     app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: sees every answer
     return app

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_top_k: int = 1000
     max_offset: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout_s: float = Field(30.0, gt=0, description="seconds a request body may pause before a 408")
     max_batch: int = 1000
     max_texts: int = 256
     max_text_chars: int = Field(100_000, ge=1, description="characters of one text to encode (/v1/encode)")

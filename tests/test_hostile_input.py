@@ -235,3 +235,22 @@ def test_text_logs_cannot_be_forged_by_a_path_or_a_message() -> None:
     fields = dict(tok.split("=", 1) for tok in shlex.split(line.split(" ", 4)[4]))  # logfmt after the head
     assert fields["status"] == "404" and fields["request_id"] == "r1"
     assert json.loads(json.dumps(fields["path"])) == forged.replace("\n", "\\n")
+
+
+def test_a_declared_but_unsent_body_gets_408_and_frees_the_connection(tmp_path) -> None:  # noqa: ANN001
+    import socket
+
+    from loopback import free_port, uvicorn_thread
+
+    port = free_port()
+    app = create_app(Settings(root=tmp_path, body_timeout_s=0.5), Engine(tmp_path, Encoders()))
+    with uvicorn_thread(app, port):
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            head = "POST /v1/indexes/none/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+            s.sendall(head.encode() + b'{"query"')  # 8 of the 100 bytes, then nothing
+            data = b""
+            while got := s.recv(65536):
+                data += got
+        assert data.startswith(b"HTTP/1.1 408") and b"application/problem+json" in data, data
+        assert time.monotonic() - t0 < 10
