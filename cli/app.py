@@ -217,10 +217,17 @@ def search(
         str | None,
         typer.Option("--filter", help='only documents whose metadata match, e.g. \'{"field": "source", "eq": "kjv"}\''),
     ] = None,
+    max_terms: Annotated[
+        int | None, typer.Option(min=1, help="approximate: search only each query's N heaviest terms")
+    ] = None,
+    mass: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="approximate: the heaviest terms holding this weight share")
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Search a collection (all queries in one batch); writes a TREC run (or prints the hits)."""
     _setup_logging(verbose)
+    from retrieval.query import Pruning
     from retrieval.searcher import Collection, Searcher
 
     col = Collection.open(collection)
@@ -229,6 +236,7 @@ def search(
     run, t = Searcher(col, sparse, dense).search(
         _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm),
         threads=threads, per_query=False, filter=_filter_arg(filter_json),
+        prune=None if max_terms is None and mass is None else Pruning(max_terms, mass),
     )  # fmt: skip
     if out:
         trec.write_run(out, run, f"lsr-{mode}")

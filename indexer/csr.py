@@ -13,7 +13,32 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["SparseBatch"]
+__all__ = ["SparseBatch", "prune_terms"]
+
+
+def prune_terms(
+    indices: np.ndarray, values: np.ndarray, max_terms: int | None = None, mass: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query term pruning, an approximate search knob: the heaviest terms of one sparse vector, at most
+    ``max_terms`` of them and only as many as it takes to reach ``mass`` (a fraction in (0, 1]) of the vector's
+    total weight. Ties are broken by the lower term id; the kept terms stay in their original order. With neither
+    limit (or an empty vector) the vector is returned as it is."""
+    if max_terms is not None and max_terms < 1:
+        raise ValueError(f"max_terms must be at least 1, not {max_terms}")
+    if mass is not None and not 0.0 < mass <= 1.0:
+        raise ValueError(f"mass must be in (0, 1], not {mass}")
+    n = len(indices)
+    if n == 0 or (max_terms is None and mass is None):
+        return indices, values
+    order = np.lexsort((indices, -values.astype(np.float64)))  # heaviest first, then lower term id
+    keep = n if max_terms is None else min(n, max_terms)
+    if mass is not None:
+        total = float(values.astype(np.float64).sum())
+        if total > 0:
+            reached = np.cumsum(values[order].astype(np.float64)) >= mass * total * (1 - 1e-12)
+            keep = min(keep, int(np.argmax(reached)) + 1)
+    chosen = np.sort(order[:keep])
+    return indices[chosen], values[chosen]
 
 
 class SparseBatch(NamedTuple):
@@ -46,6 +71,17 @@ class SparseBatch(NamedTuple):
         what a search can send to ``Index.search_batch``, which refuses empty queries."""
         rows = np.flatnonzero(np.diff(self.indptr.astype(np.int64)) > 0).tolist()
         return rows, self if len(rows) == self.num_rows else self.take(rows)
+
+    def pruned(self, max_terms: int | None = None, mass: float | None = None) -> SparseBatch:
+        """Every row through :func:`prune_terms` (this batch itself when there is nothing to prune)."""
+        if max_terms is None and mass is None:
+            return self
+        rows = [prune_terms(*self.row(i), max_terms, mass) for i in range(self.num_rows)]
+        indptr = np.zeros(len(rows) + 1, dtype=self.indptr.dtype)
+        indptr[1:] = np.cumsum([len(t) for t, _ in rows])
+        if not rows:
+            return self
+        return SparseBatch(indptr, np.concatenate([t for t, _ in rows]), np.concatenate([w for _, w in rows]))
 
     def take(self, rows: Iterable[int]) -> SparseBatch:
         """The given rows, in the given order (dtypes kept)."""

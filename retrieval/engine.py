@@ -23,6 +23,7 @@ import numpy as np
 
 from indexer import SparseBatch
 from indexer.atomic import publish_dir, remove_stale_staging, staging_dir
+from indexer.csr import prune_terms
 
 from .collection import COLLECTION, input_fingerprint, iter_shards, legacy_fingerprint
 from .corpus import read_docs
@@ -45,6 +46,7 @@ from .query import (
     Contribution,
     IndexFailedError,
     NewDocument,
+    Pruning,
     Query,
     QueryError,
     SearchResult,
@@ -309,7 +311,7 @@ class Engine:
             v, ms = self.dense_vector(name, q)
             res.encode_ms += ms
             dense = v[None, :]
-        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, 1, _filter(q.filter))[0]
+        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, 1, _filter(q.filter), q.prune)[0]
 
     def search_batch(
         self, name: str, queries: Sequence[Query], mode: str = "sparse", k: int = 10, fusion: Fusion | None = None,
@@ -323,6 +325,10 @@ class Engine:
         if len(nodes) > 1:
             raise QueryError("one batch search takes one filter; group the queries by filter")
         node = nodes.pop() if nodes else None
+        prunes = {q.prune for q in queries}
+        if len(prunes) > 1:
+            raise QueryError("one batch search takes one pruning setting; group the queries by it")
+        prune = prunes.pop() if prunes else None
         results = [SearchResult(hits=[]) for _ in queries]
         n = max(len(queries), 1)
         sparse = dense = None
@@ -357,17 +363,20 @@ class Engine:
             ms = (time.perf_counter() - t0) * 1000 / n
             for r in results:
                 r.encode_ms += ms
-        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node)
+        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node, prune)
 
     def _search_vectors(
         self, name: str, results: list[SearchResult], sparse: list | None, dense: np.ndarray | None, mode: str,
-        k: int, fusion: Fusion | None, threads: int, filter: Node | None = None,
+        k: int, fusion: Fusion | None, threads: int, filter: Node | None = None, prune: Pruning | None = None,
     ) -> list[SearchResult]:  # fmt: skip
-        """Encoded queries in, hits out, through the one query path (``retrieval.searcher.search_vectors``)."""
+        """Encoded queries in, hits out, through the one query path (``retrieval.searcher.search_vectors``); with
+        ``prune``, each sparse vector is cut to its heaviest terms first (what the result reports and explains)."""
         batch = None
         if sparse is not None:
             rows = []
             for r, (idx, val) in zip(results, sparse):
+                if prune is not None:
+                    idx, val = prune_terms(idx, val, prune.max_terms, prune.mass)
                 keep = val > 0
                 r.sparse_query = idx, val
                 r.query_nnz = int(np.count_nonzero(val))

@@ -24,6 +24,15 @@ class IndexFailedError(RuntimeError):
         self.name, self.reason = name, reason
 
 
+@dataclass(frozen=True)
+class Pruning:
+    """Query term pruning, an approximate search: keep a query's heaviest terms, at most ``max_terms`` of them and
+    only as many as reach ``mass`` of its total weight (``indexer.csr.prune_terms``)."""
+
+    max_terms: int | None = None
+    mass: float | None = None
+
+
 class QueryError(ValueError):
     """A query that cannot be run as given (unknown token, empty vector, missing dense part)."""
 
@@ -38,6 +47,7 @@ class Query:
     values: Sequence[float] | None = None
     dense: Sequence[float] | None = None
     vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
+    prune: Pruning | None = None  # approximate: search only the query's heaviest terms
     filter: dict | None = None  # on the documents' metadata (retrieval.filters)
 
 

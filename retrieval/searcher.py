@@ -25,6 +25,7 @@ from .dense import top_k as dense_top_k
 from .filters import MetadataColumns, Node
 from .filters import parse as parse_filter
 from .fusion import Fusion, Run, fuse
+from .query import Pruning
 from .vectors import read_metadata
 
 logger = logging.getLogger(__name__)
@@ -236,17 +237,19 @@ class Searcher:
         threads: int = 1,
         per_query: bool = True,
         filter: dict | None = None,
+        prune: Pruning | None = None,
     ) -> tuple[Run, Timings]:
         """``per_query``: each query searched alone, so that ``Timings.per_query_ms`` holds its latency (eval);
         otherwise all of them in one batch on ``threads`` threads (``lsr search --queries``). ``filter``: only
-        documents whose metadata match (retrieval.filters; the corpus records' ``metadata`` objects)."""
+        documents whose metadata match (retrieval.filters; the corpus records' ``metadata`` objects). ``prune``:
+        query term pruning (approximate; not for exact)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         node = None if filter is None else parse_filter(filter)
         t = Timings()
         if mode == "exact":
             return self.exact(queries, k, t, node), t
-        return self._run(queries, mode, k, fusion, t, threads, per_query, node), t
+        return self._run(queries, mode, k, fusion, t, threads, per_query, node, prune), t
 
     def sparse(self, queries: dict[str, str], k: int, t: Timings, threads: int = 1) -> Run:
         return self._run(queries, "sparse", k, None, t, threads)
@@ -256,7 +259,7 @@ class Searcher:
 
     def _run(
         self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int,
-        per_query: bool = True, filter: Node | None = None,
+        per_query: bool = True, filter: Node | None = None, prune: Pruning | None = None,
     ) -> Run:  # fmt: skip
         if mode in ("dense", "hybrid") and (self.collection.dense is None or self.dense_encoder is None):
             raise ValueError(f"{self.collection.path} has no dense index (or no dense encoder was given)")
@@ -266,6 +269,8 @@ class Searcher:
         t0 = time.perf_counter()
         if mode in ("sparse", "hybrid"):
             qb = self.sparse_encoder.encode_queries(texts)
+            if prune is not None:
+                qb = qb.pruned(prune.max_terms, prune.mass)
             t.query_nnz = qb.nnz / max(qb.num_rows, 1)
         if mode in ("dense", "hybrid"):
             emb = np.ascontiguousarray(self.dense_encoder.encode_queries(texts), dtype=np.float32)

@@ -39,12 +39,20 @@ class QueryBody(Strict):
     )
 
 
+class PruneParams(Strict):
+    """Approximate search: only the query's heaviest terms are searched."""
+
+    max_terms: int | None = Field(None, ge=1, le=65_536, description="at most this many of the heaviest terms")
+    mass: float | None = Field(None, gt=0, le=1, description="the fewest heaviest terms holding this weight share")
+
+
 class SearchRequest(QueryBody):
     mode: Literal["sparse", "dense", "hybrid"] = "sparse"
     top_k: int = Field(10, ge=1)
     offset: int = Field(0, ge=0)
     fusion: FusionParams | None = None
     include: list[Include] = Field(default_factory=list, max_length=3)
+    prune: PruneParams | None = Field(None, description="query term pruning (approximate; off by default: exact)")
     filter: dict[str, Any] | None = Field(
         None,
         description="only documents whose metadata match: {'field': F, 'eq': V} | {'field': F, 'in': [V, ...]} | "

@@ -151,3 +151,37 @@ def test_cli_search_filter(tmp_path: Path, model_dir: Path) -> None:  # noqa: F8
     assert docs and all(int(d[1:]) % 2 == 1 for d in docs) and len(docs) == 15
     res = runner.invoke(app, ["search", str(col), "--query", "w1", "--filter", '{"field": "half", "gt": "x"}'])
     assert res.exit_code == 2 and "filter.gt" in res.output
+
+
+def test_cli_search_query_term_pruning(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """lsr search --max-terms / --mass: the run equals searching the pruned query vectors (Searcher, same index)."""
+    import numpy as np
+
+    from indexer import SparseBatch
+    from indexer.csr import prune_terms
+    from lsr import SparseEncoder
+    from retrieval.searcher import Collection, search_vectors
+
+    corpus = tmp_path / "c.jsonl"
+    rng = np.random.default_rng(3)
+    with open(corpus, "w") as f:
+        for i in range(40):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(f"w{j}" for j in rng.integers(0, 30, 8))}) + "\n")
+    runner = CliRunner()
+    col = tmp_path / "col"
+    res = runner.invoke(
+        app, ["index", str(corpus), "--out", str(col), "--model", str(model_dir), "--dense-model", "none"]
+    )
+    assert res.exit_code == 0, res.output
+    text = "w1 w2 w3 w4 w5 w6 w7"
+    enc = SparseEncoder.from_pretrained(model_dir)
+    q = enc.encode_queries([text])
+    for args, (m, f) in [(["--max-terms", "2"], (2, None)), (["--mass", "0.5"], (None, 0.5))]:
+        res = runner.invoke(app, ["search", str(col), "--query", text, "--k", "10", *args])
+        assert res.exit_code == 0, res.output
+        got = [line.split()[2] for line in res.output.splitlines() if " Q0 " in line]
+        idx, val = prune_terms(*q.row(0), m, f)
+        assert len(idx) < q.nnz
+        pruned = SparseBatch(np.array([0, len(idx)], np.uint64), idx, val)
+        (want,) = search_vectors(Collection.open(col), "sparse", 10, sparse=pruned)
+        assert got == [d for d, _ in want.hits]

@@ -498,3 +498,31 @@ def test_a_service_without_torch_serves_pre_encoded_vectors(tmp_path, encoders, 
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert "serving pre-encoded vectors only" in err
+
+
+def test_query_term_pruning_searches_the_heaviest_terms(client, corpus) -> None:
+    """prune: the hits are those of the pruned vector given as indices + values, usage reports the terms kept, the
+    explanation covers them, and a batch groups queries by their pruning."""
+    import numpy as np
+
+    from indexer.csr import prune_terms
+
+    text = f"{corpus[4]['title']} {corpus[9]['title']}"
+    item = client.post("/v1/encode", json={"index": "sci", "texts": [text], "outputs": ["sparse"]}).json()["items"][0]
+    idx, val = np.array(item["sparse"]["indices"], np.uint32), np.array(item["sparse"]["values"], np.float32)
+    for prune, (m, f) in [({"max_terms": 5}, (5, None)), ({"mass": 0.6}, (None, 0.6))]:
+        got = client.post(
+            "/v1/indexes/sci/search", json={"query": text, "top_k": 10, "prune": prune, "include": ["explanation"]}
+        ).json()
+        pi, pv = prune_terms(idx, val, m, f)
+        assert 0 < len(pi) < len(idx) and got["usage"]["query_nnz"] == len(pi)
+        want = client.post(
+            "/v1/indexes/sci/search", json={"indices": pi.tolist(), "values": pv.tolist(), "top_k": 10}
+        ).json()
+        assert [h["id"] for h in got["hits"]] == [h["id"] for h in want["hits"]]
+        assert {t["term_id"] for h in got["hits"] for t in h["explanation"]} <= set(pi.tolist())
+    batch = {"queries": [{"id": "full", "query": text}, {"id": "cut", "query": text, "prune": {"max_terms": 5}}]}
+    r = client.post("/v1/indexes/sci/search/batch", json=batch).json()["results"]
+    assert r["cut"]["usage"]["query_nnz"] == 5 < r["full"]["usage"]["query_nnz"]
+    bad = client.post("/v1/indexes/sci/search", json={"query": text, "prune": {"mass": 1.5}})
+    assert bad.status_code == 422

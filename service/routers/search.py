@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from retrieval.fusion import Fusion
-from retrieval.query import Query, QueryError
+from retrieval.query import Pruning, Query, QueryError
 from retrieval.trec import format_ranked
 
 from ..deps import EngineDep, IndexDep, MetricsDep, Read, SettingsDep
@@ -38,6 +38,7 @@ def _query(body: SearchRequest | ExplainRequest) -> Query:
         dense=body.dense,
         vocab_hash=body.vocab_hash,
         filter=getattr(body, "filter", None),
+        prune=None if getattr(body, "prune", None) is None else Pruning(body.prune.max_terms, body.prune.mass),
     )
 
 
@@ -122,11 +123,12 @@ def search_batch(  # noqa: ANN201
         raise Problem(422, f"{chars} characters of queries to encode; at most {settings.max_request_chars} a request")
     t0 = time.perf_counter()
     name = index.path.name
-    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter)
+    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter, pruning)
     for i, q in enumerate(body.queries):
-        groups.setdefault((q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True)), []).append(i)
+        prune = None if q.prune is None else (q.prune.max_terms, q.prune.mass)
+        groups.setdefault((q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True), prune), []).append(i)
     results: list[SearchResponse | None] = [None] * len(body.queries)
-    for (mode, fusion, _), members in groups.items():
+    for (mode, fusion, _, _), members in groups.items():
         depth = max(body.queries[i].offset + body.queries[i].top_k for i in members)
         t1 = time.perf_counter()
         try:
