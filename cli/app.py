@@ -27,8 +27,10 @@ from eval import metrics
 from retrieval import trec
 from retrieval.corpus import find, read_qrels, read_queries
 from retrieval.fusion import METHODS, Fusion, fuse, grid
+from retrieval.searcher import FUSION_DEPTH
 
 logger = logging.getLogger(__name__)
+FUSION_FILE = "fusion.json"  # a collection's tuned fusion (tune-fusion writes it; search and eval read it)
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0], pretty_exceptions_enable=False
 )
@@ -192,11 +194,26 @@ def _queries(query: list[str] | None, queries: Path | None) -> dict[str, str]:
     raise typer.BadParameter("give --query TEXT or --queries FILE")
 
 
-def _fusion(fusion_file: Path | None, method: str, weights: str, rrf_k: float, norm: str) -> Fusion:
-    if fusion_file:
-        d = json.loads(fusion_file.read_text())["fusion"]
-        return Fusion(d["method"], tuple(d["weights"]), d["rrf_k"], d["norm"])
-    return Fusion(method, tuple(float(w) for w in weights.split(",")), rrf_k, norm)
+def _fusion(  # noqa: PLR0913
+    collection: Path,
+    fusion_file: Path | None,
+    method: str | None = None,
+    weights: str | None = None,
+    rrf_k: float | None = None,
+    norm: str | None = None,
+) -> Fusion:
+    """The fusion a hybrid search uses: the options given, else ``--fusion-file``, else the collection's own tuned
+    fusion (``COLLECTION/fusion.json``, written by tune-fusion), else DBSF with equal weights."""
+    default = Fusion()
+    if any(x is not None for x in (method, weights, rrf_k, norm)):
+        ws = default.weights if weights is None else tuple(float(w) for w in weights.split(","))
+        return Fusion(method or default.method, ws, default.rrf_k if rrf_k is None else rrf_k, norm or default.norm)
+    path = fusion_file or (collection / FUSION_FILE if (collection / FUSION_FILE).is_file() else None)
+    if path is None:
+        return default
+    d = json.loads(path.read_text())["fusion"]
+    logger.info("hybrid fusion from %s: %s %s", path, d["method"], d["weights"])
+    return Fusion(d["method"], tuple(d["weights"]), d["rrf_k"], d["norm"])
 
 
 @command()
@@ -207,11 +224,16 @@ def search(
     mode: str = "sparse",
     k: int = 10,
     out: Annotated[Path | None, typer.Option(help="TREC run file (default: print)")] = None,
-    fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (from tune-fusion)")] = None,
-    method: str = "rrf",
-    weights: str = "1,1",
-    rrf_k: float = 60.0,
-    norm: str = "minmax",
+    fusion_file: Annotated[
+        Path | None, typer.Option(help="tuned fusion (default: COLLECTION/fusion.json from tune-fusion, if any)")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="rrf | linear | dbsf (default: tuned, else dbsf)")] = None,
+    weights: Annotated[str | None, typer.Option(help="sparse,dense (default 1,1)")] = None,
+    rrf_k: float | None = None,
+    norm: Annotated[str | None, typer.Option(help="minmax | zscore")] = None,
+    fusion_depth: Annotated[
+        int, typer.Option(min=1, help="hybrid: each list searched this deep (or k) before fusing")
+    ] = FUSION_DEPTH,
     threads: Annotated[int, typer.Option(min=1, help="threads of the batch search")] = 1,
     filter_json: Annotated[
         str | None,
@@ -234,9 +256,9 @@ def search(
     job = col.meta["job"]
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if mode != "sparse" else None)
     run, t = Searcher(col, sparse, dense).search(
-        _queries(query, queries), mode, k, _fusion(fusion_file, method, weights, rrf_k, norm),
+        _queries(query, queries), mode, k, _fusion(collection, fusion_file, method, weights, rrf_k, norm),
         threads=threads, per_query=False, filter=_filter_arg(filter_json),
-        prune=None if max_terms is None and mass is None else Pruning(max_terms, mass),
+        prune=None if max_terms is None and mass is None else Pruning(max_terms, mass), depth=fusion_depth,
     )  # fmt: skip
     if out:
         trec.write_run(out, run, f"lsr-{mode}")
@@ -287,7 +309,16 @@ def evaluate(
     modes: Annotated[str, typer.Option(help="of sparse, dense, hybrid, exact, bm25, impact")] = "sparse,dense,hybrid",
     model: str = DEFAULT_SPARSE,
     dense_model: str = "minilm-l6",
-    fusion_file: Annotated[Path | None, typer.Option(help="tuned fusion (tune-fusion on the train split)")] = None,
+    fusion_file: Annotated[
+        Path | None, typer.Option(help="tuned fusion (default: COLLECTION/fusion.json from tune-fusion, if any)")
+    ] = None,
+    ignore_identical_ids: Annotated[
+        bool | None,
+        typer.Option(
+            "--ignore-identical-ids/--keep-identical-ids",
+            help="drop hits whose id is the query's (default: only for ArguAna, Quora, CQADupStack)",
+        ),
+    ] = None,
     k: int = 1000,
     measures: Annotated[
         str, typer.Option(help="ir-measures names, comma-separated (graded TREC DL: 'nDCG@10,R(rel=2)@1000')")
@@ -307,7 +338,7 @@ def evaluate(
     wanted = modes.split(",")
     needs_dense = any(m in ("dense", "hybrid") for m in wanted)
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if needs_dense else None)
-    fusion = _fusion(fusion_file, "rrf", "1,1", 60.0, "minmax")
+    fusion = _fusion(collection, fusion_file)
     report = run_experiment(
         data,
         col,
@@ -318,7 +349,10 @@ def evaluate(
         k=k,
         measures=tuple(measures.split(",")),
         out=out or collection / f"eval-{split}",
+        ignore_identical_ids=ignore_identical_ids,
     )
+    if report["ignore_identical_ids"]:
+        typer.echo("hits whose id is the query's own are dropped (--ignore-identical-ids)")
     _print_table(report)
 
 
@@ -372,7 +406,7 @@ def tune_fusion(
         tried.append({"fusion": f._asdict(), measure: score})
         if score > best_score:
             best, best_score = f, score
-    out = out or collection / f"fusion-{method}.json"
+    out = out or collection / FUSION_FILE
     out.write_text(
         json.dumps(
             {"split": split, "measure": measure, "score": best_score, "fusion": best._asdict(), "tried": tried},

@@ -64,8 +64,13 @@ def run_experiment(
     k: int = 1000,
     measures: tuple[str, ...] = metrics.DEFAULT_MEASURES,
     out: Path | None = None,
+    ignore_identical_ids: bool | None = None,
 ) -> dict:
-    """Search every mode, score it, and (with ``out``) write ``MODE.trec``, ``per_query.tsv`` and ``report.json``."""
+    """Search every mode, score it, and (with ``out``) write ``MODE.trec``, ``per_query.tsv`` and ``report.json``.
+    ``ignore_identical_ids`` (default: only for the datasets that need it, ``metrics.drops_identical_ids``) drops
+    hits whose id is the query's; the report says whether it was on."""
+    if ignore_identical_ids is None:
+        ignore_identical_ids = metrics.drops_identical_ids(data)
     bad = [m for m in modes if m not in ALL_MODES]
     if bad:
         raise ValueError(f"unknown modes {bad}; choose from {ALL_MODES}")
@@ -78,7 +83,7 @@ def run_experiment(
             run, t = baseline(mode, col, searcher.sparse_encoder, queries, k)
         else:
             run, t = searcher.search(queries, mode, k, fusion)
-        per = metrics.per_query(run, qrels, measures)
+        per = metrics.per_query(run, qrels, measures, ignore_identical_ids)
         if out is not None:
             trec.write_run(out / f"{mode}.trec", run, f"lsr-{mode}")
             per_query_lines.extend(f"{mode}\t{m}\t{q}\t{v:.6f}" for m in measures for q, v in sorted(per[m].items()))
@@ -96,6 +101,7 @@ def run_experiment(
     report = {
         "dataset": Path(data).name,
         "split": split,
+        "ignore_identical_ids": ignore_identical_ids,
         "queries": len(queries),
         "collection": str(col.path),
         "sparse_model": col.meta["job"]["sparse_model"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import NamedTuple
 
 Run = dict[str, dict[str, float]]
@@ -25,23 +26,36 @@ def _parse(measures: tuple[str, ...] | list[str]) -> list:
     return [ir_measures.parse_measure(m) for m in measures]
 
 
-def evaluate(run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASURES) -> dict[str, float]:
-    """Means over the judged queries; a judged query missing from the run counts as 0, and a retrieved
-    document whose id is the query's is dropped (both as BEIR does)."""
-    per = per_query(run, qrels, measures)
+IDENTICAL_ID_DATASETS = ("arguana", "quora", "cqadupstack")  # their queries are also documents of the corpus
+
+
+def drops_identical_ids(dataset: str | Path) -> bool:
+    """Whether a dataset needs BEIR's ``ignore_identical_ids``: its queries are documents of its own corpus, so a
+    hit with the query's own id is the query finding itself. Elsewhere query and document ids are separate
+    numberings, and dropping such hits would remove judged documents."""
+    return Path(dataset).name.lower().startswith(IDENTICAL_ID_DATASETS)
+
+
+def evaluate(
+    run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASURES, ignore_identical_ids: bool = False
+) -> dict[str, float]:
+    """Means over the judged queries; a judged query missing from the run counts as 0 (as BEIR does). With
+    ``ignore_identical_ids`` a retrieved document whose id is the query's is dropped (BEIR's option)."""
+    per = per_query(run, qrels, measures, ignore_identical_ids)
     return {m: sum(per[m].values()) / max(len(per[m]), 1) for m in measures}
 
 
-def per_query(run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASURES) -> dict[str, dict[str, float]]:
+def per_query(
+    run: Run, qrels: Qrels, measures: tuple[str, ...] = DEFAULT_MEASURES, ignore_identical_ids: bool = False
+) -> dict[str, dict[str, float]]:
     import ir_measures
 
     parsed = _parse(measures)
     judged = {q for q, rels in qrels.items() if any(r > 0 for r in rels.values())}
     out: dict[str, dict[str, float]] = {m: dict.fromkeys(judged, 0.0) for m in measures}
     names = {str(p): m for p, m in zip(parsed, measures)}
-    # as BEIR's evaluation does (ignore_identical_ids): a document with the query's own id is not a hit
-    # (ArguAna and Quora put the query itself in the corpus)
-    run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items() if q in judged}
+    run = {q: {d: s for d, s in docs.items() if not (ignore_identical_ids and d == q)} for q, docs in run.items()
+           if q in judged}  # fmt: skip
     run = {q: docs for q, docs in run.items() if docs}
     for metric in ir_measures.iter_calc(parsed, qrels, run):
         if metric.query_id in judged:  # some providers also report queries without a relevant document

@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 STAGED = re.compile(r"^\.([a-z0-9][a-z0-9_-]{0,63})\.building-")
 MODES = INDEX_MODES
-HYBRID_DEPTH = 100  # each list fused at this depth at least (tune-fusion's depth)
 
 
 def _filter(raw: dict | None) -> Node | None:
@@ -382,10 +381,8 @@ class Engine:
                 r.query_nnz = int(np.count_nonzero(val))
                 rows.append((idx[keep].astype(np.uint32, copy=False), val[keep].astype(np.float32, copy=False)))
             batch = SparseBatch.concat(SparseBatch(np.array([0, len(i)], np.uint64), i, v) for i, v in rows)
-        depth = max(k, HYBRID_DEPTH) if mode == "hybrid" else k
         found = search_vectors(
-            self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, depth=depth,
-            filter=filter,
+            self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, filter=filter,
         )  # fmt: skip
         for r, f in zip(results, found):
             r.hits, r.postings = f.hits, f.postings

@@ -30,6 +30,7 @@ from .vectors import read_metadata
 
 logger = logging.getLogger(__name__)
 
+FUSION_DEPTH = 100  # hybrid fuses each list searched this deep (or k, when deeper): a score does not depend on k
 MODES = ("sparse", "dense", "hybrid", "exact")  # exact: brute-force float scoring, sparse's slow twin
 INDEX_MODES = ("sparse", "dense", "hybrid")  # what search_vectors runs over any Source
 Hits = list[tuple[str, float]]
@@ -75,11 +76,12 @@ def search_vectors(
     filter: Node | None = None,
 ) -> list[Found]:
     """The hits of already-encoded queries: ``sparse`` rows for sparse and hybrid, ``dense`` rows for dense and
-    hybrid. Hybrid fuses each query's two lists, searched ``depth`` deep (default ``k``), and keeps the top ``k``.
+    hybrid. Hybrid fuses each query's two lists, searched ``max(k, depth)`` deep (default ``FUSION_DEPTH``), and
+    keeps the top ``k``: for any k up to the depth, a document's fused score is the same.
     ``filter`` (retrieval.filters) restricts every list to the documents whose metadata match it."""
     if mode not in INDEX_MODES:
         raise ValueError(f"mode must be one of {INDEX_MODES}, not {mode!r}")
-    depth = max(k, depth or k)
+    depth = max(k, FUSION_DEPTH if depth is None else depth)
     n = sparse.num_rows if sparse is not None else (len(dense) if dense is not None else 0)
     found = [Found([]) for _ in range(n)]
     sparse_hits = dense_hits = None
@@ -238,18 +240,19 @@ class Searcher:
         per_query: bool = True,
         filter: dict | None = None,
         prune: Pruning | None = None,
+        depth: int | None = None,
     ) -> tuple[Run, Timings]:
         """``per_query``: each query searched alone, so that ``Timings.per_query_ms`` holds its latency (eval);
         otherwise all of them in one batch on ``threads`` threads (``lsr search --queries``). ``filter``: only
         documents whose metadata match (retrieval.filters; the corpus records' ``metadata`` objects). ``prune``:
-        query term pruning (approximate; not for exact)."""
+        query term pruning (approximate; not for exact). ``depth``: hybrid's fusion depth (``search_vectors``)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         node = None if filter is None else parse_filter(filter)
         t = Timings()
         if mode == "exact":
             return self.exact(queries, k, t, node), t
-        return self._run(queries, mode, k, fusion, t, threads, per_query, node, prune), t
+        return self._run(queries, mode, k, fusion, t, threads, per_query, node, prune, depth), t
 
     def sparse(self, queries: dict[str, str], k: int, t: Timings, threads: int = 1) -> Run:
         return self._run(queries, "sparse", k, None, t, threads)
@@ -259,7 +262,7 @@ class Searcher:
 
     def _run(
         self, queries: dict[str, str], mode: str, k: int, fusion: Fusion | None, t: Timings, threads: int,
-        per_query: bool = True, filter: Node | None = None, prune: Pruning | None = None,
+        per_query: bool = True, filter: Node | None = None, prune: Pruning | None = None, depth: int | None = None,
     ) -> Run:  # fmt: skip
         if mode in ("dense", "hybrid") and (self.collection.dense is None or self.dense_encoder is None):
             raise ValueError(f"{self.collection.path} has no dense index (or no dense encoder was given)")
@@ -278,7 +281,15 @@ class Searcher:
         run: Run = {}
         if not per_query and qids:
             found = search_vectors(
-                self.collection, mode, k, sparse=qb, dense=emb, fusion=fusion, threads=threads, filter=filter
+                self.collection,
+                mode,
+                k,
+                sparse=qb,
+                dense=emb,
+                fusion=fusion,
+                threads=threads,
+                filter=filter,
+                depth=depth,
             )
             for q, f in zip(qids, found):
                 run[q] = dict(f.hits)
@@ -288,6 +299,7 @@ class Searcher:
             (f,) = search_vectors(
                 self.collection, mode, k, sparse=None if qb is None else qb.take([i]),
                 dense=None if emb is None else emb[i : i + 1], fusion=fusion, threads=threads, filter=filter,
+                depth=depth,
             )  # fmt: skip
             seconds = f.sparse_s + f.dense_s + f.fuse_s
             t.search_s += seconds

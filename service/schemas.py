@@ -17,7 +17,7 @@ class Strict(BaseModel):
 
 
 class FusionParams(Strict):
-    method: Literal["rrf", "linear", "dbsf"] = "rrf"
+    method: Literal["rrf", "linear", "dbsf"] = "dbsf"
     weights: tuple[float, float] = Field((1.0, 1.0), description="sparse, dense", strict=False)  # a JSON array
     rrf_k: float = Field(60.0, gt=0, le=1e6)
     norm: Literal["minmax", "zscore"] = "minmax"

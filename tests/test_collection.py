@@ -254,6 +254,9 @@ def test_dense_and_hybrid_with_minilm(tmp_path: Path, model_dir: Path, encoder) 
         assert set(run_dense[q]) == set(want)
     hybrid, _ = s.search(queries, "hybrid", k=5)
     assert all(len(hybrid[q]) == 5 for q in queries)
+    three, _ = s.search(queries, "hybrid", k=3)  # a fused score does not depend on how many hits were asked for
+    for q in queries:
+        assert list(three[q].items()) == list(hybrid[q].items())[:3]
 
 
 def test_workers_split_the_shards_and_a_last_run_builds(tmp_path: Path, model_dir: Path, encoder) -> None:  # noqa: ANN001

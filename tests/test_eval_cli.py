@@ -34,8 +34,13 @@ def test_metrics_by_hand() -> None:
     same = metrics.compare(run, run, qrels, ("nDCG@10",))[0]
     assert same.p_value == 1.0 and same.mean_a == same.mean_b
     assert metrics.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    with_self = {"q1": {"q1": 9.0, "b": 3.0, "a": 2.0, "c": 1.0}}  # the query itself is never a hit (BEIR)
-    assert metrics.per_query(with_self, qrels, ("nDCG@10",))["nDCG@10"]["q1"] == pytest.approx(dcg / idcg)
+    with_self = {"q1": {"q1": 9.0, "b": 3.0, "a": 2.0, "c": 1.0}}  # BEIR's ignore_identical_ids drops the query
+    got = metrics.per_query(with_self, qrels, ("nDCG@10",), ignore_identical_ids=True)["nDCG@10"]["q1"]
+    assert got == pytest.approx(dcg / idcg)
+    kept = metrics.per_query(with_self, qrels, ("nDCG@10",))["nDCG@10"]["q1"]  # off by default: "q1" is a document
+    assert kept == pytest.approx((1 / math.log2(4) + 2 / math.log2(5)) / idcg)
+    assert metrics.drops_identical_ids("../shared/data/arguana") and metrics.drops_identical_ids("cqadupstack-tex")
+    assert not metrics.drops_identical_ids("../shared/data/scifact")
 
 
 def test_trec_round_trip_and_errors(tmp_path: Path) -> None:
@@ -185,3 +190,18 @@ def test_cli_search_query_term_pruning(tmp_path: Path, model_dir: Path) -> None:
         pruned = SparseBatch(np.array([0, len(idx)], np.uint64), idx, val)
         (want,) = search_vectors(Collection.open(col), "sparse", 10, sparse=pruned)
         assert got == [d for d, _ in want.hits]
+
+
+def test_hybrid_fusion_is_the_collections_tuned_one_else_dbsf(tmp_path: Path) -> None:
+    """lsr search / eval: options given > --fusion-file > COLLECTION/fusion.json (tune-fusion's) > DBSF 1:1."""
+    from cli.app import FUSION_FILE, _fusion
+    from retrieval.fusion import Fusion
+
+    assert _fusion(tmp_path, None) == Fusion("dbsf", (1.0, 1.0), 60.0, "minmax")
+    tuned = {"fusion": {"method": "linear", "weights": [1.0, 0.4], "rrf_k": 60.0, "norm": "zscore"}}
+    (tmp_path / FUSION_FILE).write_text(json.dumps(tuned))
+    assert _fusion(tmp_path, None) == Fusion("linear", (1.0, 0.4), 60.0, "zscore")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"fusion": {"method": "rrf", "weights": [1, 1], "rrf_k": 10.0, "norm": "minmax"}}))
+    assert _fusion(tmp_path, other).rrf_k == 10.0
+    assert _fusion(tmp_path, other, method="rrf", weights="1,2") == Fusion("rrf", (1.0, 2.0), 60.0, "minmax")
