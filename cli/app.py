@@ -27,7 +27,7 @@ from eval import metrics
 from retrieval import trec
 from retrieval.corpus import find, read_qrels, read_queries
 from retrieval.fusion import METHODS, Fusion, fuse, grid
-from retrieval.searcher import FUSION_DEPTH
+from retrieval.searcher import FUSION_DEPTH, MODES
 
 logger = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"  # a collection's tuned fusion (tune-fusion writes it; search and eval read it)
@@ -60,12 +60,28 @@ def command(name: str | None = None):  # noqa: ANN201
 DEFAULT_SPARSE = "splade-tiny-distil"  # the sparse encoder of the main job (trained here: lsr/weights)
 
 
+QUIET = ("faiss", "transformers", "sentence_transformers", "huggingface_hub", "httpx", "urllib3", "filelock")
+
+
 def _setup_logging(verbose: bool) -> None:
+    """Logs on stderr (stdout holds results); other libraries' chatter only with --verbose."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)]
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+    if not verbose:
+        for name in QUIET:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        try:
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()
+        except ImportError:
+            pass
 
 
 def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
@@ -239,6 +255,9 @@ def search(
         str | None,
         typer.Option("--filter", help='only documents whose metadata match, e.g. \'{"field": "source", "eq": "kjv"}\''),
     ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (rank, id, score, text) or trec; --out always writes TREC")
+    ] = "table",
     max_terms: Annotated[
         int | None, typer.Option(min=1, help="approximate: search only each query's N heaviest terms")
     ] = None,
@@ -247,24 +266,64 @@ def search(
     ] = None,
     verbose: bool = False,
 ) -> None:
-    """Search a collection (all queries in one batch); writes a TREC run (or prints the hits)."""
+    """Search a collection (all queries in one batch); prints the hits as a table (or a TREC run), or writes a
+    TREC run with --out."""
     _setup_logging(verbose)
+    if fmt not in ("table", "trec"):
+        raise typer.BadParameter(f"--format must be table or trec, not {fmt!r}")
+    if mode not in MODES:  # checked before any model loads
+        raise typer.BadParameter(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     from retrieval.query import Pruning
     from retrieval.searcher import Collection, Searcher
 
+    asked = _queries(query, queries)
     col = Collection.open(collection)
     job = col.meta["job"]
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if mode != "sparse" else None)
     run, t = Searcher(col, sparse, dense).search(
-        _queries(query, queries), mode, k, _fusion(collection, fusion_file, method, weights, rrf_k, norm),
+        asked, mode, k, _fusion(collection, fusion_file, method, weights, rrf_k, norm),
         threads=threads, per_query=False, filter=_filter_arg(filter_json),
         prune=None if max_terms is None and mass is None else Pruning(max_terms, mass), depth=fusion_depth,
     )  # fmt: skip
     if out:
         trec.write_run(out, run, f"lsr-{mode}")
         typer.echo(f"{len(run)} queries -> {out}")
-    else:
+    elif fmt == "trec":
         sys.stdout.write(trec.format_run(run, f"lsr-{mode}"))
+    else:
+        _print_hits(run, asked, job)
+
+
+def _print_hits(run: dict, queries: dict[str, str], job: dict) -> None:
+    """One table per query: rank, id, score and the start of the document's text (read from the corpus)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from retrieval.corpus import read_docs
+
+    wanted = {d for hits in run.values() for d in hits}
+    texts: dict[str, str] = {}
+    if wanted and Path(job["input"]).is_file():
+        fields = tuple(job["text_fields"])
+        docs = read_docs(Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=fields)
+        for doc in docs:
+            if doc.id in wanted:
+                texts[doc.id] = " ".join(doc.text.split())
+                if len(texts) == len(wanted):
+                    break
+    console = Console()
+    for qid, text in queries.items():
+        hits = run.get(qid, {})
+        table = Table(title=f"{qid}: {text}", title_justify="left", show_lines=False)
+        id_width = max([2, *(len(d) for d in hits)])
+        table.add_column("rank", justify="right", no_wrap=True, min_width=4)
+        table.add_column("id", no_wrap=True, min_width=id_width)
+        table.add_column("score", justify="right", no_wrap=True, min_width=7)
+        # what the terminal has left (13: borders and padding), so the first three columns keep their width
+        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(10, console.width - id_width - 24))
+        for rank, (doc, score) in enumerate(hits.items(), 1):
+            table.add_row(str(rank), doc, f"{score:.3f}", texts.get(doc, "")[:120])
+        console.print(table)
 
 
 def _filter_arg(raw: str | None) -> dict | None:

@@ -85,9 +85,15 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
     )
     assert res.exit_code == 0, res.output
     assert "60 documents (3 malformed records skipped)" in res.output and "line 5: bad JSON" in res.output
-    res = runner.invoke(app, ["search", str(col), "--query", "w1 w2", "--k", "3"])
+    res = runner.invoke(app, ["search", str(col), "--query", "w1 w2", "--k", "3", "--format", "trec"])
     assert res.exit_code == 0, res.output
     assert len([line for line in res.output.splitlines() if " Q0 " in line]) == 3
+    trec_top = next(line.split()[2] for line in res.output.splitlines() if " Q0 " in line)
+    res = runner.invoke(app, ["search", str(col), "--query", "w1 w2", "--k", "3"])  # the default: a table
+    assert res.exit_code == 0, res.output
+    assert "rank" in res.output and trec_top in res.output and " Q0 " not in res.output
+    res = runner.invoke(app, ["search", str(col), "--query", "w1", "--mode", "nope"])  # refused before loading
+    assert res.exit_code == 2 and "--mode must be one of" in res.output
     out = tmp_path / "eval"
     res = runner.invoke(
         app, ["eval", "--data", str(data), "--collection", str(col), "--modes", "sparse,exact", "--out", str(out)]
@@ -149,7 +155,19 @@ def test_cli_search_filter(tmp_path: Path, model_dir: Path) -> None:  # noqa: F8
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(
-        app, ["search", str(col), "--query", "w1 w2", "--k", "30", "--filter", '{"field": "half", "eq": 1}']
+        app,
+        [
+            "search",
+            str(col),
+            "--query",
+            "w1 w2",
+            "--k",
+            "30",
+            "--format",
+            "trec",
+            "--filter",
+            '{"field": "half", "eq": 1}',
+        ],
     )
     assert res.exit_code == 0, res.output
     docs = [line.split()[2] for line in res.output.splitlines() if " Q0 " in line]
@@ -182,7 +200,7 @@ def test_cli_search_query_term_pruning(tmp_path: Path, model_dir: Path) -> None:
     enc = SparseEncoder.from_pretrained(model_dir)
     q = enc.encode_queries([text])
     for args, (m, f) in [(["--max-terms", "2"], (2, None)), (["--mass", "0.5"], (None, 0.5))]:
-        res = runner.invoke(app, ["search", str(col), "--query", text, "--k", "10", *args])
+        res = runner.invoke(app, ["search", str(col), "--query", text, "--k", "10", "--format", "trec", *args])
         assert res.exit_code == 0, res.output
         got = [line.split()[2] for line in res.output.splitlines() if " Q0 " in line]
         idx, val = prune_terms(*q.row(0), m, f)
