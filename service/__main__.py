@@ -10,13 +10,35 @@ from pathlib import Path
 from . import logs
 from .settings import Settings
 
+USAGE = """usage: python -m service                               serve (settings from the environment)
+       python -m service import NAME COLLECTION     load an `lsr index` collection as the live index NAME
+       python -m service --help                     this text
+"""
+
+
+def help_text() -> str:
+    rows = Settings.describe()
+    width = max(len(v) for v, _, _ in rows)
+    lines = [f"  {var:<{width}}  {desc} (default: {default})" for var, default, desc in rows]
+    return USAGE + "\nsettings (environment variables):\n" + "\n".join(lines) + "\n"
+
 
 def main(argv: list[str]) -> int:
-    settings = Settings()
+    if argv[:1] in (["--help"], ["-h"]):
+        sys.stdout.write(help_text())
+        return 0
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        problems = "; ".join(f"LSR_{'.'.join(map(str, x['loc'])).upper()}: {x['msg']}" for x in e.errors())
+        sys.stderr.write(f"error: bad settings: {problems}\n")
+        return 2
     logs.configure(settings.log_format, settings.log_level)
     if argv[:1] == ["import"]:
         if len(argv) != 3:
-            sys.stderr.write("usage: python -m service import NAME COLLECTION_FOLDER\n")
+            sys.stderr.write(USAGE)
             return 2
         from retrieval.encoders import Encoders
         from retrieval.engine import Engine
@@ -34,7 +56,7 @@ def main(argv: list[str]) -> int:
         logging.getLogger(__name__).info("imported %s: %d docs", argv[1], index.num_docs)
         return 0
     if argv:
-        sys.stderr.write("usage: python -m service [import NAME COLLECTION_FOLDER]\n")
+        sys.stderr.write(USAGE)
         return 2
     import uvicorn
 

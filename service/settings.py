@@ -14,25 +14,25 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LSR_")
 
     root: Path = Field(Path("runs/service"), description="folder of the live indexes")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    device: str = "cpu"
-    admin_keys: list[str] = Field(default_factory=list, description="API keys that may write")
-    read_keys: list[str] = Field(default_factory=list, description="API keys that may only read")
-    max_top_k: int = 1000
-    max_offset: int = 10_000
-    max_body_bytes: int = 16 * 1024 * 1024
+    host: str = Field("127.0.0.1", description="address to listen on (keys are required off loopback)")
+    port: int = Field(8000, description="port to listen on")
+    device: str = Field("cpu", description="where encoders run: cpu, cuda, cuda:1, ...")
+    admin_keys: list[str] = Field(default_factory=list, description="API keys that may write (a JSON list)")
+    read_keys: list[str] = Field(default_factory=list, description="API keys that may only read (a JSON list)")
+    max_top_k: int = Field(1000, description="largest top_k of a search")
+    max_offset: int = Field(10_000, description="largest offset of a search")
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="largest request body (413 past it)")
     body_timeout_s: float = Field(30.0, gt=0, description="seconds a request body may pause before a 408")
-    max_batch: int = 1000
-    max_texts: int = 256
+    max_batch: int = Field(1000, description="queries of a /search/batch, documents or ids of one write")
+    max_texts: int = Field(256, description="texts of one /v1/encode")
     max_text_chars: int = Field(100_000, ge=1, description="characters of one text to encode (/v1/encode)")
     max_request_chars: int = Field(
         1_000_000, ge=1, description="characters of text one request may ask to encode, over all its texts or queries"
     )
     max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
-    log_format: Literal["json", "text"] = "json"
-    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field("json", description="json lines, or text (logfmt fields)")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
 
     @field_validator("admin_keys", "read_keys")
     @classmethod
@@ -41,6 +41,16 @@ class Settings(BaseSettings):
         if any(not k.strip() for k in keys):
             raise ValueError("API keys must not be empty or whitespace")
         return keys
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, description) of every setting: ``python -m service --help``."""
+        prefix = cls.model_config["env_prefix"]
+        out = []
+        for name, f in cls.model_fields.items():
+            default = f.default_factory() if f.default_factory is not None else f.default
+            out.append((f"{prefix}{name.upper()}", str(default), f.description or ""))
+        return out
 
     @property
     def loopback(self) -> bool:

@@ -526,3 +526,13 @@ def test_query_term_pruning_searches_the_heaviest_terms(client, corpus) -> None:
     assert r["cut"]["usage"]["query_nnz"] == 5 < r["full"]["usage"]["query_nnz"]
     bad = client.post("/v1/indexes/sci/search", json={"query": text, "prune": {"mass": 1.5}})
     assert bad.status_code == 422
+
+
+def test_every_setting_is_in_the_help_and_the_readme() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "service", "--help"], capture_output=True, text=True, check=True)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for var, default, _ in Settings.describe():
+        assert var in out.stdout and f"| `{var}` | `{default}` |" in readme, var
