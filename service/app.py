@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.encoders import Encoders
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         loader.join()
         engine.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets in the package: no CDN, so they work offline
         title="lsr-search",
         summary="Learned sparse (SPLADE) + dense hybrid search over our own inverted index",
         version="1",

@@ -536,3 +536,13 @@ def test_every_setting_is_in_the_help_and_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for var, default, _ in Settings.describe():
         assert var in out.stdout and f"| `{var}` | `{default}` |" in readme, var
+
+
+def test_docs_pages_use_assets_served_here_not_a_cdn(client) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = [a for a in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js") if a in html]
+        assert assets and "cdn" not in html.lower() and "https://" not in html.split("<body")[-1], page
+        for asset in assets:
+            r = client.get(f"/static-offline-docs/{asset}")
+            assert r.status_code == 200 and len(r.content) > 10_000, asset
