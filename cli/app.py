@@ -193,10 +193,12 @@ def index(
         device=device,
     )
     dt = time.perf_counter() - t0
+    rate = f" ({stats.records / stats.encode_seconds:.1f} docs/s)" if stats.shards_encoded else ""
+    empty = f", {stats.empty} with an empty text" if stats.empty else ""
     typer.echo(
-        f"{stats.records} documents ({stats.skipped} malformed records skipped), {stats.shards_encoded} shards "
-        f"encoded in {stats.encode_seconds:.1f} s ({stats.records / max(dt, 1e-9):.1f} docs/s overall), "
-        f"indexes built in {stats.build_seconds:.1f} s, peak RSS {peak_rss_mb():.0f} MB"
+        f"{stats.records} documents ({stats.skipped} malformed records skipped{empty}), {stats.shards_encoded} "
+        f"shards encoded in {stats.encode_seconds:.1f} s{rate}, indexes built in {stats.build_seconds:.1f} s, "
+        f"{dt:.1f} s in all with model loading, peak RSS {peak_rss_mb():.0f} MB"
     )
     for line, reason in stats.problems[:20]:
         typer.echo(f"  line {line}: {reason}")

@@ -84,11 +84,16 @@ class Job:
         return cls(**d)
 
 
+class InputError(ValueError):
+    """A corpus that would index nothing: no readable record, or no text in the fields asked for."""
+
+
 @dataclass
 class Scan:
     records: int
     report: ReadReport
     input_bytes: int
+    empty: int = 0  # records whose text is empty (indexed as documents without terms)
 
 
 @dataclass
@@ -100,6 +105,7 @@ class BuildStats:
     encode_seconds: float = 0.0
     build_seconds: float = 0.0
     avg_doc_nnz: float = 0.0
+    empty: int = 0  # records with an empty text
 
 
 def shard_path(folder: Path, k: int) -> Path:
@@ -107,11 +113,12 @@ def shard_path(folder: Path, k: int) -> Path:
 
 
 def scan(job: Job) -> Scan:
-    """Read the input once: count the records, collect the malformed ones, refuse duplicate ids."""
+    """Read the input once: count the records, collect the malformed ones, refuse duplicate ids, and refuse an
+    input that would index nothing useful (no record read, or every text empty) with the option to change."""
     report = ReadReport(job.input)
     seen: dict[str, int] = {}
     dups: list[str] = []
-    n = 0
+    n = empty = 0
     for doc in read_docs(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=report):
         if doc.id in seen:
             if len(dups) < 5:
@@ -119,9 +126,24 @@ def scan(job: Job) -> Scan:
             continue
         seen[doc.id] = n
         n += 1
+        empty += not doc.text.strip()
     if dups:
         raise DuplicateIdError(f"{job.input}: duplicate document ids, nothing encoded: {', '.join(dups)}")
-    return Scan(n, report, Path(job.input).stat().st_size)
+    if n == 0:
+        first = f" (first: line {report.problems[0].line}: {report.problems[0].reason})" if report.problems else ""
+        hint = "--id-field" if any("id field" in p.reason for p in report.problems) else "--format"
+        raise InputError(
+            f"{job.input}: no record could be read, {report.skipped} skipped{first}; nothing encoded. "
+            f"Check {hint} (id field {job.id_field!r}, format {job.fmt or 'from the file name'})"
+        )
+    if empty == n:
+        raise InputError(
+            f"{job.input}: all {n} records have an empty text in the fields {list(job.text_fields)}; nothing "
+            "encoded. Check --text-field"
+        )
+    if empty:
+        logger.warning("%s: %d of %d records have an empty text (indexed without terms)", job.input, empty, n)
+    return Scan(n, report, Path(job.input).stat().st_size, empty)
 
 
 def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
@@ -227,7 +249,7 @@ def build(
         done = BuildStats(**json.loads((folder / COLLECTION).read_text())["stats"])
         return replace(done, shards_encoded=0, encode_seconds=0.0, build_seconds=0.0)
     sc = scan(job)
-    stats = BuildStats(records=sc.records, skipped=sc.report.skipped, problems=list(sc.report.problems))
+    stats = BuildStats(records=sc.records, skipped=sc.report.skipped, problems=list(sc.report.problems), empty=sc.empty)
     total_shards = max(1, -(-sc.records // job.shard_size))
     mine = [k for k in range(total_shards) if k % num_shards == shard_id]
     todo = [k for k in mine if not shard_path(folder, k).exists()]

@@ -223,3 +223,32 @@ def test_hybrid_fusion_is_the_collections_tuned_one_else_dbsf(tmp_path: Path) ->
     other.write_text(json.dumps({"fusion": {"method": "rrf", "weights": [1, 1], "rrf_k": 10.0, "norm": "minmax"}}))
     assert _fusion(tmp_path, other).rrf_k == 10.0
     assert _fusion(tmp_path, other, method="rrf", weights="1,2") == Fusion("rrf", (1.0, 2.0), 60.0, "minmax")
+
+
+def test_cli_index_refuses_inputs_that_would_index_nothing(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """A wrong --id-field, a wrong --text-field or an empty file: one clear error naming the option, exit 2, and
+    nothing encoded; some empty texts are counted and reported."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"doc": f"d{i}", "body": f"w{i} w2"}) + "\n" for i in range(12)))
+    runner = CliRunner()
+
+    def index(*extra: str) -> tuple[int, str]:
+        out = tmp_path / f"col{len(list(tmp_path.iterdir()))}"
+        args = ["index", str(corpus), "--out", str(out), "--model", str(model_dir), "--dense-model", "none", *extra]
+        res = runner.invoke(app, args)
+        return res.exit_code, res.output
+
+    code, out = index()  # default id field _id
+    assert code == 2 and "--id-field" in out and "no record could be read" in out
+    code, out = index("--id-field", "doc")  # default text fields title, text
+    assert code == 2 and "--text-field" in out and "all 12 records have an empty text" in out
+    code, out = index("--id-field", "doc", "--text-field", "body")
+    assert code == 0 and "12 documents" in out, out
+    (tmp_path / "empty.jsonl").write_text("")
+    res = runner.invoke(app, ["index", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "e"), "--model",
+                              str(model_dir), "--dense-model", "none"])  # fmt: skip
+    assert res.exit_code == 2 and "no record could be read" in res.output
+    with open(corpus, "a") as f:
+        f.write(json.dumps({"doc": "blank", "body": "  "}) + "\n")
+    code, out = index("--id-field", "doc", "--text-field", "body")
+    assert code == 0 and "13 documents (0 malformed records skipped, 1 with an empty text)" in out, out
