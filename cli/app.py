@@ -84,6 +84,27 @@ def _setup_logging(verbose: bool) -> None:
             pass
 
 
+class LogLines:
+    """Progress where no bar can be drawn (a file, a pipe): a log line with count, rate and ETA at most every
+    ``every`` seconds, and at the end."""
+
+    def __init__(self, what: str, unit: str, every: float = 10.0) -> None:
+        self.what, self.unit, self.every = what, unit, every
+        self.start = self.last = time.monotonic()
+        self.first: int | None = None
+
+    def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.first is None:  # a resumed run starts past zero: rate from here
+            self.first = done
+        if now - self.last < self.every and done < total:
+            return
+        self.last = now
+        rate = (done - self.first) / max(now - self.start, 1e-9)
+        eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+        logger.info("%s: %d / %d %s (%.1f %s/s%s)", self.what, done, total, self.unit, rate, self.unit, eta)
+
+
 def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
     from lsr import DenseEncoder, SparseEncoder
     from lsr.dense_encoder import DenseHead
@@ -128,6 +149,9 @@ def build_collection(
 
     sparse, dense = _encoders(model, dense_model, device)
     job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index)
+    from rich.console import Console
+
+    console = Console(stderr=True)
     with Progress(
         TextColumn("encoding"),
         BarColumn(),
@@ -135,11 +159,16 @@ def build_collection(
         TextColumn("docs"),
         TimeRemainingColumn(),
         transient=False,
+        console=console,
+        disable=not console.is_terminal,  # off a terminal: log lines below instead of one finished bar
     ) as bar:
         task = bar.add_task("encode", total=None)
+        lines = LogLines("encoding", "docs")
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+            if not console.is_terminal:
+                lines.update(done, total)
 
         stats = build(
             out,

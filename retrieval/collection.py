@@ -192,7 +192,15 @@ def _check_job(folder: Path, job: Job, overwrite: bool) -> None:
             old = replace(old, input_fingerprint=job.input_fingerprint)
             write_bytes(folder / JOB, old.to_json())
         if old != job:
-            raise ValueError(f"{folder} holds a job with other settings ({old}); use a new folder or overwrite=True")
+            diff = [
+                f"{k} {getattr(old, k)!r} -> {getattr(job, k)!r}"
+                for k in asdict(job)
+                if getattr(old, k) != getattr(job, k)
+            ]
+            raise ValueError(
+                f"{folder} holds a job with other settings ({'; '.join(diff)}); use a new folder, or --overwrite "
+                "(overwrite=True) to start it again"
+            )
         return
     if overwrite and folder.exists():
         for name in (SHARDS, SPARSE):

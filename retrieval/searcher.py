@@ -131,6 +131,8 @@ class Collection:
     @classmethod
     def open(cls, folder: str | Path) -> Collection:
         folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such collection folder (make one with lsr index)")
         if not (folder / COLLECTION).exists():
             raise IncompleteCollectionError(f"{folder}: no {COLLECTION}; the collection was never completed")
         meta = json.loads((folder / COLLECTION).read_text())

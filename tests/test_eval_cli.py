@@ -116,7 +116,7 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
     runner = CliRunner()
     res = runner.invoke(app, ["search", str(tmp_path / "nowhere"), "--query", "w1"])
-    assert res.exit_code == 2 and "error:" in res.output and "never completed" in res.output
+    assert res.exit_code == 2 and "error:" in res.output and "no such collection folder" in res.output
     res = runner.invoke(
         app,
         [
@@ -225,7 +225,7 @@ def test_hybrid_fusion_is_the_collections_tuned_one_else_dbsf(tmp_path: Path) ->
     assert _fusion(tmp_path, other, method="rrf", weights="1,2") == Fusion("rrf", (1.0, 2.0), 60.0, "minmax")
 
 
-def test_cli_index_refuses_inputs_that_would_index_nothing(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+def test_cli_index_refuses_inputs_that_would_index_nothing(tmp_path: Path, model_dir: Path, caplog) -> None:  # noqa: ANN001, F811
     """A wrong --id-field, a wrong --text-field or an empty file: one clear error naming the option, exit 2, and
     nothing encoded; some empty texts are counted and reported."""
     corpus = tmp_path / "c.jsonl"
@@ -242,8 +242,10 @@ def test_cli_index_refuses_inputs_that_would_index_nothing(tmp_path: Path, model
     assert code == 2 and "--id-field" in out and "no record could be read" in out
     code, out = index("--id-field", "doc")  # default text fields title, text
     assert code == 2 and "--text-field" in out and "all 12 records have an empty text" in out
-    code, out = index("--id-field", "doc", "--text-field", "body")
+    with caplog.at_level("INFO", logger="cli.app"):
+        code, out = index("--id-field", "doc", "--text-field", "body")
     assert code == 0 and "12 documents" in out, out
+    assert "encoding: 12 / 12 docs" in caplog.text  # not a terminal: progress as log lines, not a bar
     (tmp_path / "empty.jsonl").write_text("")
     res = runner.invoke(app, ["index", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "e"), "--model",
                               str(model_dir), "--dense-model", "none"])  # fmt: skip
