@@ -66,7 +66,8 @@ def run_experiment(
     out: Path | None = None,
     ignore_identical_ids: bool | None = None,
 ) -> dict:
-    """Search every mode, score it, and (with ``out``) write ``MODE.trec``, ``per_query.tsv`` and ``report.json``.
+    """Search every mode, score it, and (with ``out``) write ``MODE.trec``, ``per_query.tsv``, ``report.json`` and
+    ``modes.png`` (eval.plot: the modes side by side, and per query against bm25, or the first mode).
     ``ignore_identical_ids`` (default: only for the datasets that need it, ``metrics.drops_identical_ids``) drops
     hits whose id is the query's; the report says whether it was on."""
     if ignore_identical_ids is None:
@@ -77,6 +78,7 @@ def run_experiment(
     queries, qrels = load_split(data, split)
     fusion = fusion or Fusion()
     rows = []
+    per_mode: dict[str, dict[str, dict[str, float]]] = {}
     per_query_lines = ["mode\tmeasure\tquery\tvalue"]
     for mode in modes:
         if mode in BASELINES:
@@ -84,6 +86,7 @@ def run_experiment(
         else:
             run, t = searcher.search(queries, mode, k, fusion)
         per = metrics.per_query(run, qrels, measures, ignore_identical_ids)
+        per_mode[mode] = per
         if out is not None:
             trec.write_run(out / f"{mode}.trec", run, f"lsr-{mode}")
             per_query_lines.extend(f"{mode}\t{m}\t{q}\t{v:.6f}" for m in measures for q, v in sorted(per[m].items()))
@@ -118,4 +121,7 @@ def run_experiment(
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2))
         (out / "per_query.tsv").write_text("\n".join(per_query_lines) + "\n")
+        from .plot import plot_modes
+
+        plot_modes(report, per_mode, out / "modes.png", "bm25" if "bm25" in per_mode else modes[0])
     return report

@@ -103,6 +103,8 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
     rows = {r["mode"]: r for r in report["rows"]}
     assert rows["sparse"]["nDCG@10"] == pytest.approx(rows["exact"]["nDCG@10"], abs=0.05)
     assert (out / "sparse.trec").exists()
+    png = (out / "modes.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000  # the modes side by side, per query against sparse
     per_query = (out / "per_query.tsv").read_text().splitlines()
     assert per_query[0] == "mode\tmeasure\tquery\tvalue" and len(per_query) == 1 + 2 * 4 * 5
     res = runner.invoke(app, ["tune-fusion", "--data", str(data), "--collection", str(col), "--split", "test"])
