@@ -85,6 +85,36 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class Admission:
+    """At most ``limit`` POST requests under /v1 (the ones that search, encode or write) run at once; the next
+    wait for a slot at most ``timeout`` seconds, then get a 503 problem with Retry-After: a burst is shed with
+    a clear answer instead of queueing without bound."""
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.timeout)
+        except TimeoutError:
+            response = problems.problem_response(
+                Request(scope, receive), 503, "Service Unavailable",
+                f"busy: no slot freed within {self.timeout:g} s (LSR_MAX_INFLIGHT); retry later",
+            )  # fmt: skip
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
+
+
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -186,6 +216,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (ops.router, indexes.router, search.router, documents.router, encode.router, snapshots.router):
         app.include_router(router, responses=problems.RESPONSES)
 
+    app.add_middleware(Admission, limit=settings.max_inflight, timeout=settings.queue_timeout_s)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_s)
     app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: sees every answer
     return app

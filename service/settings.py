@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     )
     max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
+    max_inflight: int = Field(64, ge=1, description="POST requests (searches, encodes, writes) running at once")
+    queue_timeout_s: float = Field(
+        10.0, gt=0, description="seconds a POST may wait for a slot before a 503 with Retry-After"
+    )
     log_format: Literal["json", "text"] = Field("json", description="json lines, or text (logfmt fields)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
 

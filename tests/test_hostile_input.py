@@ -254,3 +254,28 @@ def test_a_declared_but_unsent_body_gets_408_and_frees_the_connection(tmp_path) 
                 data += got
         assert data.startswith(b"HTTP/1.1 408") and b"application/problem+json" in data, data
         assert time.monotonic() - t0 < 10
+
+
+def test_a_burst_past_max_inflight_is_shed_with_503_and_retry_after(tmp_path) -> None:  # noqa: ANN001
+    import threading
+
+    import httpx
+    from loopback import free_port, uvicorn_thread
+
+    port = free_port()
+    settings = Settings(root=tmp_path, max_inflight=1, queue_timeout_s=0.3, max_texts=4096, max_request_chars=10**8)
+    with uvicorn_thread(create_app(settings, Engine(tmp_path, Encoders())), port, attempts=600) as base:
+        assert httpx.post(f"{base}/v1/indexes", json={"name": "b", "dense_model": None}, timeout=60).status_code == 201
+        slow = {"index": "b", "texts": [" ".join(["proteins and cells"] * 40)] * 3000}  # seconds of encoding
+        first: dict = {}
+        worker = threading.Thread(
+            target=lambda: first.update(r=httpx.post(f"{base}/v1/encode", json=slow, timeout=300))
+        )
+        worker.start()
+        time.sleep(1.0)  # the slow call (seconds of encoding) holds the one slot by now
+        shed = httpx.post(f"{base}/v1/indexes/b/search", json={"query": "cells"}, timeout=30)
+        worker.join()
+        assert first["r"].status_code == 200
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "1" and "LSR_MAX_INFLIGHT" in shed.text
+        assert httpx.get(f"{base}/v1/indexes/b", timeout=30).status_code == 200  # reads are never queued
+        assert httpx.post(f"{base}/v1/indexes/b/search", json={"query": "cells"}, timeout=30).status_code == 200
