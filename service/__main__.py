@@ -63,7 +63,10 @@ def main(argv: list[str]) -> int:
     from .app import create_app
 
     # our handler formats uvicorn's records too; our middleware writes the access log
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )  # fmt: skip
     return 0
 
 

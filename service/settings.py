@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     queue_timeout_s: float = Field(
         10.0, gt=0, description="seconds a POST may wait for a slot before a 503 with Retry-After"
     )
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="seconds SIGTERM waits for requests in flight before the service stops anyway"
+    )
     log_format: Literal["json", "text"] = Field("json", description="json lines, or text (logfmt fields)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
 

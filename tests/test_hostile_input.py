@@ -279,3 +279,34 @@ def test_a_burst_past_max_inflight_is_shed_with_503_and_retry_after(tmp_path) ->
         assert shed.status_code == 503 and shed.headers["retry-after"] == "1" and "LSR_MAX_INFLIGHT" in shed.text
         assert httpx.get(f"{base}/v1/indexes/b", timeout=30).status_code == 200  # reads are never queued
         assert httpx.post(f"{base}/v1/indexes/b/search", json={"query": "cells"}, timeout=30).status_code == 200
+
+
+def test_sigterm_stops_the_service_within_its_shutdown_timeout(tmp_path) -> None:  # noqa: ANN001
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+    from loopback import free_port, wait_ready
+
+    port = free_port()
+    env = {**os.environ, "LSR_ROOT": str(tmp_path), "LSR_PORT": str(port), "LSR_SHUTDOWN_TIMEOUT_S": "1",
+           "LSR_MAX_TEXTS": "10000", "LSR_MAX_REQUEST_CHARS": "100000000"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, attempts=1200)
+        assert httpx.post(f"{base}/v1/indexes", json={"name": "s", "dense_model": None}, timeout=60).status_code == 201
+        slow = {"index": "s", "texts": [" ".join(["proteins and cells"] * 40)] * 9000}  # long past the timeout
+        threading.Thread(target=lambda: httpx.post(f"{base}/v1/encode", json=slow, timeout=120), daemon=True).start()
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert time.monotonic() - t0 < 6, time.monotonic() - t0  # the encode in flight alone takes ~12 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
