@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from retrieval.encoders import EncoderUnavailableError
+from retrieval.live.catalog import DamagedCatalogError
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:  # Starlette names only the first route's methods
             response.headers["Allow"] = ", ".join(_allowed(request))
         return response
+
+    @app.exception_handler(DamagedCatalogError)
+    async def _damaged(request: Request, exc: DamagedCatalogError) -> JSONResponse:
+        logger.error("%s: %s", request.url.path, exc)
+        return problem_response(request, 503, "Service Unavailable", str(exc))
 
     @app.exception_handler(EncoderUnavailableError)
     async def _no_encoders(request: Request, exc: EncoderUnavailableError) -> JSONResponse:

@@ -102,3 +102,33 @@ def test_one_damaged_index_is_isolated_and_restored_from_a_snapshot(tmp_path) ->
     assert c.post("/v1/indexes/bad/search", json=query).json()["hits"] == before
     assert "failed_indexes" not in c.get("/readyz").json()
     c.__exit__(None, None, None)
+
+
+def test_a_changed_catalog_row_is_detected_and_old_catalogs_still_open(tmp_path) -> None:  # noqa: ANN001
+    import sqlite3
+
+    c = start(tmp_path)
+    assert c.post("/v1/indexes", json={"name": "cat", "dense_model": None}).status_code == 201
+    docs = [{"id": f"d{i}", "text": f"text of document {i}", "metadata": {"n": i}} for i in range(3)]
+    assert c.post("/v1/indexes/cat/documents", json={"documents": docs}).status_code == 200
+    c.__exit__(None, None, None)
+    db = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")
+    with db:  # what a flipped byte in the row's text does: content no longer matching its checksum
+        db.execute("UPDATE docs SET text = 'text of document 9' WHERE id = 'd1'")
+        db.execute("UPDATE docs SET metadata = ? WHERE id = 'd2'", ('{"n": 7}',))
+    db.close()
+    c = start(tmp_path)
+    for doc in ("d1", "d2"):
+        r = c.get(f"/v1/indexes/cat/documents/{doc}")
+        assert r.status_code == 503 and "checksum" in r.json()["detail"], r.text
+    assert c.get("/v1/indexes/cat/documents/d0").json()["text"] == "text of document 0"
+    c.__exit__(None, None, None)
+    db = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")
+    with db:  # a catalog from before the checksums: no crc column; it opens, gains the column, rows unchecked
+        db.execute("ALTER TABLE docs DROP COLUMN crc")
+    db.close()
+    c = start(tmp_path)
+    assert c.get("/v1/indexes/cat/documents/d1").json()["text"] == "text of document 9"
+    assert c.post("/v1/indexes/cat/documents", json={"documents": [{"id": "d3", "text": "new"}]}).status_code == 200
+    assert c.get("/v1/indexes/cat/documents/d3").json()["text"] == "new"
+    c.__exit__(None, None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 
@@ -11,10 +12,40 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (seq INTEGER PRIMARY KEY, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS docs (
-    id TEXT PRIMARY KEY, seg INTEGER NOT NULL, row INTEGER NOT NULL, text TEXT, metadata TEXT
+    id TEXT PRIMARY KEY, seg INTEGER NOT NULL, row INTEGER NOT NULL, text TEXT, metadata TEXT, crc INTEGER
 );
 CREATE INDEX IF NOT EXISTS docs_seg ON docs (seg);
 """
+
+
+class DamagedCatalogError(ValueError):
+    """A catalog row whose content no longer matches the checksum written with it."""
+
+
+def row_checksum(doc_id: str, text: str | None, metadata: str | None) -> int:
+    """A signed 64-bit checksum (SQLite's INTEGER) of what a row stores: id, text and metadata JSON. The row's
+    place (segment, row) is left out: a merge moves it without rewriting the content."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in (doc_id, text, metadata):
+        h.update(b"\x00" if part is None else b"\x01" + part.encode("utf-8") + b"\xff")
+    return int.from_bytes(h.digest(), "little", signed=True)
+
+
+def check_row(doc_id: str, text: str | None, metadata: str | None, crc: int | None) -> None:
+    """Raise DamagedCatalogError when a row's content does not match its checksum (rows written before the
+    checksums existed have none and pass)."""
+    if crc is not None and row_checksum(doc_id, text, metadata) != crc:
+        raise DamagedCatalogError(
+            f"the catalog row of document {doc_id!r} does not match its checksum; the index is damaged "
+            "(restore a snapshot)"
+        )
+
+
+def add_checksums(db: sqlite3.Connection) -> None:
+    """Give a catalog written before row checksums existed its ``crc`` column (old rows stay unchecked)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(docs)")}
+    if "crc" not in columns:
+        db.execute("ALTER TABLE docs ADD COLUMN crc INTEGER")
 
 
 def storable(text: str) -> bool:

@@ -21,7 +21,7 @@ from indexer.atomic import staged
 from ..dense import top_k as dense_top_k
 from ..filters import MetadataColumns, Node
 from ..vectors import verify_vectors, write_vectors
-from .catalog import CATALOG, SCHEMA, select_docs
+from .catalog import CATALOG, SCHEMA, add_checksums, check_row, row_checksum, select_docs
 from .merge_policy import MAX_SEGMENTS, MERGE_COUNT, merge_plan
 from .segment import VECTORS, Segment, seg_name
 
@@ -97,6 +97,7 @@ class LiveIndex:
         row = db.execute("SELECT value FROM settings WHERE key='spec'").fetchone()
         if row is None:
             raise ValueError(f"{path}: catalog without settings")
+        add_checksums(db)
         spec = IndexSpec(**json.loads(row[0]))
         segments = []
         named = set()
@@ -131,8 +132,10 @@ class LiveIndex:
     def get(self, ids: Sequence[str]) -> dict[str, StoredDoc]:
         """The stored documents among ``ids`` (unknown ids are absent)."""
         with self._read:
-            rows = select_docs(self._db, "id, text, metadata", ids)
-        return {d: StoredDoc(d, text, None if meta is None else json.loads(meta)) for d, text, meta in rows}
+            rows = select_docs(self._db, "id, text, metadata, crc", ids)
+        for d, text, meta, crc in rows:
+            check_row(d, text, meta, crc)
+        return {d: StoredDoc(d, text, None if meta is None else json.loads(meta)) for d, text, meta, _ in rows}
 
     def locate(self, doc_id: str) -> tuple[Segment, int] | None:
         with self._read:
@@ -247,12 +250,10 @@ class LiveIndex:
             with self._transaction() as db:
                 moved = select_docs(db, "id, seg, row", ids)
                 db.execute("INSERT INTO segments VALUES (?, ?)", (seq, n))
+                rows = [(d, t, None if m is None else json.dumps(m)) for d, t, m in zip(ids, texts, metadata)]
                 db.executemany(
-                    "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (d, seq, r, t, None if m is None else json.dumps(m))
-                        for r, (d, t, m) in enumerate(zip(ids, texts, metadata))
-                    ],
+                    "INSERT OR REPLACE INTO docs (id, seg, row, text, metadata, crc) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(d, seq, r, t, m, row_checksum(d, t, m)) for r, (d, t, m) in enumerate(rows)],
                 )
             self._segments = (*self._segments, seg)
             self._kill(moved)
