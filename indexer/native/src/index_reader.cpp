@@ -1,4 +1,5 @@
 // Parsing and validation of index files (the reader side).
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -54,6 +55,26 @@ IndexView parse_index(const uint8_t* bytes, size_t size) {
             if (xxh64(bytes + s.offset, s.length) != s.checksum)
                 fail(std::string("checksum mismatch in section ") + section_name(i));
         }
+    }
+    {
+        // Every byte no checksum covers (the header's reserved space, the padding between and after the
+        // sections) is written as zero: check it, so that no byte of the file can change unnoticed.
+        uint32_t order[kNumSections];
+        for (uint32_t i = 0; i < kNumSections; ++i) order[i] = i;
+        std::sort(order, order + kNumSections,
+                  [&](uint32_t a, uint32_t b) { return h.sections[a].offset < h.sections[b].offset; });
+        uint64_t covered = sizeof(Header);
+        auto zeros = [&](uint64_t from, uint64_t to) {
+            for (uint64_t i = from; i < to; ++i)
+                if (bytes[i] != 0) fail("a padding byte at offset " + std::to_string(i) + " is not zero");
+        };
+        for (uint32_t i : order) {
+            const SectionEntry& s = h.sections[i];
+            if (s.offset < covered) fail(std::string("section ") + section_name(i) + " overlaps another");
+            zeros(covered, s.offset);
+            covered = s.offset + s.length;
+        }
+        zeros(covered, size);
     }
 
     IndexView ix;
