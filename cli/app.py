@@ -204,6 +204,8 @@ def index(
 ) -> None:
     """Encode a corpus into shards and build the sparse and dense indexes (resumable)."""
     _setup_logging(verbose)
+    if not corpus.is_file():  # before any model loads
+        raise typer.BadParameter(f"{corpus}: no such file")
     t0 = time.perf_counter()
     stats, _, _ = build_collection(
         corpus,
@@ -418,14 +420,16 @@ def evaluate(
 ) -> None:
     """Evaluate sparse, dense and hybrid retrieval on a BEIR split (runs, metrics, latency)."""
     _setup_logging(verbose)
-    from eval.experiment import run_experiment
+    from eval.experiment import ALL_MODES, run_experiment
     from retrieval.searcher import Collection, Searcher
 
     _dataset(data, split)
+    wanted = modes.split(",")
+    if bad := [m for m in wanted if m not in ALL_MODES]:  # before any model loads
+        raise typer.BadParameter(f"unknown modes {bad}; choose from {', '.join(ALL_MODES)}")
     collection = _ensure_collection(data, collection, model, _none(dense_model))
     col = Collection.open(collection)
     job = col.meta["job"]
-    wanted = modes.split(",")
     needs_dense = any(m in ("dense", "hybrid") for m in wanted)
     sparse, dense = _encoders(job["sparse_model"], job["dense_model"] if needs_dense else None)
     fusion = _fusion(collection, fusion_file)

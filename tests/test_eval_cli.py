@@ -94,6 +94,10 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
     assert "rank" in res.output and trec_top in res.output and " Q0 " not in res.output
     res = runner.invoke(app, ["search", str(col), "--query", "w1", "--mode", "nope"])  # refused before loading
     assert res.exit_code == 2 and "--mode must be one of" in res.output
+    res = runner.invoke(app, ["eval", "--data", str(data), "--collection", str(col), "--modes", "sparse,nope"])
+    assert res.exit_code == 2 and "unknown modes ['nope']" in res.output
+    res = runner.invoke(app, ["index", "no-such-corpus.jsonl", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "no such file" in res.output
     out = tmp_path / "eval"
     res = runner.invoke(
         app, ["eval", "--data", str(data), "--collection", str(col), "--modes", "sparse,exact", "--out", str(out)]
