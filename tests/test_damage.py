@@ -121,6 +121,8 @@ def test_a_changed_catalog_row_is_detected_and_old_catalogs_still_open(tmp_path)
     for doc in ("d1", "d2"):
         r = c.get(f"/v1/indexes/cat/documents/{doc}")
         assert r.status_code == 503 and "checksum" in r.json()["detail"], r.text
+    r = c.post("/v1/indexes/cat/search", json={"query": "text", "filter": {"field": "n", "eq": 7}})
+    assert r.status_code == 503 and "checksum" in r.json()["detail"], r.text  # filters read checked metadata too
     assert c.get("/v1/indexes/cat/documents/d0").json()["text"] == "text of document 0"
     c.__exit__(None, None, None)
     db = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")

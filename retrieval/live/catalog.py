@@ -18,7 +18,7 @@ CREATE INDEX IF NOT EXISTS docs_seg ON docs (seg);
 """
 
 
-class DamagedCatalogError(ValueError):
+class DamagedCatalogError(RuntimeError):
     """A catalog row whose content no longer matches the checksum written with it."""
 
 

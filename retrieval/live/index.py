@@ -214,8 +214,14 @@ class LiveIndex:
         never changes: an upsert writes a new row)."""
         if seg.columns is None:
             with self._read:
-                got = self._db.execute("SELECT row, metadata FROM docs WHERE seg = ?", (seg.seq,)).fetchall()
-            seg.columns = MetadataColumns.build(seg.rows, [(r, None if m is None else json.loads(m)) for r, m in got])
+                got = self._db.execute(
+                    "SELECT row, id, text, metadata, crc FROM docs WHERE seg = ?", (seg.seq,)
+                ).fetchall()
+            for _, d, text, m, crc in got:  # the filter decides what is found: damaged metadata must not
+                check_row(d, text, m, crc)
+            seg.columns = MetadataColumns.build(
+                seg.rows, [(r, None if m is None else json.loads(m)) for r, _, _, m, _ in got]
+            )
         return seg.columns
 
     # -- writing -----------------------------------------------------------------------------------
