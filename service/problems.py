@@ -43,9 +43,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
-    def __init__(self, status: int, detail: str, *, title: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, title: str | None = None, headers: dict | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
+        self.headers = headers or {}
         self.title = title or HTTPStatus(status).phrase
         self.detail = detail
         self.extra = extra
@@ -69,7 +72,9 @@ def problem_response(request: Request, status: int, title: str, detail: str, **e
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+        response = problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
+    request_budget_s: float = Field(
+        60.0, gt=0, description="seconds a /search/batch may compute; past it, a 503 (checked every 64 queries)"
+    )
     max_inflight: int = Field(64, ge=1, description="POST requests (searches, encodes, writes) running at once")
     queue_timeout_s: float = Field(
         10.0, gt=0, description="seconds a POST may wait for a slot before a 503 with Retry-After"

@@ -310,3 +310,20 @@ def test_sigterm_stops_the_service_within_its_shutdown_timeout(tmp_path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_batch_past_its_time_budget_is_503_with_retry_after(tmp_path) -> None:  # noqa: ANN001
+    from service.routers.search import BUDGET_CHUNK
+
+    with TestClient(create_app(Settings(root=tmp_path, request_budget_s=1e-6), Engine(tmp_path, Encoders()))) as c:
+        for _ in range(600):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert c.post("/v1/indexes", json={"name": "t", "dense_model": None}).status_code == 201
+        one_chunk = {"queries": [{"id": f"q{i}", "query": "cells"} for i in range(BUDGET_CHUNK)]}
+        assert c.post("/v1/indexes/t/search/batch", json=one_chunk).status_code == 200  # one chunk always runs
+        two = {"queries": [{"id": f"q{i}", "query": "cells"} for i in range(BUDGET_CHUNK + 1)]}
+        r = c.post("/v1/indexes/t/search/batch", json=two)
+        problem(r, 503, f"after {BUDGET_CHUNK} of {BUDGET_CHUNK + 1} queries")
+        assert r.headers["retry-after"] == "1"

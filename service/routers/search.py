@@ -26,6 +26,8 @@ from ..schemas import (
     Usage,
 )
 
+BUDGET_CHUNK = 64  # queries searched between two checks of the request budget
+
 router = APIRouter(prefix="/v1/indexes/{index}", tags=["search"], dependencies=[Read])
 
 
@@ -128,7 +130,15 @@ def search_batch(  # noqa: ANN201
         prune = None if q.prune is None else (q.prune.max_terms, q.prune.mass)
         groups.setdefault((q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True), prune), []).append(i)
     results: list[SearchResponse | None] = [None] * len(body.queries)
-    for (mode, fusion, _, _), members in groups.items():
+    chunks = [(key, members[lo : lo + BUDGET_CHUNK]) for key, members in groups.items()
+              for lo in range(0, len(members), BUDGET_CHUNK)]  # fmt: skip
+    for n, ((mode, fusion, _, _), members) in enumerate(chunks):
+        if n and time.perf_counter() - t0 > settings.request_budget_s:  # a bounded request, not a bounded wait only
+            done = sum(len(m) for _, m in chunks[:n])
+            raise Problem(
+                503, f"the batch ran past its time budget of {settings.request_budget_s:g} s (LSR_REQUEST_BUDGET_S) "
+                f"after {done} of {len(body.queries)} queries; send smaller batches", headers={"Retry-After": "1"},
+            )  # fmt: skip
         depth = max(body.queries[i].offset + body.queries[i].top_k for i in members)
         t1 = time.perf_counter()
         try:
