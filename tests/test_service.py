@@ -546,3 +546,14 @@ def test_docs_pages_use_assets_served_here_not_a_cdn(client) -> None:
         for asset in assets:
             r = client.get(f"/static-offline-docs/{asset}")
             assert r.status_code == 200 and len(r.content) > 10_000, asset
+
+
+def test_the_search_page_is_served_without_outside_assets(client) -> None:
+    """GET /: the page; everything it loads is its own or this service's API (no CDN). Not yet run in a browser:
+    Chromium is not installed here (issue #22)."""
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "<script>" in page and "/v1/indexes" in page and "include" in page
+    assert "http://" not in page and "https://" not in page and "src=" not in page  # nothing from elsewhere
+    assert "/" not in client.get("/openapi.json").json()["paths"]  # not part of the API's schema

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..deps import EngineDep, MetricsDep, Read, SettingsDep, check_ready
 from ..schemas import Info
 
 router = APIRouter(tags=["operations"])
+PAGE = Path(__file__).resolve().parents[1] / "static" / "search.html"
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+async def search_page() -> HTMLResponse:
+    """A small search page (plain HTML and JS, no CDN): index and mode pickers, hits with their matching
+    tokens marked, and the per-token explanation of a hit on click."""
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
 
 @router.get("/livez")
