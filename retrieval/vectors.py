@@ -56,15 +56,18 @@ class DamagedVectorsError(ValueError):
     """A vector file whose bytes no longer match the checksums written with it."""
 
 
-def verify_vectors(path: Path, tensors: dict[str, np.ndarray] | None = None) -> None:
+def verify_vectors(path: Path) -> None:
     """Check every tensor of a vector file against the SHA-256 written with it (a file without checksums, from
     before they existed, passes); raises DamagedVectorsError naming the file and the tensor."""
-    got, sums = _map(path)
-    tensors = got if tensors is None else tensors
+    _check(path, *_map(path))
+
+
+def _check(path: Path, tensors: dict[str, np.ndarray], sums: dict[str, str], names: tuple[str, ...] = ()) -> None:
+    """``tensors`` (the ``names`` among them, or all) against the checksums in the file's ``__metadata__``."""
     for key, want in sums.items():
-        if not key.startswith("sha256."):
-            continue
         name = key.removeprefix("sha256.")
+        if name == key or (names and name not in names):
+            continue
         if name not in tensors:
             raise DamagedVectorsError(f"{path}: tensor {name!r} is missing; the file is damaged")
         if hashlib.sha256(np.ascontiguousarray(tensors[name]).data).hexdigest() != want:
@@ -73,15 +76,12 @@ def verify_vectors(path: Path, tensors: dict[str, np.ndarray] | None = None) -> 
             )
 
 
-def read_vectors(
-    path: Path, *, dense: bool = True, verify: bool = True
-) -> tuple[list[str] | None, SparseBatch, np.ndarray | None]:
+def read_vectors(path: Path, *, dense: bool = True) -> tuple[list[str] | None, SparseBatch, np.ndarray | None]:
     """A vector file's ids (None when it stores none), sparse rows and (if stored and ``dense``) dense rows;
-    raises ValueError for a malformed or inconsistent file, DamagedVectorsError (with ``verify``) for one whose
-    bytes changed since it was written."""
-    t = map_tensors(path)
-    if verify:
-        verify_vectors(path, t)
+    raises ValueError for a malformed or inconsistent file, DamagedVectorsError for one whose bytes changed
+    since it was written."""
+    t, sums = _map(path)  # one map and one header parse for both the arrays and their checksums
+    _check(path, t, sums)
     try:
         sparse = SparseBatch(t["indptr"], t["indices"], t["values"])
     except KeyError as e:
@@ -104,8 +104,9 @@ _DTYPES = {"U8": np.uint8, "U32": np.uint32, "U64": np.uint64, "I64": np.int64, 
 
 
 def read_metadata(path: Path) -> list[dict | None] | None:
-    """A vector file's per-row metadata (None when it stores none)."""
-    t = map_tensors(path)
+    """A vector file's per-row metadata (None when it stores none), checked against its checksums."""
+    t, sums = _map(path)
+    _check(path, t, sums, ("meta_offsets", "meta_bytes"))
     if "meta_offsets" not in t:
         return None
     off, raw = t["meta_offsets"], t["meta_bytes"].tobytes()

@@ -15,7 +15,13 @@ pytest.importorskip("fastapi")
 from loopback import start_client as start  # noqa: E402
 
 from indexer import SparseBatch  # noqa: E402
-from retrieval.vectors import DamagedVectorsError, map_tensors, read_vectors, write_vectors  # noqa: E402
+from retrieval.vectors import (  # noqa: E402
+    DamagedVectorsError,
+    map_tensors,
+    read_metadata,
+    read_vectors,
+    write_vectors,
+)
 
 
 def flip(path: Path, offset: int) -> None:
@@ -47,6 +53,9 @@ def test_a_flipped_byte_in_any_tensor_is_detected(tmp_path) -> None:  # noqa: AN
         flip(bad, offset)
         with pytest.raises(DamagedVectorsError, match=name):
             read_vectors(bad)
+        if name.startswith("meta_"):  # what a collection's filter reads
+            with pytest.raises(DamagedVectorsError, match=name):
+                read_metadata(bad)
     from safetensors.numpy import save  # a file from before the checksums: read unchecked
 
     old = tmp_path / "old.safetensors"
