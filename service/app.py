@@ -79,10 +79,8 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
         title = "Content Too Large" if status == 413 else "Request Timeout"
-        headers = {"Connection": "close"} if status == 408 else {}
-        response = problems.problem_response(Request(scope, receive), status, title, detail)
-        response.headers.update(headers)
-        await response(scope, receive, send)
+        headers = {"Connection": "close"} if status == 408 else None
+        await problems.problem_response(Request(scope, receive), status, title, detail, headers)(scope, receive, send)
 
 
 class Admission:
@@ -104,9 +102,8 @@ class Admission:
         except TimeoutError:
             response = problems.problem_response(
                 Request(scope, receive), 503, "Service Unavailable",
-                f"busy: no slot freed within {self.timeout:g} s (LSR_MAX_INFLIGHT); retry later",
+                f"busy: no slot freed within {self.timeout:g} s (LSR_MAX_INFLIGHT); retry later", {"Retry-After": "1"},
             )  # fmt: skip
-            response.headers["Retry-After"] = "1"
             await response(scope, receive, send)
             return
         try:

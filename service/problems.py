@@ -54,7 +54,9 @@ class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
         self.extra = extra
 
 
-def problem_response(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem_response(
+    request: Request, status: int, title: str, detail: str, headers: dict | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": "about:blank",
         "title": title,
@@ -66,15 +68,13 @@ def problem_response(request: Request, status: int, title: str, detail: str, **e
     rid = getattr(request.state, "request_id", None)
     if rid:
         body["request_id"] = rid
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        response = problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
-        response.headers.update(exc.headers)
-        return response
+        return problem_response(request, exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,8 +86,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = problem_response(request, exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
-        response.headers.update(exc.headers or {})
+        phrase = HTTPStatus(exc.status_code).phrase
+        response = problem_response(request, exc.status_code, phrase, str(exc.detail), exc.headers)
         if exc.status_code == 405:  # Starlette names only the first route's methods
             response.headers["Allow"] = ", ".join(_allowed(request))
         return response
@@ -101,11 +101,6 @@ def install(app: FastAPI) -> None:
     async def _no_encoders(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
         # this install cannot encode text (no torch extra): a lasting property of the deployment, not an outage
         return problem_response(request, 501, "Not Implemented", str(exc))
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path)
-        return problem_response(request, 500, "Internal Server Error", "an unexpected error; see the service log")
 
 
 def _allowed(request: Request) -> list[str]:
