@@ -332,18 +332,13 @@ def _print_hits(run: dict, queries: dict[str, str], job: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from retrieval.corpus import read_docs
+    from retrieval.corpus import read_texts
 
-    wanted = {d for hits in run.values() for d in hits}
     texts: dict[str, str] = {}
-    if wanted and Path(job["input"]).is_file():
-        fields = tuple(job["text_fields"])
-        docs = read_docs(Path(job["input"]), fmt=job["fmt"], id_field=job["id_field"], text_fields=fields)
-        for doc in docs:
-            if doc.id in wanted:
-                texts[doc.id] = " ".join(doc.text.split())
-                if len(texts) == len(wanted):
-                    break
+    if Path(job["input"]).is_file():
+        wanted = {d for hits in run.values() for d in hits}
+        reader = {"fmt": job["fmt"], "id_field": job["id_field"], "text_fields": tuple(job["text_fields"])}
+        texts = read_texts(job["input"], wanted, **reader)
     console = Console()
     for qid, text in queries.items():
         hits = run.get(qid, {})
@@ -355,7 +350,7 @@ def _print_hits(run: dict, queries: dict[str, str], job: dict) -> None:
         # what the terminal has left (13: borders and padding), so the first three columns keep their width
         table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(10, console.width - id_width - 24))
         for rank, (doc, score) in enumerate(hits.items(), 1):
-            table.add_row(str(rank), doc, f"{score:.3f}", texts.get(doc, "")[:120])
+            table.add_row(str(rank), doc, f"{score:.3f}", " ".join(texts.get(doc, "").split())[:120])
         console.print(table)
 
 

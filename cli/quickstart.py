@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eval.datasets import BEIR_URL, DatasetUnavailableError, beir_dataset
 from retrieval.collection import COLLECTION
-from retrieval.corpus import find, read_docs, read_queries
+from retrieval.corpus import find, read_queries, read_texts
 from retrieval.fusion import Fusion
 from retrieval.searcher import Collection, Searcher
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run, t = Searcher(col, sparse, dense).search(queries, args.mode, k=3, fusion=fusion)
     wanted = {d for hits in run.values() for d in hits}
-    titles = {d.id: d.text[:90] for d in read_docs(corpus) if d.id in wanted}
+    titles = {d: text[:90] for d, text in read_texts(corpus, wanted).items()}
     out = sys.stdout
     for qid, text in queries.items():
         out.write(f"\nquery: {text}\n")

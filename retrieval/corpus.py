@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,19 @@ def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str]]:
                 continue
             if line.strip():
                 yield n, line
+
+
+def read_texts(path: str | Path, ids: set[str], **reader: Any) -> dict[str, str]:
+    """The texts of the documents ``ids``, read from the corpus until all are found: what a hit list shows beside
+    its ids. ``reader``: read_docs' format options."""
+    texts: dict[str, str] = {}
+    if ids:
+        for doc in read_docs(path, report=ReadReport(str(path), log=False), **reader):
+            if doc.id in ids:
+                texts[doc.id] = doc.text
+                if len(texts) == len(ids):
+                    break
+    return texts
 
 
 def read_docs(
