@@ -235,10 +235,6 @@ class Engine:
     # -- snapshots -----------------------------------------------------------------------------------
 
     @property
-    def snapshot_root(self) -> Path:
-        return self._snapshots.root
-
-    @property
     def _snapshots(self) -> SnapshotStore:
         return SnapshotStore(self.root / "_snapshots")  # not an index name, so open_all never opens it
 
