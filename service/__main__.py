@@ -61,12 +61,11 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     from .app import create_app
+    from .http_protocol import server_config
 
-    # our handler formats uvicorn's records too; our middleware writes the access log
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-    )  # fmt: skip
+    config = server_config(create_app(settings), settings.host, settings.port,
+                           timeout_graceful_shutdown=settings.shutdown_timeout_s)  # fmt: skip
+    uvicorn.Server(config).run()
     return 0
 
 

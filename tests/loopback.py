@@ -34,7 +34,9 @@ def uvicorn_thread(app, port: int, attempts: int = 400) -> Iterator[str]:  # noq
     """``app`` under uvicorn in a thread on 127.0.0.1:``port``, ready; yields its base URL."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    from service.http_protocol import server_config
+
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

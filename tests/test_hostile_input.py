@@ -314,3 +314,65 @@ def test_a_batch_past_its_time_budget_is_503_with_retry_after(tmp_path) -> None:
         r = c.post("/v1/indexes/t/search/batch", json=two)
         problem(r, 503, f"after {BUDGET_CHUNK} of {BUDGET_CHUNK + 1} queries")
         assert r.headers["retry-after"] == "1"
+
+
+# Raw requests whose framing or syntax is broken, each on its own connection. Every answer is a 4xx problem+json
+# with a request id (the ones h11 cannot parse from service.http_protocol, the rest from the app), and the
+# service answers a well-formed request after each.
+P = "POST /v1/indexes/h/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+Q = b'{"query": "cells"}'
+HOSTILE = {
+    "Content-Length abc": (P + "Content-Length: abc\r\n\r\n", Q),
+    "Content-Length -1": (P + "Content-Length: -1\r\n\r\n", Q),
+    "two different Content-Lengths": (P + "Content-Length: 18\r\nContent-Length: 5\r\n\r\n", Q),
+    "Content-Length with a sign": (P + "Content-Length: +18\r\n\r\n", Q),
+    "header line without a colon": (P + "Content-Length 18\r\n\r\n", Q),
+    "space before the colon": (P + "Content-Length : 18\r\n\r\n", Q),
+    "NUL in a header value": (P + "X-Note: a\x00b\r\nContent-Length: 18\r\n\r\n", Q),
+    "bad chunk size": (P + "Transfer-Encoding: chunked\r\n\r\n", b"zz\r\n" + Q + b"\r\n0\r\n\r\n"),
+    "unknown transfer coding": (P + "Transfer-Encoding: gzip\r\n\r\n", Q),
+    "garbage request line": ("GARBAGE\r\n\r\n", b""),
+    "HTTP/2 preface on HTTP/1.1": ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b""),  # 404 for PRI *, then 400
+    "no Host header": ("POST /v1/indexes/h/search HTTP/1.1\r\nContent-Length: 18\r\n\r\n", Q),
+    "method with a space": ("PO ST /v1/indexes HTTP/1.1\r\nHost: x\r\n\r\n", b""),
+    "path with spaces": ("GET /v1/ind exes HTTP/1.1\r\nHost: x\r\n\r\n", b""),
+    "unknown method": ("BREW /v1/indexes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b""),
+    "JSON that is not an object": (P + "Content-Length: 2\r\nConnection: close\r\n\r\n", b"[]"),
+    "body that is not UTF-8": (P + "Content-Length: 4\r\nConnection: close\r\n\r\n", b"\xff\xfe\x00\x01"),
+}
+
+
+def _exchange(port: int, raw: bytes) -> bytes:
+    """Write ``raw`` and read the replies until the service closes the connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(raw)
+        data = b""
+        while got := s.recv(65536):
+            data += got
+    return data
+
+
+def test_malformed_http_is_answered_with_problem_json_and_the_service_keeps_serving(tmp_path) -> None:  # noqa: ANN001
+    import httpx
+    from loopback import free_port, uvicorn_thread
+
+    port = free_port()
+    root = tmp_path / "svc"
+    app = create_app(Settings(root=root, body_timeout_s=2), Engine(root, Encoders()))
+    with uvicorn_thread(app, port) as base:
+        assert httpx.post(f"{base}/v1/indexes", json={"name": "h", "dense_model": None}).status_code == 201
+        for name, (head, body) in HOSTILE.items():
+            data = _exchange(port, head.encode("latin-1") + body)
+            head_raw, _, rest = data.partition(b"\r\n\r\n")
+            lines = head_raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = {k.lower(): v for k, v in (line.split(":", 1) for line in lines[1:])}
+            headers = {k: v.strip() for k, v in headers.items()}
+            assert 400 <= status < 500, (name, data)
+            assert headers["content-type"].startswith("application/problem+json"), (name, data)
+            problem = json.loads(rest[: int(headers["content-length"])])  # the first reply
+            assert problem["status"] == status and problem["request_id"] == headers["x-request-id"], name
+            ok = httpx.post(f"{base}/v1/indexes/h/search", json={"query": "cells", "top_k": 3})
+            assert ok.status_code == 200, (name, ok.text)
