@@ -94,6 +94,11 @@ class Engine:
             elif ".deleted-" in folder.name and folder.name.startswith("."):
                 shutil.rmtree(folder, ignore_errors=True)
         for folder in sorted(self.root.iterdir()):
+            if NAME.match(folder.name) and folder.is_dir() and not (folder / "catalog.sqlite").exists():
+                if (folder / "segments").is_dir():  # an index that lost its catalog must not vanish silently
+                    self._failed[folder.name] = f"FileNotFoundError: {folder / 'catalog.sqlite'} is missing"
+                    logger.error("index %s not opened: %s", folder.name, self._failed[folder.name])
+                continue
             if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
                 try:
                     self._indexes[folder.name] = LiveIndex.open(folder)

@@ -128,3 +128,65 @@ def test_a_changed_catalog_row_is_detected_and_old_catalogs_still_open(tmp_path)
     assert c.post("/v1/indexes/cat/documents", json={"documents": [{"id": "d3", "text": "new"}]}).status_code == 200
     assert c.get("/v1/indexes/cat/documents/d3").json()["text"] == "new"
     c.__exit__(None, None, None)
+
+
+def _answers(c, name: str) -> list[tuple[int, object]]:  # noqa: ANN001
+    """What the service says about one index: a search with texts and metadata, every document, the index."""
+
+    def norm(r) -> tuple[int, object]:  # noqa: ANN001
+        body = r.json()
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k not in ("took_ms", "request_id", "usage")}
+        return r.status_code, body
+
+    out = [norm(c.post(f"/v1/indexes/{name}/search", json={"query": "cells proteins", "top_k": 5,
+                                                            "include": ["text", "metadata"]}))]  # fmt: skip
+    out += [norm(c.get(f"/v1/indexes/{name}/documents/d{i}")) for i in range(8)]
+    out.append(norm(c.get(f"/v1/indexes/{name}")))
+    return out
+
+
+def test_corruption_matrix_never_gives_a_wrong_answer(tmp_path) -> None:  # noqa: ANN001
+    """Every file of an index x (a flipped byte at three places, cut to half, deleted): every answer about that
+    index is either the undamaged one or a 503 problem saying it is damaged (never a 500, never other hits or
+    texts), and the other index answers as before."""
+    from retrieval.encoders import Encoders
+
+    encoders = Encoders()
+    pristine = tmp_path / "pristine"
+    c = start(pristine, encoders)
+    docs = [{"id": f"d{i}", "text": f"passage {i} about cells and proteins number {i}", "metadata": {"n": i}}
+            for i in range(8)]  # fmt: skip
+    for name in ("good", "bad"):
+        assert c.post("/v1/indexes", json={"name": name, "dense_model": None}).status_code == 201
+        assert c.post(f"/v1/indexes/{name}/documents", json={"documents": docs}).status_code == 200
+        assert c.post(f"/v1/indexes/{name}/documents", json={"documents": docs[:3]}).status_code == 200  # 2 segments
+    want = {name: _answers(c, name) for name in ("good", "bad")}
+    c.__exit__(None, None, None)
+    files = sorted(p.relative_to(pristine) for p in (pristine / "bad").rglob("*") if p.is_file())
+    assert {p.name for p in files} >= {"catalog.sqlite", "postings.bin", "docids.bin", "manifest.json",
+                                       "vectors.safetensors"}  # fmt: skip
+
+    def flip_at(frac: float):  # noqa: ANN202
+        return lambda p: flip(p, min(int(p.stat().st_size * frac), p.stat().st_size - 1))
+
+    damages = {"flip@0": flip_at(0.0), "flip@mid": flip_at(0.5), "flip@end": flip_at(1.0),
+               "truncate": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+               "delete": lambda p: p.unlink()}  # fmt: skip
+    detected = 0
+    for rel in files:
+        for how, damage in damages.items():
+            root = tmp_path / f"case-{len(list(tmp_path.iterdir()))}"
+            shutil.copytree(pristine, root)
+            damage(root / rel)
+            c = start(root, encoders)
+            try:
+                assert _answers(c, "good") == want["good"], (rel, how)
+                for got, ok in zip(_answers(c, "bad"), want["bad"]):
+                    if got != ok:
+                        status, body = got
+                        assert status == 503 and "damaged" in body["detail"], (rel, how, got)
+                        detected += 1
+            finally:
+                c.__exit__(None, None, None)
+    assert detected > 0
