@@ -142,13 +142,16 @@ def build_collection(
     dense_index: str = "flat",
     overwrite: bool = False,
     device: str = "cpu",
+    doc_max_terms: int | None = None,
+    doc_mass: float | None = None,
 ):  # noqa: ANN201
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from retrieval.collection import Job, build
 
     sparse, dense = _encoders(model, dense_model, device)
-    job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index)
+    job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index,
+              doc_max_terms, doc_mass)  # fmt: skip
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -199,6 +202,13 @@ def index(
     num_shards: int = 1,
     dense_index: Annotated[str, typer.Option(help="flat (exact) or hnsw")] = "flat",
     device: Annotated[str, typer.Option(help="where the encoders run: cpu, cuda, cuda:1, ...")] = "cpu",
+    doc_max_terms: Annotated[
+        int | None, typer.Option(help="static pruning: keep each document's N heaviest terms in the sparse index")
+    ] = None,
+    doc_mass: Annotated[
+        float | None,
+        typer.Option(help="static pruning: keep each document's heaviest terms holding this share of its weight"),
+    ] = None,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> None:
@@ -206,6 +216,10 @@ def index(
     _setup_logging(verbose)
     if not corpus.is_file():  # before any model loads
         raise typer.BadParameter(f"{corpus}: no such file")
+    if doc_max_terms is not None and doc_max_terms < 1:
+        raise typer.BadParameter(f"--doc-max-terms must be at least 1, not {doc_max_terms}")
+    if doc_mass is not None and not 0.0 < doc_mass <= 1.0:
+        raise typer.BadParameter(f"--doc-mass must be in (0, 1], not {doc_mass}")
     t0 = time.perf_counter()
     stats, _, _ = build_collection(
         corpus,
@@ -222,6 +236,8 @@ def index(
         dense_index=dense_index,
         overwrite=overwrite,
         device=device,
+        doc_max_terms=doc_max_terms,
+        doc_mass=doc_mass,
     )
     dt = time.perf_counter() - t0
     rate = f" ({stats.records / stats.encode_seconds:.1f} docs/s)" if stats.shards_encoded else ""

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from .atomic import remove_stale_staging, staged, write_bytes
-from .csr import SparseBatch
+from .csr import SparseBatch, prune_rows
 from .errors import IndexExistsError
 from .lexicon import encode_lexicon
 from .manifest import LEXICON, MANIFEST, POSTINGS, Manifest, sha256_file
@@ -78,8 +78,11 @@ class IndexBuilder:
         model_id: str | None = None,
         vocab_hash: str | None = None,
         overwrite: bool = False,
+        doc_max_terms: int | None = None,
+        doc_mass: float | None = None,
     ) -> None:
         self.path = _check_target(path, vocab_size, overwrite)
+        self.pruning = _pruning(doc_max_terms, doc_mass)
         self.vocab_size = vocab_size
         self.model_id = model_id
         self.vocab_hash = vocab_hash
@@ -98,6 +101,8 @@ class IndexBuilder:
             raise RuntimeError("builder already committed or aborted")
         batch = SparseBatch(*batch).validated(self.vocab_size, what="documents")
         fresh = self._ids.check(doc_ids, batch.num_rows)
+        if self.pruning:
+            batch = prune_rows(batch, **self.pruning)
         self._core.add_batch(*batch)
         self._ids.extend(doc_ids, fresh)
 
@@ -116,6 +121,7 @@ class IndexBuilder:
             model_id=self.model_id,
             vocab_hash=self.vocab_hash,
             overwrite=self.overwrite,
+            static_pruning=self.pruning,
         )
 
     def abort(self) -> None:
@@ -141,6 +147,8 @@ def build_index(
     vocab_hash: str | None = None,
     overwrite: bool = False,
     max_postings: int = MAX_POSTINGS,
+    doc_max_terms: int | None = None,
+    doc_mass: float | None = None,
 ) -> Manifest:
     """Build an index from documents read more than once, holding at most about
     ``max_postings`` postings (plus the doc ids and the block metadata) in memory.
@@ -151,6 +159,7 @@ def build_index(
     of its own.
     """
     target = _check_target(path, vocab_size, overwrite)
+    pruning = _pruning(doc_max_terms, doc_mass)
     if not isinstance(max_postings, int) or max_postings < 1:
         raise ValueError(f"max_postings must be a positive int, got {max_postings!r}")
     counter = _core.Builder(vocab_size, 0, 0)
@@ -158,6 +167,8 @@ def build_index(
     for doc_ids, batch in batches():
         batch = SparseBatch(*batch).validated(vocab_size, what="documents")
         fresh = ids.check(doc_ids, batch.num_rows)
+        if pruning:
+            batch = prune_rows(batch, **pruning)
         counter.add_batch(*batch)
         ids.extend(doc_ids, fresh)
     df = counter.df()
@@ -181,7 +192,7 @@ def build_index(
                 if list(doc_ids) != ids.ids[start : start + len(doc_ids)]:
                     raise ValueError(f"pass {k + 2} read other doc ids than the first pass at doc {start}")
                 start += len(doc_ids)
-                part.add_batch(*batch)
+                part.add_batch(*(prune_rows(batch, **pruning) if pruning else batch))
             writer.append(part)
             del part
             logger.info("%s: pass %d/%d wrote terms %d..%d", target, k + 1, len(ranges), lo, hi - 1)
@@ -196,7 +207,19 @@ def build_index(
         model_id=model_id,
         vocab_hash=vocab_hash,
         overwrite=overwrite,
+        static_pruning=pruning,
     )
+
+
+def _pruning(max_terms: int | None, mass: float | None) -> dict | None:
+    """Static pruning settings, checked: {"max_terms": ..., "mass": ...} or None for none."""
+    if max_terms is None and mass is None:
+        return None
+    if max_terms is not None and (not isinstance(max_terms, int) or isinstance(max_terms, bool) or max_terms < 1):
+        raise ValueError(f"doc_max_terms must be a positive integer, got {max_terms!r}")
+    if mass is not None and (not isinstance(mass, (int, float)) or not 0.0 < mass <= 1.0):
+        raise ValueError(f"doc_mass must be in (0, 1], got {mass!r}")
+    return {"max_terms": max_terms, "mass": None if mass is None else float(mass)}
 
 
 def term_ranges(df: np.ndarray, max_postings: int) -> list[tuple[int, int]]:
@@ -233,6 +256,7 @@ def _publish(
     model_id: str | None,
     vocab_hash: str | None,
     overwrite: bool,
+    static_pruning: dict | None = None,
 ) -> Manifest:
     """Write postings (by ``write_postings``), lexicon and manifest into a staging
     directory and publish it; on any failure nothing is published."""
@@ -251,6 +275,7 @@ def _publish(
             model_id=model_id,
             vocab_hash=vocab_hash,
             files=files,
+            static_pruning=static_pruning,
         )
         write_bytes(work / MANIFEST, manifest.to_json())
     remove_stale_staging(path)

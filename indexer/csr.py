@@ -41,6 +41,27 @@ def prune_terms(
     return indices[chosen], values[chosen]
 
 
+def prune_rows(batch: SparseBatch, max_terms: int | None = None, mass: float | None = None) -> SparseBatch:
+    """``prune_terms`` on every row of ``batch``: static (document-side) pruning, an approximate knob applied
+    when an index is built. Rows stay in order; a row may become shorter, never empty unless it was."""
+    if max_terms is None and mass is None:
+        return batch
+    prune_terms(batch.indices[:0], batch.values[:0], max_terms, mass)  # the limits' checks, once
+    indptr = [0]
+    kept_i, kept_v = [], []
+    for r in range(batch.num_rows):
+        lo, hi = int(batch.indptr[r]), int(batch.indptr[r + 1])
+        i, v = prune_terms(batch.indices[lo:hi], batch.values[lo:hi], max_terms, mass)
+        kept_i.append(i)
+        kept_v.append(v)
+        indptr.append(indptr[-1] + len(i))
+    return SparseBatch(
+        np.asarray(indptr, dtype=np.uint64),
+        np.concatenate(kept_i) if kept_i else batch.indices[:0],
+        np.concatenate(kept_v) if kept_v else batch.values[:0],
+    )
+
+
 class SparseBatch(NamedTuple):
     """Rows of sparse vectors: row ``i`` is ``indices[indptr[i]:indptr[i+1]]`` with ``values``."""
 

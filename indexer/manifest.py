@@ -34,6 +34,8 @@ class Manifest:
     vocab_hash: str | None = None
     quantization: str = "uint8 impacts, scale = max weight / 255; uint16-range integer query weights"
     files: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    # static pruning applied at build time ({"max_terms": ..., "mass": ...}, see indexer.csr.prune_rows), or None
+    static_pruning: dict[str, int | float | None] | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

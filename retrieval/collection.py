@@ -71,6 +71,8 @@ class Job:
     dense_model: str | None
     shard_size: int
     dense_index: str = "flat"  # flat (exact inner product) or hnsw
+    doc_max_terms: int | None = None  # static pruning of the sparse index (indexer.csr.prune_rows); shards keep all
+    doc_mass: float | None = None
     input_fingerprint: str = ""  # size and SHA-256 of the input, set by build(): resume refuses a changed file
     format_version: int = FORMAT_VERSION
 
@@ -329,6 +331,8 @@ def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -
         model_id=job.sparse_model,
         vocab_hash=enc.vocab_hash,
         overwrite=True,
+        doc_max_terms=job.doc_max_terms,
+        doc_mass=job.doc_mass,
     )
     if job.dense_model is not None:
         import faiss

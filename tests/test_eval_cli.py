@@ -260,3 +260,27 @@ def test_cli_index_refuses_inputs_that_would_index_nothing(tmp_path: Path, model
         f.write(json.dumps({"doc": "blank", "body": "  "}) + "\n")
     code, out = index("--id-field", "doc", "--text-field", "body")
     assert code == 0 and "13 documents (0 malformed records skipped, 1 with an empty text)" in out, out
+
+
+def test_cli_index_static_pruning(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """lsr index --doc-max-terms: the sparse index keeps each document's heaviest terms and says so in its
+    manifest; the shards keep the whole vectors (the exact mode's twin); bad values stop before any model loads."""
+    from indexer import Index
+
+    corpus = tmp_path / "c.jsonl"
+    with open(corpus, "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(f"w{j}" for j in range(i % 7 + 3))}) + "\n")
+    runner = CliRunner()
+    base = ["--model", str(model_dir), "--dense-model", "none"]
+    res = runner.invoke(app, ["index", str(corpus), "--out", str(tmp_path / "full"), *base])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["index", str(corpus), "--out", str(tmp_path / "pruned"), "--doc-max-terms", "2", *base])
+    assert res.exit_code == 0, res.output
+    full, pruned = Index.open(tmp_path / "full" / "sparse"), Index.open(tmp_path / "pruned" / "sparse")
+    assert pruned.manifest.static_pruning == {"max_terms": 2, "mass": None}
+    assert full.manifest.static_pruning is None
+    assert pruned.num_postings <= 2 * pruned.num_docs < full.num_postings
+    for bad in (["--doc-max-terms", "0"], ["--doc-mass", "1.5"]):
+        res = runner.invoke(app, ["index", str(corpus), "--out", str(tmp_path / "bad"), *bad, *base])
+        assert res.exit_code == 2 and "doc-" in res.output, res.output

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import corpora, random_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer import SparseBatch
+from indexer import Index, SparseBatch
 from indexer.csr import prune_terms
 
 
@@ -58,3 +59,42 @@ def test_batch_pruning_and_bad_limits() -> None:
         batch.pruned(max_terms=0)
     with pytest.raises(ValueError, match="mass"):
         batch.pruned(mass=1.5)
+
+
+@given(corpora(max_docs=200, max_vocab=50), st.sampled_from([None, 1, 3, 8]), st.sampled_from([None, 0.3, 0.8, 1.0]))
+def test_static_pruning_builds_the_index_of_the_pruned_documents(tmp_path_factory, params, max_terms, mass) -> None:
+    """An index built with doc_max_terms / doc_mass (in memory or in passes) equals the index built from the
+    documents pruned beforehand (prune_terms on each row), and its manifest says how it was pruned."""
+    from indexer import IndexBuilder, build_index
+    from indexer.csr import prune_rows
+
+    rng, nrows, vocab, nnz = params
+    docs = random_batch(rng, nrows, vocab, nnz)
+    tmp = tmp_path_factory.mktemp("static")
+    ids = [f"d{i}" for i in range(nrows)]
+    pruned = prune_rows(docs, max_terms, mass)
+    for r in range(nrows):
+        want = prune_terms(*docs.row(r), max_terms, mass)
+        np.testing.assert_array_equal(pruned.row(r)[0], want[0])
+        np.testing.assert_array_equal(pruned.row(r)[1], want[1])
+    with IndexBuilder(tmp / "twin", vocab_size=vocab) as b:
+        b.add(ids, pruned)
+    with IndexBuilder(tmp / "mem", vocab_size=vocab, doc_max_terms=max_terms, doc_mass=mass) as b:
+        b.add(ids, docs)
+    build_index(tmp / "passes", lambda: iter([(ids, docs)]), vocab_size=vocab, doc_max_terms=max_terms,
+                doc_mass=mass, max_postings=7)  # fmt: skip
+    twin = Index.open(tmp / "twin")
+    for name in ("mem", "passes"):
+        got = Index.open(tmp / name)
+        assert got.num_postings == twin.num_postings
+        for t in range(vocab):
+            for a, b_ in zip(got.postings(t), twin.postings(t)):
+                np.testing.assert_array_equal(a, b_)
+        expect = None if max_terms is None and mass is None else {"max_terms": max_terms, "mass": mass}
+        assert got.manifest.static_pruning == expect
+    if max_terms is not None:
+        assert (np.diff(pruned.indptr.astype(np.int64)) <= max_terms).all()
+    with pytest.raises(ValueError, match="doc_max_terms"):
+        IndexBuilder(tmp / "bad", vocab_size=vocab, doc_max_terms=0)
+    with pytest.raises(ValueError, match="doc_mass"):
+        IndexBuilder(tmp / "bad", vocab_size=vocab, doc_mass=1.5)
