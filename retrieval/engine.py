@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +149,22 @@ class Engine:
         dense = self.encoders.dense(spec.dense_model) if spec.dense_model else None
         return sparse, dense
 
-    def create(self, name: str, sparse_model: str, dense_model: str | None) -> LiveIndex:
+    def create(
+        self,
+        name: str,
+        sparse_model: str,
+        dense_model: str | None,
+        doc_max_terms: int | None = None,
+        doc_mass: float | None = None,
+    ) -> LiveIndex:
+        """A new, empty index; ``doc_max_terms`` / ``doc_mass`` prune every document's sparse vector in its index
+        (static pruning, approximate) while the stored vectors stay whole."""
         self._check_new(name)
-        spec = self._spec(sparse_model, dense_model)
+        if doc_max_terms is not None and (not isinstance(doc_max_terms, int) or doc_max_terms < 1):
+            raise ValueError(f"doc_max_terms must be a positive integer, got {doc_max_terms!r}")
+        if doc_mass is not None and not 0.0 < doc_mass <= 1.0:
+            raise ValueError(f"doc_mass must be in (0, 1], got {doc_mass!r}")
+        spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass)
         with self._lock:
             self._check_new(name)
             self._indexes[name] = LiveIndex.create(self.root / name, spec)
@@ -202,6 +215,7 @@ class Engine:
                 _, _, first = next(iter_shards(collection, 1))
                 dense_dim = int(first.shape[1])
             spec = IndexSpec(job["sparse_model"], meta["vocab_size"], meta["vocab_hash"], job["dense_model"], dense_dim)
+        spec = replace(spec, doc_max_terms=job.get("doc_max_terms"), doc_mass=job.get("doc_mass"))
         now = input_fingerprint(Path(job["input"]))
         if now != job["input_fingerprint"] and not legacy_fingerprint(job["input_fingerprint"], now):
             raise ValueError(f"{job['input']} changed since {collection} was built; its texts would not match")

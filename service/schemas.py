@@ -174,10 +174,18 @@ class Document(BaseModel):
     metadata: dict | None
 
 
+class StaticPruning(Strict):
+    """Static pruning (approximate): every document's sparse vector keeps only its heaviest terms in the index."""
+
+    max_terms: int | None = Field(None, ge=1, le=65_536, description="at most this many of a document's terms")
+    mass: float | None = Field(None, gt=0, le=1, description="the fewest heaviest terms holding this weight share")
+
+
 class CreateIndexRequest(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     sparse_model: str = "splade-tiny"
     dense_model: str | None = "minilm-l6"
+    static_pruning: StaticPruning | None = None
 
 
 class IndexInfo(BaseModel):
@@ -189,6 +197,7 @@ class IndexInfo(BaseModel):
     vocab_hash: str
     dense_model: str | None
     dense_dim: int | None
+    static_pruning: StaticPruning | None = None
     postings: int
     bytes: int
 

@@ -545,3 +545,34 @@ def test_the_search_page_is_served_without_outside_assets(client) -> None:
     assert "<script>" in page and "/v1/indexes" in page and "include" in page
     assert "http://" not in page and "https://" not in page and "src=" not in page  # nothing from elsewhere
     assert "/" not in client.get("/openapi.json").json()["paths"]  # not part of the API's schema
+
+
+def test_an_index_with_static_pruning_keeps_whole_vectors_but_prunes_its_postings(tmp_path, encoders) -> None:  # noqa: ANN001
+    """POST /v1/indexes with static_pruning: every segment's sparse index keeps each document's 3 heaviest terms,
+    a merge too (it rebuilds from the whole stored vectors), GET shows the setting, and bad values are 422s."""
+    from retrieval.live.index import LiveIndex
+
+    c = start(tmp_path, encoders)
+    try:
+        r = c.post("/v1/indexes", json={"name": "p", "dense_model": None, "static_pruning": {"max_terms": 3}})
+        assert r.status_code == 201 and r.json()["static_pruning"] == {"max_terms": 3, "mass": None}, r.text
+        assert c.post("/v1/indexes", json={"name": "f", "dense_model": None}).json()["static_pruning"] is None
+        docs = [{"id": f"d{i}", "text": f"cells proteins membranes receptors number {i}"} for i in range(6)]
+        for name in ("p", "f"):
+            for part in (docs[:3], docs[3:]):  # two segments each
+                assert c.post(f"/v1/indexes/{name}/documents", json={"documents": part}).status_code == 200
+        pruned, full = c.get("/v1/indexes/p").json(), c.get("/v1/indexes/f").json()
+        assert pruned["postings"] == 3 * 6 < full["postings"] and pruned["segments"] == 2
+        hits = c.post("/v1/indexes/p/search", json={"query": "cells proteins", "top_k": 6}).json()["hits"]
+        assert len(hits) == 6
+        for bad in ({"max_terms": 0}, {"mass": 1.5}, {"max_terms": "3"}):
+            r = c.post("/v1/indexes", json={"name": "bad", "static_pruning": bad})
+            assert r.status_code == 422, r.text
+    finally:
+        c.__exit__(None, None, None)
+    index = LiveIndex.open(tmp_path / "p")
+    try:
+        assert index.merge(max_segments=1, count=2)
+        assert len(index.segments) == 1 and index.segments[0].sparse.num_postings == 3 * 6
+    finally:
+        index.close()

@@ -45,6 +45,8 @@ class IndexSpec:
     vocab_hash: str
     dense_model: str | None = None
     dense_dim: int | None = None
+    doc_max_terms: int | None = None  # static pruning of every segment's sparse index (indexer.csr.prune_rows);
+    doc_mass: float | None = None  # the segment's vector file keeps the whole vectors
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,8 @@ class LiveIndex:
                 vocab_size=self.spec.vocab_size,
                 model_id=self.spec.sparse_model,
                 vocab_hash=self.spec.vocab_hash,
+                doc_max_terms=self.spec.doc_max_terms,
+                doc_mass=self.spec.doc_mass,
             )
             dense = None
             if self.spec.dense_dim is not None:

@@ -11,7 +11,7 @@ from retrieval.query import UnknownIndexError
 
 from ..deps import Admin, EngineDep, IndexDep, Read
 from ..problems import Problem
-from ..schemas import CreateIndexRequest, IndexInfo, IndexList
+from ..schemas import CreateIndexRequest, IndexInfo, IndexList, StaticPruning
 
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"])
 
@@ -27,6 +27,9 @@ def info(index: LiveIndex) -> IndexInfo:
         vocab_hash=index.spec.vocab_hash,
         dense_model=index.spec.dense_model,
         dense_dim=index.spec.dense_dim,
+        static_pruning=None
+        if index.spec.doc_max_terms is None and index.spec.doc_mass is None
+        else StaticPruning(max_terms=index.spec.doc_max_terms, mass=index.spec.doc_mass),
         postings=sum(s.sparse.num_postings for s in segs),
         bytes=sum(f.stat().st_size for s in segs for f in s.path.rglob("*") if f.is_file()),
     )
@@ -40,7 +43,8 @@ def list_indexes(engine: EngineDep):  # noqa: ANN201
 @router.post("", response_model=IndexInfo, status_code=201, dependencies=[Admin])
 def create_index(body: CreateIndexRequest, engine: EngineDep):  # noqa: ANN201
     try:
-        return info(engine.create(body.name, body.sparse_model, body.dense_model))
+        sp = body.static_pruning
+        return info(engine.create(body.name, body.sparse_model, body.dense_model, sp and sp.max_terms, sp and sp.mass))
     except FileExistsError:
         raise Problem(409, f"index {body.name!r} exists") from None
     except (FileNotFoundError, OSError, ValueError) as e:
