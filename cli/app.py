@@ -522,6 +522,29 @@ def tune_fusion(
 
 
 @command()
+def export(
+    collection: Annotated[Path, typer.Argument(help="a collection folder (lsr index)")],
+    out: Annotated[Path, typer.Option(help="folder to write the export's files into")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="pyserini (Anserini JsonVectorCollection) | qdrant | elasticsearch")
+    ] = "pyserini",
+    index_name: Annotated[str, typer.Option(help="the _index of the Elasticsearch / OpenSearch bulk actions")] = "lsr",
+    no_text: Annotated[bool, typer.Option(help="leave the documents' texts out")] = False,
+    verbose: bool = False,
+) -> None:
+    """Export a collection's documents and vectors for another engine (terms named by token)."""
+    _setup_logging(verbose)
+    from retrieval.export import FORMATS, export_collection
+
+    if fmt not in FORMATS:  # before anything loads
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if not (collection / "collection.json").is_file():
+        raise typer.BadParameter(f"{collection}: not a complete collection (no collection.json)")
+    stats = export_collection(collection, out, fmt, with_text=not no_text, index_name=index_name)
+    typer.echo(f"{stats.documents} documents as {fmt}: {', '.join(str(out / f) for f in stats.files)}")
+
+
+@command()
 def compare(
     run_a: Path, run_b: Path, qrels: Annotated[Path, typer.Option(help="qrels file")], verbose: bool = False
 ) -> None:

@@ -39,6 +39,20 @@ def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(np.rint(weights.astype(np.float64) / scale), 1, MAX_IMPACT).astype(np.int64)
 
 
+def quantize_query(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A query's integer weights: merged terms, Q = min(65535, floor((2^32 - 1) / (255 n))), rint(w Q / max w),
+    those >= 1 kept; and max w / Q, which times the impact scale turns an integer score into the float one."""
+    terms, weights = merge_terms(indices, values)
+    if len(terms) == 0:
+        raise ValueError("query has no term with a positive weight")
+    w64 = weights.astype(np.float64)
+    wmax = float(w64.max())
+    Q = float(min(65535, (2**32 - 1) // (255 * len(terms))))
+    q = np.rint(w64 * Q / wmax)
+    keep = q >= 1
+    return terms[keep], q[keep].astype(np.int64), wmax / Q
+
+
 def merge_terms(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum duplicate terms (float64, in order of appearance), round to float32, keep weights > 0."""
     sums: dict[int, float] = {}
@@ -81,15 +95,8 @@ class ReferenceIndex:
         return col.row[order].astype(np.uint32), col.data[order].astype(np.uint8)
 
     def quantize_query(self, indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        terms, weights = merge_terms(indices, values)
-        if len(terms) == 0:
-            raise ValueError("query has no term with a positive weight")
-        w64 = weights.astype(np.float64)
-        wmax = float(w64.max())
-        Q = float(min(65535, (2**32 - 1) // (255 * len(terms))))
-        q = np.rint(w64 * Q / wmax)
-        keep = q >= 1
-        return terms[keep], q[keep].astype(np.int64), self.scale * wmax / Q
+        terms, q, unit = quantize_query(indices, values)
+        return terms, q, self.scale * unit
 
     def search(
         self, indices: np.ndarray, values: np.ndarray, k: int, allowed: np.ndarray | None = None
