@@ -161,3 +161,46 @@ def test_lean_max_projection_equals_the_packed_path_in_value_and_gradient(
     gg = torch.autograd.grad((got * torch.arange(V)).sum(), params)
     for x, y in zip(gw, gg):
         assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
+
+
+def _flops_worker(rank: int, world: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from lsr.train import regularizers
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        g = torch.Generator().manual_seed(7)
+        full = torch.rand(12, 9, generator=g, dtype=torch.float64) * (torch.rand(12, 9, generator=g) > 0.5)
+        mask = full.sum(dim=1) > 1.0
+        rows = torch.arange(12).chunk(world)[rank]
+        w = full[rows].clone().requires_grad_(True)
+        value = regularizers.flops(w, mask[rows])
+        value.backward()
+        torch.save({"value": value.detach(), "grad": w.grad, "rows": rows}, f"{out}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_flops_over_processes_equals_flops_over_the_global_batch(tmp_path, world: int) -> None:
+    """Data parallelism (gloo, real processes): every process gets the FLOPS value of the whole batch (its
+    document threshold mask included), and its gradient, divided by the world size as DDP averages, is the
+    single-process gradient of its rows."""
+    import torch.multiprocessing as mp
+
+    from lsr.train import regularizers
+
+    mp.spawn(_flops_worker, args=(world, f"file://{tmp_path}/init", str(tmp_path)), nprocs=world, join=True)
+    g = torch.Generator().manual_seed(7)
+    full = torch.rand(12, 9, generator=g, dtype=torch.float64) * (torch.rand(12, 9, generator=g) > 0.5)
+    mask = full.sum(dim=1) > 1.0
+    full.requires_grad_(True)
+    want = regularizers.flops(full, mask)
+    want.backward()
+    for rank in range(world):
+        got = torch.load(tmp_path / f"{rank}.pt")
+        assert torch.allclose(got["value"], want.detach(), rtol=1e-12)
+        assert torch.allclose(got["grad"] / world, full.grad[got["rows"]], rtol=1e-10, atol=1e-15)
+    per_process = sum(regularizers.flops(full.detach()[r], mask[r]) for r in torch.arange(12).chunk(world)) / world
+    assert per_process > want  # what a per-process mean would have computed: a different, larger value

@@ -10,12 +10,32 @@ def flops(w: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     of the squared mean absolute weight, a smooth proxy for the number of floating-point operations of retrieval.
     ``mask`` (n,) bool keeps only some rows (the document threshold); the mean is over the rows kept. It is a
     function of the rows it is given: with gradient accumulation each micro-batch is regularised on its own.
+
+    Under data parallelism (``torch.distributed`` initialised with more than one process) the mean is over the
+    global batch: the column sums and row counts of every process are summed (a differentiable all-reduce), so the
+    value does not depend on the number of processes. A per-process mean gives another value and gradient (each
+    GPU's small batch squared on its own), which made multi-GPU models 2-4x denser in texttron/tevatron PR #36.
+    Each process's gradient is the global one times the world size, which DDP's gradient averaging divides out.
     """
     if mask is not None:
         w = w[mask]
-    if w.shape[0] == 0:
+    column_sum = w.abs().sum(dim=0)
+    rows = torch.tensor([float(w.shape[0])], device=w.device)
+    if _world_size() > 1:
+        import torch.distributed as dist
+        from torch.distributed.nn.functional import all_reduce
+
+        column_sum = all_reduce(column_sum)
+        dist.all_reduce(rows)
+    if float(rows) == 0.0:
         return w.sum() * 0.0
-    return (w.abs().mean(dim=0) ** 2).sum()
+    return ((column_sum / rows) ** 2).sum()
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def l1(w: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
