@@ -1,11 +1,14 @@
 """``python -m lsr.train CONFIG [--set SECTION.KEY=VALUE ...] [--no-resume]``: the same job as ``lsr train``,
-without the CLI's extra dependencies (for a bare training machine)."""
+without the CLI's extra dependencies (for a bare training machine). ``torchrun --nproc-per-node N -m lsr.train
+CONFIG`` trains data-parallel on N processes (see ``Trainer``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .config import TrainConfig, parse_overrides
 
@@ -22,6 +25,24 @@ def run(cfg: TrainConfig, resume: bool = True, minutes: float | None = None, sho
     return Trainer(cfg).train(resume=resume, time_budget_s=budget, show_progress=show_progress)
 
 
+@contextmanager
+def process_group(device: str) -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1 in the environment) join the process group for data-parallel training:
+    NCCL on CUDA, gloo on the CPU; leave it at the end."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lsr.train", description=__doc__)
     ap.add_argument("config")
@@ -32,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         cfg = TrainConfig.load(args.config, parse_overrides(args.set))
-        model = run(cfg, resume=not args.no_resume, minutes=args.minutes)
+        with process_group(cfg.run.device):
+            model = run(cfg, resume=not args.no_resume, minutes=args.minutes)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
         return 2

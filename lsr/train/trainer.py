@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import random
 import subprocess
@@ -82,10 +83,30 @@ def ranking_parts(
     return parts
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group this process is in, (0, 1) when there is none."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class Trainer:
+    """Trains an encoder as the config says. Under ``torch.distributed`` (``torchrun ... python -m lsr.train``)
+    it trains data-parallel: process r of W takes batches r, r + W, ... of each group of W consecutive batches
+    (a batch of B queries per process, W x B per step), the gradients are averaged over the processes after each
+    step's micro-batches, FLOPS is computed over the global batch (``regularizers.flops``), and only rank 0 writes
+    the log, checkpoints and the model. With per-query losses (KL, MarginMSE) and FLOPS, W processes of batch B
+    take the same steps as one process of batch W x B (tested); InfoNCE's in-batch negatives stay per process."""
+
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        self.rank, self.world = process_group()
         self.device = check_device(cfg.run.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.rank)))
+            torch.cuda.set_device(self.device)
         self.out = Path(cfg.run.out)
         seed_everything(cfg.run.seed)
         self.data = TrainSet.load(cfg.data.train, cfg.data.sources)
@@ -127,12 +148,18 @@ class Trainer:
             p.requires_grad = False
         return teacher.eval()
 
+    def _usable_batches(self) -> int:
+        """Batches of an epoch that are trained on: whole groups of one batch per process."""
+        n = self.data.steps_per_epoch(self.cfg.data.batch_size)
+        return n - n % self.world
+
     def _total_steps(self) -> int:
-        per_epoch = self.data.steps_per_epoch(self.cfg.data.batch_size) // self.cfg.optim.grad_accum
+        per_epoch = self._usable_batches() // self.world // self.cfg.optim.grad_accum
         if per_epoch < 1:
             raise ValueError(
                 f"{len(self.data)} training queries are fewer than one step "
-                f"(batch_size {self.cfg.data.batch_size} x grad_accum {self.cfg.optim.grad_accum})"
+                f"(batch_size {self.cfg.data.batch_size} x grad_accum {self.cfg.optim.grad_accum} x {self.world} "
+                "processes)"
             )
         total = per_epoch * self.cfg.optim.epochs
         return min(total, self.cfg.optim.max_steps) if self.cfg.optim.max_steps else total
@@ -234,9 +261,12 @@ class Trainer:
             logger.info("resumed from %s (step %d)", last, pos.step)
         elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) and not resume:
             raise FileExistsError(f"{self.out} already holds checkpoints; resume, or choose another [run] out")
-        self.write_run_info()
-        progress = progress_bar(self.total_steps, show_progress, "train", unit="step", initial=pos.step)
-        log = open(self.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        lead = self.rank == 0  # the one process that writes
+        if lead:
+            self.write_run_info()
+        progress = progress_bar(self.total_steps, show_progress and lead, "train", unit="step", initial=pos.step)
+        log = open(self.out / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w")  # noqa: SIM115
+        usable = self._usable_batches()
         window: dict[str, float] = {}
         t0, micro = time.perf_counter(), 0
         started, first_step, stopped = time.perf_counter(), pos.step, False
@@ -244,7 +274,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
             while pos.step < self.total_steps:
-                if pos.batch >= self.data.steps_per_epoch(cfg.data.batch_size):
+                if pos.batch >= usable:
                     pos.epoch, pos.batch = pos.epoch + 1, 0
                     continue
                 batches = self.data.batches(
@@ -252,6 +282,11 @@ class Trainer:
                     cfg.data.negatives_depth,
                 )  # fmt: skip
                 for k, batch in batches:
+                    if k >= usable:
+                        pos.batch = usable
+                        break
+                    if k % self.world != self.rank:  # another process's batch
+                        continue
                     total, stats = self.loss(batch, pos.step)
                     value = float(total.detach())
                     if not math.isfinite(value):
@@ -260,9 +295,11 @@ class Trainer:
                     for key, v in stats.items():
                         window[key] = window.get(key, 0.0) + v
                     micro += 1
-                    pos.batch = k + 1
+                    pos.batch = (k // self.world + 1) * self.world  # past this group of batches
                     if micro % cfg.optim.grad_accum:
                         continue
+                    if self.world > 1:
+                        self._average_gradients()
                     grad_norm = torch.nn.utils.clip_grad_norm_(
                         [p for p in self.encoder.parameters() if p.requires_grad], cfg.optim.max_grad_norm
                     )
@@ -275,13 +312,20 @@ class Trainer:
                     if pos.step % cfg.run.log_every == 0 or pos.step == self.total_steps:
                         self._log(log, window, micro, time.perf_counter() - t0, pos)
                         window, t0, micro = {}, time.perf_counter(), 0
-                    if cfg.run.save_every and pos.step % cfg.run.save_every == 0:
+                    if lead and cfg.run.save_every and pos.step % cfg.run.save_every == 0:
                         checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
                     if pos.step >= self.total_steps:
                         break
-                    if (stop_after is not None and pos.step - first_step >= stop_after) or (
+                    stop = (stop_after is not None and pos.step - first_step >= stop_after) or (
                         time_budget_s is not None and time.perf_counter() - started >= time_budget_s
-                    ):
+                    )
+                    if self.world > 1 and time_budget_s is not None:  # every process stops at the same step
+                        import torch.distributed as dist
+
+                        flag = torch.tensor([float(stop)], device=self.device)
+                        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                        stop = bool(flag.item())
+                    if stop:
                         stopped = True
                         break
                 if stopped:
@@ -289,11 +333,37 @@ class Trainer:
         finally:
             progress.close()
             log.close()
-        checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
+        if lead:
+            checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
         if stopped:
             logger.info("stopped at step %d of %d; run again to resume", pos.step, self.total_steps)
+            self._barrier()
             return None
-        return self.save_model(self.out / "model")
+        folder = self.save_model(self.out / "model") if lead else self.out / "model"
+        self._barrier()
+        return folder
+
+    def _average_gradients(self) -> None:
+        """Sum the trainable gradients over the processes (one flat all-reduce) and divide by their number."""
+        import torch.distributed as dist
+
+        params = [p for p in self.encoder.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def _log(self, log: Any, window: dict[str, float], micro: int, seconds: float, pos: checkpoint.Position) -> None:
         rec: dict[str, Any] = {"step": pos.step, "epoch": pos.epoch}
