@@ -177,6 +177,7 @@ def run(name: str, enc: Path, nq: int) -> dict:
 
 def plot(res: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -189,6 +190,9 @@ def plot(res: dict, path: Path) -> None:
             ax.annotate(r["setting"], (r["mean@10"], r["recall@10"]), fontsize=6, xytext=(3, 2),
                         textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("mean latency at k=10, one thread (ms, log scale)")
     ax.set_ylabel("recall@10 against exact float scoring")
     ax.set_title(f"{res['workload']}: {res['docs']:,} docs, {res['queries']} queries, SPLADE-tiny")
@@ -205,7 +209,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--encoded", type=Path, default=Path(".cache/encoded"))
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tradeoff.json"))
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from --out's JSON")
     args = ap.parse_args(argv)
+    if args.replot:
+        for res in json.loads(args.out.read_text())["results"]:
+            plot(res, args.out.with_name(f"tradeoff-{res['workload']}.png"))
+        return []
     results = []
     for name in args.workload:
         print(f"\n== {name}", flush=True)
