@@ -200,7 +200,9 @@ def index(
     batch_size: int = 32,
     shard_id: int = 0,
     num_shards: int = 1,
-    dense_index: Annotated[str, typer.Option(help="flat (exact) or hnsw")] = "flat",
+    dense_index: Annotated[
+        str, typer.Option(help="flat (exact), hnsw, or ivfpq (compressed 32x, memory-mapped, approximate)")
+    ] = "flat",
     device: Annotated[str, typer.Option(help="where the encoders run: cpu, cuda, cuda:1, ...")] = "cpu",
     doc_max_terms: Annotated[
         int | None, typer.Option(help="static pruning: keep each document's N heaviest terms in the sparse index")

@@ -70,7 +70,7 @@ class Job:
     sparse_model: str
     dense_model: str | None
     shard_size: int
-    dense_index: str = "flat"  # flat (exact inner product) or hnsw
+    dense_index: str = "flat"  # flat (exact inner product), hnsw, or ivfpq (compressed, memory-mapped: DENSE_KINDS)
     doc_max_terms: int | None = None  # static pruning of the sparse index (indexer.csr.prune_rows); shards keep all
     doc_mass: float | None = None
     input_fingerprint: str = ""  # size and SHA-256 of the input, set by build(): resume refuses a changed file
@@ -248,8 +248,8 @@ def build(
         raise ValueError(f"shard_id must be in [0, num_shards), got {shard_id} of {num_shards}")
     if (job.dense_model is None) != (dense_encoder is None):
         raise ValueError("job.dense_model and dense_encoder must be given together")
-    if job.dense_index not in ("flat", "hnsw"):
-        raise ValueError(f"dense_index must be 'flat' or 'hnsw', not {job.dense_index!r}")
+    if job.dense_index not in DENSE_KINDS:
+        raise ValueError(f"dense_index must be one of {DENSE_KINDS}, not {job.dense_index!r}")
     if not Path(job.input).is_file():
         raise FileNotFoundError(f"{job.input}: no such file")
     job = replace(job, input_fingerprint=input_fingerprint(Path(job.input)))
@@ -338,6 +338,15 @@ def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -
         import faiss
 
         dense_index = None
+        if job.dense_index == "ivfpq":  # trained first, on up to IVFPQ_TRAIN rows from the start of the corpus
+            sample: list[np.ndarray] = []
+            for _, _, dense in iter_shards(folder, shards):
+                sample.append(dense)
+                if sum(len(x) for x in sample) >= IVFPQ_TRAIN:
+                    break
+            train = np.concatenate(sample)[:IVFPQ_TRAIN]
+            dense_index = new_dense_index(train.shape[1], "ivfpq", rows=_count(folder, shards))
+            dense_index.train(train)
         for k, (_, _, dense) in enumerate(iter_shards(folder, shards)):
             if dense is None:
                 raise IncompleteCollectionError(f"{shard_path(folder, k)} has no dense rows")
@@ -349,9 +358,33 @@ def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -
     return manifest.num_postings / max(manifest.num_docs, 1)
 
 
-def new_dense_index(dim: int, kind: str) -> Any:
+DENSE_KINDS = ("flat", "hnsw", "ivfpq")
+IVFPQ_TRAIN = 100_000  # rows an IVF-PQ index is trained on
+IVFPQ_NPROBE = 32  # lists an IVF-PQ search visits (of 4 sqrt(n))
+IVFPQ_K_FACTOR = 4.0  # candidates per hit re-ranked by the exact rows
+
+
+def _count(folder: Path, shards: int) -> int:
+    return sum(read_shard(shard_path(folder, k), dense=False)[1].num_rows for k in range(shards))
+
+
+def new_dense_index(dim: int, kind: str, rows: int = 0) -> Any:
+    """An empty faiss index of ``kind`` for ``dim``-dimensional inner-product search. ``ivfpq`` (for ``rows``
+    vectors, trained before use) is an IVF-PQ index (4 sqrt(rows) inverted lists, one code per 8 dimensions: 48
+    bytes a MiniLM vector; fewer bits a code below 256 rows) whose ``IVFPQ_K_FACTOR`` x k candidates are re-ranked
+    exactly by the float rows stored beside it (``IndexRefineFlat``). The file is opened memory-mapped
+    (``retrieval.searcher``): a search reads the codes of the lists it probes and the rows it re-ranks, and the
+    index need not sit whole in RAM."""
     import faiss
 
+    if kind == "ivfpq":
+        nlist = max(1, min(int(round(4 * rows**0.5)), rows // 39 or 1))
+        m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
+        nbits = max(1, min(8, int(np.log2(max(rows, 2)))))  # a small corpus has too few rows for 256 codes
+        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+        refine = faiss.IndexRefineFlat(ivf)
+        refine.k_factor = IVFPQ_K_FACTOR
+        return refine
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 200

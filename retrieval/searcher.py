@@ -20,7 +20,17 @@ import numpy as np
 
 from indexer import Index, SparseBatch
 
-from .collection import COLLECTION, DENSE, SPARSE, IncompleteCollectionError, iter_shards, read_shard, shard_path
+from .collection import (
+    COLLECTION,
+    DENSE,
+    IVFPQ_K_FACTOR,
+    IVFPQ_NPROBE,
+    SPARSE,
+    IncompleteCollectionError,
+    iter_shards,
+    read_shard,
+    shard_path,
+)
 from .dense import top_k as dense_top_k
 from .filters import MetadataColumns, Node
 from .filters import parse as parse_filter
@@ -141,11 +151,11 @@ class Collection:
         if (folder / DENSE).exists():
             import faiss
 
-            dense = faiss.read_index(str(folder / DENSE))
+            dense = faiss.read_index(str(folder / DENSE), faiss.IO_FLAG_MMAP)  # IVF lists stay on disk
             if dense.ntotal != sparse.num_docs:
                 raise IncompleteCollectionError(f"{folder}: dense and sparse indexes disagree on the doc count")
         rows = None
-        if dense is not None and "HNSW" not in type(dense).__name__:  # exact: retrieval.dense, as live segments
+        if dense is not None and isinstance(dense, faiss.IndexFlat):  # exact: retrieval.dense, as live segments
             import faiss  # a view of the flat index's own storage (it lives as long as self.dense), no copy
 
             n, d = dense.ntotal, dense.d
@@ -185,8 +195,9 @@ class Collection:
         return out
 
     def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
-        """``Source``: the flat index's rows by exact inner product (``retrieval.dense``, as the live index), or
-        faiss's HNSW graph; either restricted to the documents matching ``filter``."""
+        """``Source``: the flat index's rows by exact inner product (``retrieval.dense``, as the live index), faiss's
+        HNSW graph, or its memory-mapped IVF-PQ lists (``IVFPQ_NPROBE`` of them); each restricted to the documents
+        matching ``filter``."""
         if self.dense is None:
             raise ValueError(f"{self.path} has no dense index")
         allowed = None if filter is None else self.allowed(filter)
@@ -196,10 +207,18 @@ class Collection:
             return [[(lex[r], s) for r, s in zip(rows.tolist(), scores.tolist())] for rows, scores in found]
         import faiss
 
-        params = None
-        if allowed is not None:  # faiss's bitmap selector: filtered inside the graph walk
+        refine = isinstance(self.dense, faiss.IndexRefine)
+        kw: dict = {"nprobe": IVFPQ_NPROBE} if refine else {}
+        if allowed is not None:  # faiss's bitmap selector: filtered inside the graph walk or the list scan
             bits = np.packbits(allowed, bitorder="little")
-            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(self.num_docs, faiss.swig_ptr(bits)))
+            kw["sel"] = faiss.IDSelectorBitmap(self.num_docs, faiss.swig_ptr(bits))
+        params = None
+        if refine:
+            params = faiss.IndexRefineSearchParameters(
+                k_factor=IVFPQ_K_FACTOR, base_index_params=faiss.SearchParametersIVF(**kw)
+            )
+        elif kw:
+            params = faiss.SearchParametersHNSW(**kw)
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         scores, docs = self.dense.search(x, min(k, self.num_docs), params=params)
         return [[(lex[int(d)], float(s)) for d, s in zip(dr, sr) if d >= 0] for dr, sr in zip(docs, scores)]
