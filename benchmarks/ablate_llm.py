@@ -52,6 +52,11 @@ ROWS: dict[str, list[str]] = {
     # passage the teachers rank in their top 100 (lsr trainset --pseudo-passages -1 --roundtrip-k 100)
     "long, +pseudo": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400",
                       "model.settings.dense_pooling=none", "loss.dense=0"],
+    # round 3 (prepared, not run yet): twice as long; and whether the dense head learns when its loss is not
+    # drowned by the sparse ones (in round 1 its InfoNCE stayed at chance in every row with the literal residual)
+    "longer, +pseudo": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=800",
+                        "model.settings.dense_pooling=none", "loss.dense=0"],
+    "dense x10": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400", "loss.dense=10.0"],
 }  # fmt: skip
 
 
