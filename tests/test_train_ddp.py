@@ -50,6 +50,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
         assert (tr.rank, tr.world) == (rank, world)
         tr.train(resume=False, show_progress=False)
         torch.save(trainable(tr.encoder), f"{tmp}/rank{rank}.pt")
+        dist.barrier()  # no process tears gloo down while another still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -178,6 +178,7 @@ def _flops_worker(rank: int, world: int, init: str, out: str) -> None:
         value = regularizers.flops(w, mask[rows])
         value.backward()
         torch.save({"value": value.detach(), "grad": w.grad, "rows": rows}, f"{out}/{rank}.pt")
+        dist.barrier()  # no process tears gloo down while another still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -39,6 +39,7 @@ def process_group(device: str) -> Iterator[None]:
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
         yield
+        dist.barrier()  # every process done before any tears the group down
     finally:
         dist.destroy_process_group()
 
