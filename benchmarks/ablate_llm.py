@@ -57,6 +57,14 @@ ROWS: dict[str, list[str]] = {
     "longer, +pseudo": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=800",
                         "model.settings.dense_pooling=none", "loss.dense=0"],
     "dense x10": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400", "loss.dense=10.0"],
+    # round 3 as run: "long, +pseudo" with the literal residual started as binary-tf IDF (TiedResidual.
+    # start_from_idf: a fresh model is a lexical matcher instead of the LM head's noise), and the same with a
+    # three times higher learning rate
+    "idf start, +pseudo": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400",
+                           "model.settings.dense_pooling=none", "loss.dense=0", "model.residual_init=idf"],
+    "idf start, lr x3": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400",
+                         "model.settings.dense_pooling=none", "loss.dense=0", "model.residual_init=idf",
+                         "optim.lr=6e-4"],
 }  # fmt: skip
 
 

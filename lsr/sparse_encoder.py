@@ -68,6 +68,20 @@ class TiedResidual(nn.Module):
     def forward(self, h_last: torch.Tensor, head_weight: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(self.proj(h_last), head_weight.to(h_last.dtype), self.bias.to(h_last.dtype))
 
+    @torch.no_grad()
+    def start_from_idf(self, document_frequency: np.ndarray, documents: int, scale: float) -> None:
+        """Start as a lexical matcher: b = -scale * idf / max(idf), idf = ln((N + 1) / (df + 1)).
+
+        With G still zero, w' = b, so the literal residual lifts each of a text's own tokens by
+        scale * (idf - min idf) / max(idf): a fresh encoder scores a query against a document like binary-tf IDF
+        over shared tokens (plus the LM head's expansion), and training starts from there instead of from zero.
+        """
+        df = np.asarray(document_frequency, dtype=np.float64)
+        if df.shape != self.bias.shape or (df < 0).any() or documents < 1:
+            raise ValueError(f"document_frequency must be {tuple(self.bias.shape)} non-negative counts")
+        idf = np.log((documents + 1.0) / (df + 1.0))
+        self.bias.copy_(torch.from_numpy(-scale * idf / idf.max()).to(self.bias.dtype))
+
 
 class SparseEncoder(nn.Module):
     """A sparse (and optionally dense) text encoder; ``forward`` is differentiable, ``encode_*`` is inference."""

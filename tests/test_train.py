@@ -283,3 +283,39 @@ def test_cli_train_end_to_end_and_bad_input(tmp_path: Path) -> None:
     from lsr.train.__main__ import main
 
     assert main([str(cfg)]) == 2
+
+
+def test_idf_start_of_the_literal_residual(tmp_path: Path) -> None:
+    """residual_init = "idf": b = -scale * idf / max idf, with df counted naively over the training documents; a
+    fresh encoder then lifts a text's own tokens by scale * (idf - min idf) / max idf above its LM-head weights."""
+    base = save_tiny(tmp_path / "llama", "causal", echo=True, literal_residual=True)
+    scale = 2.5
+    tr = Trainer(config(tmp_path, model={"base": base, "lora": True, "lora_r": 4, "residual_init": "idf",
+                                         "residual_idf_scale": scale}))  # fmt: skip
+    enc = tr.encoder
+    texts = list(tr.data.docs.values())
+    df = np.zeros(enc.vocab_size)
+    for t in texts:
+        for v in set(enc.layout.tokenize([t])[0]):
+            df[v] += 1
+    idf = np.log((len(texts) + 1) / (df + 1))
+    want = -scale * idf / idf.max()
+    np.testing.assert_allclose(enc.residual.bias.detach().numpy(), want, rtol=1e-6, atol=1e-6)
+
+    plain = SparseEncoder.from_pretrained(base)  # the same backbone with a zero residual
+    text = texts[0]
+    batch = enc.layout.batch(enc.layout.tokenize([text]), enc.config.max_length)
+    enc.eval()
+    with torch.no_grad():
+        lifted, _ = enc(batch)
+        before, _ = plain(batch)
+    own = sorted(set(enc.layout.tokenize([text])[0]))
+    lift = (lifted - before)[0].numpy()
+    np.testing.assert_allclose(lift[own], want.max() - want[own], rtol=1e-4, atol=1e-4)
+    others = np.setdiff1d(np.arange(enc.vocab_size), own)
+    assert np.abs(lift[others]).max() == 0.0
+
+    with pytest.raises(ValueError, match="literal_residual"):
+        Trainer(config(tmp_path, model={"base": save_tiny(tmp_path / "plain", "causal"), "residual_init": "idf"}))
+    with pytest.raises(ValueError, match="residual_init"):
+        config(tmp_path, model={"residual_init": "bm25"})

@@ -35,6 +35,10 @@ class ModelSection:
     lora_dropout: float = 0.0
     lora_targets: list[str] | None = None
     train_head: bool = True  # with LoRA: also train the literal-residual / extra heads
+    # "zero": a fresh literal residual changes nothing; "idf": it starts as binary-tf IDF over the text's own tokens
+    # (document frequencies from the training set's documents; TiedResidual.start_from_idf)
+    residual_init: str = "zero"
+    residual_idf_scale: float = 3.0  # the largest lift, in units of the saturated SPLADE weights log(1 + relu(x))
     gradient_checkpointing: bool = False
     # "model": train the encoder itself; "lookup": keep ``base`` frozen as the document encoder and train
     # inference-free queries (a weight per token, lsr.train.lookup)
@@ -114,6 +118,10 @@ class TrainConfig:
         d, lo, sp, op, r = self.data, self.loss, self.sparsity, self.optim, self.run
         if not d.train:
             raise ValueError("[data] train: the training-set folder (from `lsr trainset`) is required")
+        if self.model.residual_init not in ("zero", "idf"):
+            raise ValueError(f"[model] residual_init must be 'zero' or 'idf', not {self.model.residual_init!r}")
+        if self.model.residual_idf_scale <= 0:
+            raise ValueError("[model] residual_idf_scale must be positive")
         if self.model.queries not in ("model", "lookup"):
             raise ValueError(f"[model] queries must be 'model' or 'lookup', not {self.model.queries!r}")
         if d.group_size < 1 or d.batch_size < 1 or d.negatives_depth < 1:
