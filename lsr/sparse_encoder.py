@@ -69,17 +69,16 @@ class TiedResidual(nn.Module):
         return nn.functional.linear(self.proj(h_last), head_weight.to(h_last.dtype), self.bias.to(h_last.dtype))
 
     @torch.no_grad()
-    def start_from_idf(self, document_frequency: np.ndarray, documents: int, scale: float) -> None:
-        """Start as a lexical matcher: b = -scale * idf / max(idf), idf = ln((N + 1) / (df + 1)).
+    def start_from_idf(self, idf: np.ndarray, scale: float) -> None:
+        """Start as a lexical matcher: b = -scale * idf / max(idf), for (V,) non-negative IDF values.
 
         With G still zero, w' = b, so the literal residual lifts each of a text's own tokens by
         scale * (idf - min idf) / max(idf): a fresh encoder scores a query against a document like binary-tf IDF
         over shared tokens (plus the LM head's expansion), and training starts from there instead of from zero.
         """
-        df = np.asarray(document_frequency, dtype=np.float64)
-        if df.shape != self.bias.shape or (df < 0).any() or documents < 1:
-            raise ValueError(f"document_frequency must be {tuple(self.bias.shape)} non-negative counts")
-        idf = np.log((documents + 1.0) / (df + 1.0))
+        idf = np.asarray(idf, dtype=np.float64)
+        if idf.shape != tuple(self.bias.shape) or (idf < 0).any() or idf.max() <= 0:
+            raise ValueError(f"idf must be {tuple(self.bias.shape)} non-negative values, not all zero")
         self.bias.copy_(torch.from_numpy(-scale * idf / idf.max()).to(self.bias.dtype))
 
 

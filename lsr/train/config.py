@@ -36,7 +36,7 @@ class ModelSection:
     lora_targets: list[str] | None = None
     train_head: bool = True  # with LoRA: also train the literal-residual / extra heads
     # "zero": a fresh literal residual changes nothing; "idf": it starts as binary-tf IDF over the text's own tokens
-    # (document frequencies from the training set's documents; TiedResidual.start_from_idf)
+    # (IDF of the training set's documents, lsr.train.lookup.idf; TiedResidual.start_from_idf)
     residual_init: str = "zero"
     residual_idf_scale: float = 3.0  # the largest lift, in units of the saturated SPLADE weights log(1 + relu(x))
     gradient_checkpointing: bool = False

@@ -56,15 +56,6 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
-def document_frequency(encoder: Any, texts: list[str]) -> np.ndarray:
-    """(V,) how many of ``texts`` hold each vocabulary entry, through the encoder's own tokenizer."""
-    df = np.zeros(encoder.vocab_size, dtype=np.int64)
-    for start in range(0, len(texts), 1024):
-        for ids in encoder.layout.tokenize(texts[start : start + 1024]):
-            df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
-    return df
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -138,8 +129,10 @@ class Trainer:
         if m.residual_init == "idf":
             if enc.residual is None:
                 raise ValueError("[model] residual_init = 'idf' needs an encoder with literal_residual = true")
-            df = document_frequency(enc, list(self.data.docs.values()))
-            enc.residual.start_from_idf(df, len(self.data.docs), m.residual_idf_scale)
+            from .lookup import idf
+
+            tokens = enc.layout.tokenize(list(self.data.docs.values()))
+            enc.residual.start_from_idf(idf(tokens, enc.vocab_size), m.residual_idf_scale)
             logger.info("literal residual starts from the IDF of %d training documents", len(self.data.docs))
         if m.lora:
             enc.add_lora(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_targets)
