@@ -40,9 +40,10 @@ def model_class(kind: str):  # noqa: ANN201
 
 
 class Backbone(nn.Module):
-    """Wraps a ``*ForMaskedLM`` / ``*ForCausalLM`` model; owns no weights of its own."""
+    """Wraps a ``*ForMaskedLM`` / ``*ForCausalLM`` model; owns no weights of its own but, with ``head_bias``, a
+    (V,) bias added to a decoder's LM-head logits (a decoder's head has none; an MLM head has its own)."""
 
-    def __init__(self, lm: nn.Module, kind: str, bidirectional: bool = False) -> None:
+    def __init__(self, lm: nn.Module, kind: str, bidirectional: bool = False, head_bias: bool = False) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"backbone kind must be one of {KINDS}, not {kind!r}")
@@ -54,6 +55,9 @@ class Backbone(nn.Module):
         self.vocab_size = int(lm.get_output_embeddings().weight.shape[0])
         self.hidden_size = int(lm.config.hidden_size)
         self._transform = _mlm_transform(lm) if kind == "mlm" else None
+        if head_bias and (kind != "causal" or lm.get_output_embeddings().bias is not None):
+            raise ValueError("head_bias is an option of decoder (causal) backbones, whose LM head has no bias")
+        self.head_bias = nn.Parameter(torch.zeros(self.vocab_size)) if head_bias else None
 
     @property
     def config(self) -> Any:
@@ -80,12 +84,13 @@ class Backbone(nn.Module):
         return self._transform(hidden) if self._transform is not None else hidden
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm.get_output_embeddings()(self.pre_head(hidden))
+        logits = self.lm.get_output_embeddings()(self.pre_head(hidden))
+        return logits if self.head_bias is None else logits + self.head_bias.to(logits.dtype)
 
     def projection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The vocabulary projection's (V, H') weight and bias (None when it has none)."""
         out = self.lm.get_output_embeddings()
-        return out.weight, out.bias
+        return out.weight, out.bias if self.head_bias is None else self.head_bias
 
 
 def _mlm_transform(lm: nn.Module):  # noqa: ANN202

@@ -22,6 +22,9 @@ class SparseEncoderConfig:
     pool_special_tokens: bool = False  # pool over [CLS]/[SEP] too, as SPLADE's code and sentence-transformers do
     max_length: int = 256  # document tokens, special tokens included (both copies in echo mode)
     query_max_length: int = 64
+    # causal backbones: a trained (V,) bias on the LM-head logits; started negative it makes a fresh decoder's
+    # max-pooled logits sparse (they are all positive on SmolLM2) so training starts from its confident tokens
+    head_bias: bool = False
     literal_residual: bool = False  # PROSPER: W = w + I * (max(w') - w'), w' = FC(h_last)
     focus_window: bool = False  # PROSPER lexical focusing window: top-k per text
     focus_k_query: int = 256
@@ -43,6 +46,8 @@ class SparseEncoderConfig:
             raise ValueError(f"dense_pooling must be 'last', 'mean' or None, not {self.dense_pooling!r}")
         if self.kind == "mlm" and (self.echo or self.bidirectional or self.pooling == "last"):
             raise ValueError("echo, bidirectional and last-token pooling apply to causal (decoder-only) backbones")
+        if self.kind == "mlm" and self.head_bias:
+            raise ValueError("head_bias is an option of causal backbones (an MLM head has its own bias)")
         if self.echo and self.pool_special_tokens:
             raise ValueError("echo mode pools over the second copy only, never over special tokens")
         minimum = 4 if self.echo else 2

@@ -89,7 +89,7 @@ class SparseEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
-        self.backbone = Backbone(lm, config.kind, bidirectional=config.bidirectional)
+        self.backbone = Backbone(lm, config.kind, bidirectional=config.bidirectional, head_bias=config.head_bias)
         if self.backbone.vocab_size != config.vocab_size:
             raise ValueError(f"config says vocab_size {config.vocab_size}, the model has {self.backbone.vocab_size}")
         self.layout = Layout(tokenizer, echo=config.echo, pool_special=config.pool_special_tokens)
@@ -188,8 +188,9 @@ class SparseEncoder(nn.Module):
         return enc
 
     def trained_parts(self) -> dict[str, torch.Tensor]:
-        """The weights an adapter-only save holds: LoRA adapters and the residual head."""
-        return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith("residual.")}
+        """The weights an adapter-only save holds: LoRA adapters, the residual head and the LM-head bias."""
+        return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith("residual.")
+                or n == "backbone.head_bias"}  # fmt: skip
 
     def add_lora(self, r: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules: list[str] | None = None):
         """Inject LoRA adapters (peft) into the backbone; the base weights are then usually frozen for training."""

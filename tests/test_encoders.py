@@ -62,6 +62,8 @@ def naive_vectors(enc: SparseEncoder, texts: list[str], side: str = "document") 
             keep = [False] * (1 + (len(c) if cfg.echo else 0)) + [True] * len(c)
         x = torch.tensor([ids])
         logits = lm(input_ids=x).logits[0]  # T x V
+        if enc.backbone.head_bias is not None:
+            logits = logits + enc.backbone.head_bias
         hidden = (lm.base_model if cfg.kind == "mlm" else lm.get_decoder())(input_ids=x).last_hidden_state[0]
         keep_t = torch.tensor(keep)
         if not keep_t.any():
@@ -118,15 +120,37 @@ def test_mlm_max_pooling_matches_naive(texts: list[str], batch_size: int, chunk:
     pool=st.sampled_from(["max", "last"]),
     fast=st.booleans(),
     workers=st.integers(1, 3),
+    head_bias=st.booleans(),
 )
 def test_causal_pooling_matches_naive(
-    texts: list[str], batch_size: int, padding: str, echo: bool, pool: str, fast: bool, workers: int
+    texts: list[str], batch_size: int, padding: str, echo: bool, pool: str, fast: bool, workers: int, head_bias: bool
 ) -> None:
-    enc = make("causal", padding_side=padding, max_length=30, echo=echo, pooling=pool)
+    enc = make("causal", padding_side=padding, max_length=30, echo=echo, pooling=pool, head_bias=head_bias)
+    if head_bias:  # a trained LM-head bias: every path adds it to the logits before pooling
+        with torch.no_grad():
+            enc.backbone.head_bias.normal_(-0.5, 1.0)
     enc.token_chunk = 7
     enc.use_fast_head = fast and fast_head.available()
     enc.workers = workers
     assert_same(as_dicts(enc.encode_documents(texts, batch_size=batch_size)), naive_vectors(enc, texts), atol=1e-4)
+
+
+def test_head_bias_in_the_training_path_and_refused_on_mlm() -> None:
+    """The training forward (argmax rows kept, grad enabled) gives the inference vectors with a head bias too, and
+    the bias gets a gradient."""
+    enc = make("causal", echo=True, max_length=30, head_bias=True)
+    with torch.no_grad():
+        enc.backbone.head_bias.normal_(-0.5, 1.0)
+    texts = ["w1 w2 w3 w4", "w5 w6", "w7 w8 w9"]
+    batch = enc.layout.batch(enc.layout.tokenize(texts), enc.config.max_length)
+    w, _ = enc(batch)  # grad enabled: pooling.max_project_packed
+    w.sum().backward()
+    assert enc.backbone.head_bias.grad is not None and enc.backbone.head_bias.grad.abs().sum() > 0
+    want = as_dicts(enc.encode_documents(texts))
+    got = [{int(v): float(row[v]) for v in row.nonzero().ravel()} for row in w.detach()]
+    assert_same(got, want, atol=1e-4)
+    with pytest.raises(ValueError, match="head_bias"):
+        make("mlm", head_bias=True)
 
 
 @settings(max_examples=15)
@@ -436,11 +460,13 @@ def test_adapters_only_save_reads_the_base_again(tmp_path) -> None:  # noqa: ANN
     lm, tok = tiny_llama()
     lm.save_pretrained(tmp_path / "hf")
     tok.save_pretrained(tmp_path / "hf")
-    enc = SparseEncoder.from_pretrained(tmp_path / "hf", echo=True, literal_residual=True, dense_pooling="mean")
+    enc = SparseEncoder.from_pretrained(
+        tmp_path / "hf", echo=True, literal_residual=True, dense_pooling="mean", head_bias=True
+    )
     enc.add_lora(r=4, alpha=8)
     with torch.no_grad():
         for name, p in enc.named_parameters():
-            if "lora_B" in name or "residual" in name:
+            if "lora_B" in name or "residual" in name or "head_bias" in name:
                 p.normal_(0, 0.5)
     texts = ["w1 w2 w3 w4", "w5 w6", "w7", ""]
     ref = enc.encode(texts)
@@ -450,6 +476,7 @@ def test_adapters_only_save_reads_the_base_again(tmp_path) -> None:  # noqa: ANN
     assert small < (whole / "model.safetensors").stat().st_size / 3
     back = SparseEncoder.from_pretrained(tmp_path / "adapters")
     assert back.config.base_sha256 and set(back.trained_parts()) == set(enc.trained_parts())
+    assert "backbone.head_bias" in back.trained_parts()
     got = back.encode(texts)
     assert as_dicts(got.sparse) == as_dicts(ref.sparse)
     np.testing.assert_array_equal(got.dense, ref.dense)

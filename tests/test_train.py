@@ -319,3 +319,18 @@ def test_idf_start_of_the_literal_residual(tmp_path: Path) -> None:
         Trainer(config(tmp_path, model={"base": save_tiny(tmp_path / "plain", "causal"), "residual_init": "idf"}))
     with pytest.raises(ValueError, match="residual_init"):
         config(tmp_path, model={"residual_init": "bm25"})
+
+
+def test_head_bias_start_is_trained_and_saved(tmp_path: Path) -> None:
+    base = save_tiny(tmp_path / "llama", "causal", echo=True, head_bias=True)
+    cfg = config(tmp_path, model={"base": base, "lora": True, "lora_r": 4, "head_bias_start": -0.25})
+    tr = Trainer(cfg)
+    assert torch.equal(tr.encoder.backbone.head_bias.detach(), torch.full((tr.encoder.vocab_size,), -0.25))
+    assert "backbone.head_bias" in trainable(tr.encoder)
+    folder = tr.train(show_progress=False)
+    trained = tr.encoder.backbone.head_bias.detach()
+    assert not torch.equal(trained, torch.full_like(trained, -0.25))  # it learned
+    back = SparseEncoder.from_pretrained(folder)
+    assert torch.equal(back.backbone.head_bias.detach(), trained)
+    with pytest.raises(ValueError, match="head_bias"):
+        Trainer(config(tmp_path, model={"base": save_tiny(tmp_path / "plain", "causal"), "head_bias_start": -1.0}))

@@ -39,6 +39,8 @@ class ModelSection:
     # (IDF of the training set's documents, lsr.train.lookup.idf; TiedResidual.start_from_idf)
     residual_init: str = "zero"
     residual_idf_scale: float = 3.0  # the largest lift, in units of the saturated SPLADE weights log(1 + relu(x))
+    # the starting value of every entry of the LM-head bias (model.settings.head_bias); 0 changes nothing
+    head_bias_start: float = 0.0
     gradient_checkpointing: bool = False
     # "model": train the encoder itself; "lookup": keep ``base`` frozen as the document encoder and train
     # inference-free queries (a weight per token, lsr.train.lookup)

@@ -126,6 +126,11 @@ class Trainer:
 
         m = self.cfg.model
         enc = SparseEncoder.from_pretrained(m.base, **m.settings)
+        if m.head_bias_start:
+            if enc.backbone.head_bias is None:
+                raise ValueError("[model] head_bias_start needs an encoder with head_bias = true")
+            with torch.no_grad():
+                enc.backbone.head_bias.fill_(m.head_bias_start)
         if m.residual_init == "idf":
             if enc.residual is None:
                 raise ValueError("[model] residual_init = 'idf' needs an encoder with literal_residual = true")
@@ -137,7 +142,9 @@ class Trainer:
         if m.lora:
             enc.add_lora(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_targets)
             for n, p in enc.named_parameters():
-                p.requires_grad = "lora_" in n or (m.train_head and n.startswith("residual."))
+                p.requires_grad = "lora_" in n or (
+                    m.train_head and (n.startswith("residual.") or n == "backbone.head_bias")
+                )
         if m.gradient_checkpointing:
             enc.backbone.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return enc.to(self.device).train()
