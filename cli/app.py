@@ -14,6 +14,7 @@ Each stage is also ``python -m cli <stage> ...``. Long jobs show a progress bar 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import sys
@@ -106,14 +107,9 @@ class LogLines:
 
 
 def _encoders(model: str, dense_model: str | None, device: str = "cpu"):  # noqa: ANN202
-    from lsr import DenseEncoder, SparseEncoder
-    from lsr.dense_encoder import DenseHead
+    from retrieval.collection import load_encoders
 
-    sparse = SparseEncoder.from_pretrained(model, device=device)
-    if dense_model is not None and dense_model == model:  # the sparse model's own dense head: one forward pass
-        return sparse, DenseHead(sparse, model)
-    dense = DenseEncoder.from_pretrained(dense_model, device=device) if dense_model else None
-    return sparse, dense
+    return load_encoders(model, dense_model, device)
 
 
 def peak_rss_mb() -> float:
@@ -144,12 +140,18 @@ def build_collection(
     device: str = "cpu",
     doc_max_terms: int | None = None,
     doc_mass: float | None = None,
+    ray: str | None = None,
+    ray_workers: int = 1,
 ):  # noqa: ANN201
+    """Encode and index a corpus here, or on a Ray cluster (``ray``: its address, ``auto``, or ``local``); returns
+    the stats and the encoders loaded here (None, None on Ray, where the workers load them)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from retrieval.collection import Job, build
 
-    sparse, dense = _encoders(model, dense_model, device)
+    sparse = dense = None
+    if ray is None:
+        sparse, dense = _encoders(model, dense_model, device)
     job = Job(str(corpus), fmt, id_field, tuple(text_fields), model, dense_model, shard_size, dense_index,
               doc_max_terms, doc_mass)  # fmt: skip
     from rich.console import Console
@@ -173,17 +175,25 @@ def build_collection(
             if not console.is_terminal:
                 lines.update(done, total)
 
-        stats = build(
-            out,
-            job,
-            sparse,
-            dense,
-            batch_size=batch_size,
-            shard_id=shard_id,
-            num_shards=num_shards,
-            overwrite=overwrite,
-            progress=progress,
-        )
+        if ray is not None:
+            from retrieval.distributed import build_on_ray
+
+            stats = build_on_ray(
+                out, job, address=None if ray == "local" else ray, workers=ray_workers, device=device,
+                batch_size=batch_size, overwrite=overwrite, progress=progress,
+            )  # fmt: skip
+        else:
+            stats = build(
+                out,
+                job,
+                sparse,
+                dense,
+                batch_size=batch_size,
+                shard_id=shard_id,
+                num_shards=num_shards,
+                overwrite=overwrite,
+                progress=progress,
+            )
     return stats, sparse, dense
 
 
@@ -211,6 +221,14 @@ def index(
         float | None,
         typer.Option(help="static pruning: keep each document's heaviest terms holding this share of its weight"),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="encode on a Ray cluster: its address (host:6379, ray://host:10001), auto, or local "
+            "(a Ray started here); needs the ray extra"
+        ),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="encoder actors on Ray (one GPU each with --device cuda)")] = 1,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> None:
@@ -222,6 +240,13 @@ def index(
         raise typer.BadParameter(f"--doc-max-terms must be at least 1, not {doc_max_terms}")
     if doc_mass is not None and not 0.0 < doc_mass <= 1.0:
         raise typer.BadParameter(f"--doc-mass must be in (0, 1], not {doc_mass}")
+    if ray is not None:
+        if num_shards != 1:
+            raise typer.BadParameter("--ray spreads the shards itself; leave out --num-shards / --shard-id")
+        if ray_workers < 1:
+            raise typer.BadParameter(f"--ray-workers must be at least 1, not {ray_workers}")
+        if importlib.util.find_spec("ray") is None:
+            raise typer.BadParameter("--ray needs Ray: pip install '.[ray]'")
     t0 = time.perf_counter()
     stats, _, _ = build_collection(
         corpus,
@@ -240,6 +265,8 @@ def index(
         device=device,
         doc_max_terms=doc_max_terms,
         doc_mass=doc_mass,
+        ray=ray,
+        ray_workers=ray_workers,
     )
     dt = time.perf_counter() - t0
     rate = f" ({stats.records / stats.encode_seconds:.1f} docs/s)" if stats.shards_encoded else ""

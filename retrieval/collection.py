@@ -18,6 +18,7 @@ shard is there. The indexes are published atomically and ``collection.json`` onl
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -32,7 +33,7 @@ import numpy as np
 from indexer import SparseBatch, build_index
 from indexer.atomic import write_bytes, write_file
 
-from .corpus import Doc, ReadReport, read_docs
+from .corpus import Doc, ReadReport, Span, read_docs, read_spans
 from .vectors import read_vectors, write_vectors
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Scan:
     report: ReadReport
     input_bytes: int
     empty: int = 0  # records whose text is empty (indexed as documents without terms)
+    starts: list[Span] = field(default_factory=list)  # where each shard's first record starts (shard_size apart)
 
 
 @dataclass
@@ -116,17 +118,22 @@ def shard_path(folder: Path, k: int) -> Path:
 
 def scan(job: Job) -> Scan:
     """Read the input once: count the records, collect the malformed ones, refuse duplicate ids, and refuse an
-    input that would index nothing useful (no record read, or every text empty) with the option to change."""
+    input that would index nothing useful (no record read, or every text empty) with the option to change.
+    Notes where each shard starts, so that workers can read their shards alone."""
     report = ReadReport(job.input)
     seen: dict[str, int] = {}
     dups: list[str] = []
+    starts: list[Span] = []
     n = empty = 0
-    for doc in read_docs(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=report):
+    reader = read_spans(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=report)
+    for at, doc in reader:
         if doc.id in seen:
             if len(dups) < 5:
                 dups.append(f"{doc.id!r} (records {seen[doc.id] + 1} and {n + 1})")
             continue
         seen[doc.id] = n
+        if n % job.shard_size == 0:
+            starts.append(at)
         n += 1
         empty += not doc.text.strip()
     if dups:
@@ -145,7 +152,7 @@ def scan(job: Job) -> Scan:
         )
     if empty:
         logger.warning("%s: %d of %d records have an empty text (indexed without terms)", job.input, empty, n)
-    return Scan(n, report, Path(job.input).stat().st_size, empty)
+    return Scan(n, report, Path(job.input).stat().st_size, empty, starts)
 
 
 def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
@@ -158,6 +165,28 @@ def _batches(job: Job, size: int) -> Iterator[list[Doc]]:
             batch = []
     if batch:
         yield batch
+
+
+def load_encoders(sparse_model: str, dense_model: str | None, device: str = "cpu") -> tuple[Any, Any]:
+    """The job's sparse encoder and dense encoder (None without one; the sparse model's own dense head when both
+    name the same model, so each text goes through one forward pass)."""
+    from lsr import DenseEncoder, SparseEncoder
+    from lsr.dense_encoder import DenseHead
+
+    sparse = SparseEncoder.from_pretrained(sparse_model, device=device)
+    if dense_model is not None and dense_model == sparse_model:
+        return sparse, DenseHead(sparse, dense_model)
+    dense = DenseEncoder.from_pretrained(dense_model, device=device) if dense_model else None
+    return sparse, dense
+
+
+def shard_docs(job: Job, start: Span, rows: int) -> list[Doc]:
+    """The ``rows`` documents from ``start`` on (a shard of ``scan(job).starts``), read alone: what a worker that
+    encodes one shard reads (malformed records were reported by the scan and are skipped quietly)."""
+    quiet = ReadReport(job.input, log=False)
+    reader = read_docs(job.input, fmt=job.fmt, id_field=job.id_field, text_fields=job.text_fields, report=quiet,
+                       start=start)  # fmt: skip
+    return list(itertools.islice(reader, rows))
 
 
 def write_shard(
@@ -271,25 +300,15 @@ def build(
     for k, docs in enumerate(_batches(job, job.shard_size)):
         if k not in todo:
             continue
-        parts: list[SparseBatch] = []
-        dense_parts: list[np.ndarray] = []
-        for lo in range(0, len(docs), PROGRESS_STEP):  # encode in steps so the progress bar moves
-            texts = [d.text for d in docs[lo : lo + PROGRESS_STEP]]
-            if dense_encoder is not None and getattr(dense_encoder, "sparse_encoder", None) is sparse_encoder:
-                both = sparse_encoder.encode(texts, batch_size=batch_size)  # its dense head: one forward pass
-                parts.append(both.sparse)
-                dense_parts.append(both.dense)
-            else:
-                parts.append(sparse_encoder.encode_documents(texts, batch_size=batch_size))
-                if dense_encoder is not None:
-                    dense_parts.append(dense_encoder.encode_documents(texts, batch_size=batch_size))
-            done_records += len(texts)
+
+        def step(n: int) -> None:
+            nonlocal done_records
+            done_records += n
             if progress:
                 progress(done_records, mine_records)
-        dense = np.concatenate(dense_parts) if dense_parts else None
-        write_shard(
-            shard_path(folder, k), [d.id for d in docs], SparseBatch.concat(parts), dense, [d.metadata for d in docs]
-        )
+
+        sparse, dense = encode_docs(docs, sparse_encoder, dense_encoder, batch_size, step)
+        write_shard(shard_path(folder, k), [d.id for d in docs], sparse, dense, [d.metadata for d in docs])
         stats.shards_encoded += 1
     stats.encode_seconds = time.perf_counter() - t0
     if num_shards > 1:
@@ -297,23 +316,56 @@ def build(
             "worker %d of %d: its shards are encoded; run once more without --num-shards to build", shard_id, num_shards
         )
         return stats
+    return finish(folder, job, stats, total_shards, sparse_encoder.vocab_size, sparse_encoder.vocab_hash)
+
+
+def encode_docs(
+    docs: list[Doc],
+    sparse_encoder: SparseDocEncoder,
+    dense_encoder: DenseDocEncoder | None,
+    batch_size: int,
+    step: Callable[[int], None] | None = None,
+) -> tuple[SparseBatch, np.ndarray | None]:
+    """One shard's sparse rows and dense rows (None without a dense encoder); ``step(n)`` after every
+    PROGRESS_STEP documents, so a progress bar moves."""
+    parts: list[SparseBatch] = []
+    dense_parts: list[np.ndarray] = []
+    for lo in range(0, len(docs), PROGRESS_STEP):
+        texts = [d.text for d in docs[lo : lo + PROGRESS_STEP]]
+        if dense_encoder is not None and getattr(dense_encoder, "sparse_encoder", None) is sparse_encoder:
+            both = sparse_encoder.encode(texts, batch_size=batch_size)  # its dense head: one forward pass
+            parts.append(both.sparse)
+            dense_parts.append(both.dense)
+        else:
+            parts.append(sparse_encoder.encode_documents(texts, batch_size=batch_size))
+            if dense_encoder is not None:
+                dense_parts.append(dense_encoder.encode_documents(texts, batch_size=batch_size))
+        if step:
+            step(len(texts))
+    return SparseBatch.concat(parts), (np.concatenate(dense_parts) if dense_parts else None)
+
+
+def finish(
+    folder: Path, job: Job, stats: BuildStats, total_shards: int, vocab_size: int, vocab_hash: str
+) -> BuildStats:
+    """Every shard encoded: build the indexes and write collection.json, which marks the collection complete."""
     missing = [k for k in range(total_shards) if not shard_path(folder, k).exists()]
     if missing:
         raise IncompleteCollectionError(f"{folder}: shards {missing[:10]} are missing")
     t1 = time.perf_counter()
-    stats.avg_doc_nnz = _build_indexes(folder, job, sparse_encoder, total_shards)
+    stats.avg_doc_nnz = _build_indexes(folder, job, vocab_size, vocab_hash, total_shards)
     stats.build_seconds = time.perf_counter() - t1
     meta = {
         "format_version": FORMAT_VERSION,
         "job": asdict(job),
-        "vocab_size": sparse_encoder.vocab_size,
-        "vocab_hash": sparse_encoder.vocab_hash,
-        "num_docs": sc.records,
+        "vocab_size": vocab_size,
+        "vocab_hash": vocab_hash,
+        "num_docs": stats.records,
         "shards": total_shards,
         "stats": asdict(stats),
     }
     write_bytes(folder / COLLECTION, json.dumps(meta, indent=2).encode())
-    logger.info("collection %s complete: %d docs (%d records skipped)", folder, sc.records, stats.skipped)
+    logger.info("collection %s complete: %d docs (%d records skipped)", folder, stats.records, stats.skipped)
     return stats
 
 
@@ -321,15 +373,15 @@ def _shard_rows(records: int, size: int, k: int) -> int:
     return max(0, min(size, records - k * size))
 
 
-def _build_indexes(folder: Path, job: Job, enc: SparseDocEncoder, shards: int) -> float:
+def _build_indexes(folder: Path, job: Job, vocab_size: int, vocab_hash: str, shards: int) -> float:
     """The sparse index in bounded memory (term-range passes over the shards), then the
     dense index (which holds every vector: faiss indexes live in memory)."""
     manifest = build_index(
         folder / SPARSE,
         lambda: ((ids, sparse) for ids, sparse, _ in iter_shards(folder, shards, dense=False)),
-        vocab_size=enc.vocab_size,
+        vocab_size=vocab_size,
         model_id=job.sparse_model,
-        vocab_hash=enc.vocab_hash,
+        vocab_hash=vocab_hash,
         overwrite=True,
         doc_max_terms=job.doc_max_terms,
         doc_mass=job.doc_mass,

@@ -70,17 +70,36 @@ def guess_format(path: Path) -> str:
     raise ValueError(f"{path}: cannot tell the format from the name; pass fmt= one of {FORMATS}")
 
 
-def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their numbers; a line that is not UTF-8 is reported and skipped alone."""
+class Span(NamedTuple):
+    """Where a run of records starts in a file: its line number and byte offset (in the uncompressed text)."""
+
+    line: int = 1
+    byte: int = 0
+
+
+START = Span()  # the beginning of a file
+
+
+def _lines(path: Path, report: ReadReport, start: Span = START) -> Iterator[tuple[int, int, str]]:
+    """Non-blank lines with their numbers and byte offsets, from ``start`` on (a plain file seeks there; a gzip
+    file is read from its beginning and the lines before are skipped); a line that is not UTF-8 is reported and
+    skipped alone."""
     with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        offset, first = 0, 1
+        if start.byte and path.suffix != ".gz":
+            f.seek(start.byte)
+            offset, first = start.byte, start.line
+        for n, raw in enumerate(f, first):
+            at, offset = offset, offset + len(raw)
+            if n < start.line:
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 report.add(n, f"not UTF-8 ({e.reason} at byte {e.start})")
                 continue
             if line.strip():
-                yield n, line
+                yield n, at, line
 
 
 def read_texts(path: str | Path, ids: set[str], **reader: Any) -> dict[str, str]:
@@ -103,8 +122,24 @@ def read_docs(
     id_field: str = "_id",
     text_fields: tuple[str, ...] = ("title", "text"),
     report: ReadReport | None = None,
+    start: Span = START,
 ) -> Iterator[Doc]:
-    """Yield the documents (or queries) of a file, skipping and reporting malformed records."""
+    """Yield the documents (or queries) of a file, skipping and reporting malformed records; from ``start`` on
+    (a Span that ``read_spans`` gave) when the file is read in parts."""
+    for _, doc in read_spans(path, fmt=fmt, id_field=id_field, text_fields=text_fields, report=report, start=start):
+        yield doc
+
+
+def read_spans(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    id_field: str = "_id",
+    text_fields: tuple[str, ...] = ("title", "text"),
+    report: ReadReport | None = None,
+    start: Span = START,
+) -> Iterator[tuple[Span, Doc]]:
+    """read_docs' documents, each with the Span where its record starts (to read the file in parts later)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -113,14 +148,14 @@ def read_docs(
         raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
     report = report if report is not None else ReadReport(str(path))
     if fmt == "tsv":
-        for n, line in _lines(path, report):
+        for n, at, line in _lines(path, report, start):
             parts = line.rstrip("\r\n").split("\t")
             if len(parts) < 2 or not parts[0].strip():
                 report.add(n, f"expected 'id<TAB>text', got {len(parts)} column(s)")
                 continue
-            yield Doc(parts[0].strip(), " ".join(p for p in parts[1:] if p).strip())
+            yield Span(n, at), Doc(parts[0].strip(), " ".join(p for p in parts[1:] if p).strip())
         return
-    for n, line in _lines(path, report):
+    for n, at, line in _lines(path, report, start):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
@@ -149,7 +184,8 @@ def read_docs(
         if parts is None:
             continue
         meta = rec.get("metadata")
-        yield Doc(doc_id.strip(), " ".join(parts).strip(), meta if isinstance(meta, dict) and meta else None)
+        meta = meta if isinstance(meta, dict) and meta else None
+        yield Span(n, at), Doc(doc_id.strip(), " ".join(parts).strip(), meta)
 
 
 def find(directory: str | Path, name: str) -> Path:
