@@ -128,7 +128,7 @@ def build_on_ray(
             fn_constructor_kwargs={"job": job.to_json(), "device": "cuda" if gpu else device,
                                    "batch_size": batch_size},
             batch_size=1,
-            concurrency=min(workers, len(items)),
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
             num_gpus=1 if gpu else 0,
         )  # fmt: skip
         shard_path(folder, 0).parent.mkdir(parents=True, exist_ok=True)
