@@ -99,6 +99,11 @@ class Scan:
     empty: int = 0  # records whose text is empty (indexed as documents without terms)
     starts: list[Span] = field(default_factory=list)  # where each shard's first record starts (shard_size apart)
 
+    def stats(self) -> BuildStats:
+        """A build's stats as the scan leaves them (records, malformed ones, empty texts)."""
+        return BuildStats(records=self.records, skipped=self.report.skipped, problems=list(self.report.problems),
+                          empty=self.empty)  # fmt: skip
+
 
 @dataclass
 class BuildStats:
@@ -258,6 +263,23 @@ def legacy_fingerprint(recorded: str, current: str) -> bool:
     return len(parts) == 2 and parts[1].isdigit() and parts[0] == current.split(":")[0]
 
 
+def prepare(folder: Path, job: Job, overwrite: bool) -> tuple[Job, BuildStats | None]:
+    """Check a job before any encoding: its dense index kind, its input (fingerprinted into the job), the folder's
+    recorded job (job.json: resume only the same settings and input). Returns the job and, when the folder is a
+    complete collection already, its stats (nothing left to do)."""
+    if job.dense_index not in DENSE_KINDS:
+        raise ValueError(f"dense_index must be one of {DENSE_KINDS}, not {job.dense_index!r}")
+    if not Path(job.input).is_file():
+        raise FileNotFoundError(f"{job.input}: no such file")
+    job = replace(job, input_fingerprint=input_fingerprint(Path(job.input)))
+    _check_job(folder, job, overwrite)
+    if not (folder / COLLECTION).exists():
+        return job, None
+    logger.info("%s is complete; nothing to do", folder)
+    done = BuildStats(**json.loads((folder / COLLECTION).read_text())["stats"])
+    return job, replace(done, shards_encoded=0, encode_seconds=0.0, build_seconds=0.0)
+
+
 def build(
     folder: str | Path,
     job: Job,
@@ -277,18 +299,11 @@ def build(
         raise ValueError(f"shard_id must be in [0, num_shards), got {shard_id} of {num_shards}")
     if (job.dense_model is None) != (dense_encoder is None):
         raise ValueError("job.dense_model and dense_encoder must be given together")
-    if job.dense_index not in DENSE_KINDS:
-        raise ValueError(f"dense_index must be one of {DENSE_KINDS}, not {job.dense_index!r}")
-    if not Path(job.input).is_file():
-        raise FileNotFoundError(f"{job.input}: no such file")
-    job = replace(job, input_fingerprint=input_fingerprint(Path(job.input)))
-    _check_job(folder, job, overwrite)
-    if (folder / COLLECTION).exists():
-        logger.info("%s is complete; nothing to do", folder)
-        done = BuildStats(**json.loads((folder / COLLECTION).read_text())["stats"])
-        return replace(done, shards_encoded=0, encode_seconds=0.0, build_seconds=0.0)
+    job, done = prepare(folder, job, overwrite)
+    if done is not None:
+        return done
     sc = scan(job)
-    stats = BuildStats(records=sc.records, skipped=sc.report.skipped, problems=list(sc.report.problems), empty=sc.empty)
+    stats = sc.stats()
     total_shards = max(1, -(-sc.records // job.shard_size))
     mine = [k for k in range(total_shards) if k % num_shards == shard_id]
     todo = [k for k in mine if not shard_path(folder, k).exists()]

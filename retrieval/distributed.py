@@ -20,21 +20,17 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .collection import (
-    COLLECTION,
-    DENSE_KINDS,
     BuildStats,
     Job,
-    _check_job,
     _shard_rows,
     encode_docs,
     finish,
-    input_fingerprint,
     load_encoders,
+    prepare,
     scan,
     shard_docs,
     shard_path,
@@ -93,20 +89,11 @@ def build_on_ray(
     folder = Path(folder)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    if job.dense_index not in DENSE_KINDS:
-        raise ValueError(f"dense_index must be one of {DENSE_KINDS}, not {job.dense_index!r}")
-    if not Path(job.input).is_file():
-        raise FileNotFoundError(f"{job.input}: no such file")
-    job = replace(job, input_fingerprint=input_fingerprint(Path(job.input)))
-    _check_job(folder, job, overwrite)
-    if (folder / COLLECTION).exists():
-        import json
-
-        logger.info("%s is complete; nothing to do", folder)
-        done = BuildStats(**json.loads((folder / COLLECTION).read_text())["stats"])
-        return replace(done, shards_encoded=0, encode_seconds=0.0, build_seconds=0.0)
+    job, done = prepare(folder, job, overwrite)
+    if done is not None:
+        return done
     sc = scan(job)
-    stats = BuildStats(records=sc.records, skipped=sc.report.skipped, problems=list(sc.report.problems), empty=sc.empty)
+    stats = sc.stats()
     total = len(sc.starts)
     todo = [k for k in range(total) if not shard_path(folder, k).exists()]
     done_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in range(total) if k not in todo)

@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_models import WORDS, tiny_bert  # noqa: E402
+from tiny_models import WORDS, save_tiny_bert_encoder  # noqa: E402
 
 from indexer import Index  # noqa: E402
 from retrieval.collection import (  # noqa: E402
@@ -41,14 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lsr import SparseEncoder
-    from lsr.config import SparseEncoderConfig
-    from lsr.vocab import vocab_hash
-
-    lm, tok = tiny_bert()
-    V = lm.get_output_embeddings().weight.shape[0]
-    enc = SparseEncoder(lm, tok, SparseEncoderConfig(kind="mlm", vocab_size=V, vocab_hash=vocab_hash(tok, V)))
-    return enc.save(tmp_path_factory.mktemp("model") / "tiny")
+    return save_tiny_bert_encoder(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

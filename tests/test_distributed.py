@@ -15,7 +15,7 @@ ray = pytest.importorskip("ray")
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from tiny_models import WORDS, tiny_bert  # noqa: E402
+from tiny_models import WORDS, save_tiny_bert_encoder  # noqa: E402
 
 from retrieval.collection import COLLECTION, Job, build, read_shard, scan, shard_docs, shard_path  # noqa: E402
 from retrieval.corpus import read_docs  # noqa: E402
@@ -24,14 +24,7 @@ from retrieval.distributed import build_on_ray  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lsr import SparseEncoder
-    from lsr.config import SparseEncoderConfig
-    from lsr.vocab import vocab_hash
-
-    lm, tok = tiny_bert()
-    V = lm.get_output_embeddings().weight.shape[0]
-    enc = SparseEncoder(lm, tok, SparseEncoderConfig(kind="mlm", vocab_size=V, vocab_hash=vocab_hash(tok, V)))
-    return enc.save(tmp_path_factory.mktemp("model") / "tiny")
+    return save_tiny_bert_encoder(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -80,3 +80,15 @@ def tiny_llama(seed: int = 0, padding_side: str = "right"):  # noqa: ANN201
     with torch.no_grad():
         model.lm_head.weight.mul_(20.0)  # spread the logits so max pooling has positives to find
     return model, tok
+
+
+def save_tiny_bert_encoder(folder):  # noqa: ANN001, ANN201
+    """A SparseEncoder (SPLADE pooling) on ``tiny_bert()``, saved to ``folder``: a model any process can load."""
+    from lsr import SparseEncoder
+    from lsr.config import SparseEncoderConfig
+    from lsr.vocab import vocab_hash
+
+    lm, tok = tiny_bert()
+    V = lm.get_output_embeddings().weight.shape[0]
+    enc = SparseEncoder(lm, tok, SparseEncoderConfig(kind="mlm", vocab_size=V, vocab_hash=vocab_hash(tok, V)))
+    return enc.save(folder)
