@@ -30,6 +30,7 @@ import torch
 from indexer.manifest import sha256_file
 
 from ..progress import progress as progress_bar
+from ..sparse_encoder import attention_kernels
 from . import checkpoint, losses, regularizers
 from .config import TrainConfig
 from .data import MANIFEST, TRAIN_FILE, Batch, TrainSet
@@ -192,8 +193,9 @@ class Trainer:
         cfg, enc, dev = self.cfg, self.encoder, self.device
         q_in = enc.layout.batch(enc.layout.tokenize(batch.queries), enc.config.query_max_length, dev)
         d_in = enc.layout.batch(enc.layout.tokenize(batch.docs), enc.config.max_length, dev)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.run.bf16)
-        with autocast:
+        half = dev.type == "cuda" and cfg.run.bf16
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=half)
+        with autocast, attention_kernels(dev, torch.bfloat16 if half else torch.float32):
             q, q_dense = enc(q_in, "query")
             d, d_dense = enc(d_in, "document")
         q, d = q.float(), d.float()
