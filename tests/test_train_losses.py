@@ -132,12 +132,14 @@ def test_packed_max_pooling_equals_chunked_in_value_and_gradient(B: int, T: int,
         assert torch.allclose(x, y, rtol=1e-12, atol=1e-12)
 
 
-@given(st.integers(1, 5), st.integers(1, 9), st.booleans(), st.integers(0, 2**31 - 1))
+@given(st.integers(1, 5), st.integers(1, 9), st.booleans(), st.integers(0, 2**31 - 1), st.booleans(),
+       st.integers(1, 60))  # fmt: skip
 def test_lean_max_projection_equals_the_packed_path_in_value_and_gradient(
-    B: int, T: int, bias: bool, seed: int
+    B: int, T: int, bias: bool, seed: int, batched: bool, budget: int
 ) -> None:
-    """max_project_packed (argmax rows kept, logits recomputed in backward) against max_logits_packed (autograd over
-    the stored logits): same maxima, same gradients for the inputs, the weight and the bias."""
+    """max_project_packed (argmax rows kept, logits recomputed in backward), one text at a time or in padded chunks
+    of at most ``budget`` logits with a sparse backward, against max_logits_packed (autograd over the stored
+    logits): same maxima, same gradients for the inputs, the weight and the bias."""
     from lsr import pooling
 
     g = torch.Generator().manual_seed(seed)
@@ -151,7 +153,8 @@ def test_lean_max_projection_equals_the_packed_path_in_value_and_gradient(
         return torch.nn.functional.linear(x, W, b)
 
     want = pooling.saturate(pooling.max_logits_packed(hidden, keep, head))
-    got = pooling.saturate(pooling.max_project_packed(hidden[keep], keep.sum(dim=1), W, b))
+    lengths = keep.sum(dim=1)  # a budget from one text per chunk to all of them
+    got = pooling.saturate(pooling.max_project_packed(hidden[keep], lengths, W, b, batched=batched, budget=budget))
     assert torch.allclose(want, got, rtol=1e-12, atol=1e-12)
     if not keep.any():
         assert not got.any()
