@@ -150,10 +150,11 @@ class _MaxProjectBatched(torch.autograd.Function):
                 (x.shape[0], weight.shape[0]),
                 check_invariants=False,
             ).coalesce()  # S[t, v]: the gradient of each maximum, at the row that holds it
-            if ctx.needs_input_grad[0]:
-                grad_x = torch.sparse.mm(S, weight.to(math)).to(x.dtype)
-            if ctx.needs_input_grad[2]:
-                grad_w = torch.sparse.mm(S.t(), x.to(math)).to(weight.dtype)
+            with torch.autocast(device_type=x.device.type, enabled=False):  # sparse products in ``math``
+                if ctx.needs_input_grad[0]:
+                    grad_x = torch.sparse.mm(S, weight.to(math)).to(x.dtype)
+                if ctx.needs_input_grad[2]:
+                    grad_w = torch.sparse.mm(S.t(), x.to(math)).to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[3]:
             grad_b = (grad * found).sum(dim=0).to(ctx.bias_dtype)
         return grad_x, None, grad_w, grad_b, None
