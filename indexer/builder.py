@@ -149,6 +149,7 @@ def build_index(
     max_postings: int = MAX_POSTINGS,
     doc_max_terms: int | None = None,
     doc_mass: float | None = None,
+    max_weight: float | None = None,
 ) -> Manifest:
     """Build an index from documents read more than once, holding at most about
     ``max_postings`` postings (plus the doc ids and the block metadata) in memory.
@@ -157,6 +158,10 @@ def build_index(
     call; a pass that sees other documents raises ``ValueError`` and nothing is
     published. A single term with more postings than ``max_postings`` gets a pass
     of its own.
+
+    ``max_weight`` fixes the top of the 8-bit impact scale (weight / (max_weight / 255)); by default it is these
+    documents' largest weight. Indexes that split one corpus pass the corpus-wide largest, so that every one scores
+    a document exactly as a single index of the whole corpus would. It may not be below these documents' largest.
     """
     target = _check_target(path, vocab_size, overwrite)
     pruning = _pruning(doc_max_terms, doc_mass)
@@ -171,6 +176,13 @@ def build_index(
             batch = prune_rows(batch, **pruning)
         counter.add_batch(*batch)
         ids.extend(doc_ids, fresh)
+    top = counter.max_weight
+    if max_weight is not None:
+        if not isinstance(max_weight, (int, float)) or not np.isfinite(max_weight) or max_weight <= 0:
+            raise ValueError(f"max_weight must be a positive finite number, got {max_weight!r}")
+        if np.float32(max_weight) < np.float32(counter.max_weight):
+            raise ValueError(f"max_weight {max_weight} is below these documents' largest weight {counter.max_weight}")
+        top = float(np.float32(max_weight))
     df = counter.df()
     ranges = term_ranges(df, max_postings)
     logger.info(
@@ -183,7 +195,7 @@ def build_index(
     )
 
     def write(postings_path: Path) -> float:
-        writer = _core.IndexWriter(str(postings_path), df, counter.num_docs, counter.max_weight)
+        writer = _core.IndexWriter(str(postings_path), df, counter.num_docs, top)
         for k, (lo, hi) in enumerate(ranges):
             part = _core.Builder(vocab_size, lo, hi, df)
             start = 0
