@@ -140,3 +140,25 @@ def test_saved_settings_refuse_another_version_and_unknown_keys(tmp_path: Path) 
         LookupConfig.load(tmp_path)
     (tmp_path / LOOKUP_CONFIG).write_text(json.dumps(raw))
     assert LookupConfig.load(tmp_path) == LookupConfig("enc", 10, "h")
+
+
+def test_vectors_computed_elsewhere_train_the_same_model(tmp_path: Path) -> None:
+    """LookupTrainer.train(vectors=) with the frozen encoder's own vectors (more documents than the training set
+    holds, in another order) trains the same weights as encoding the training documents itself."""
+    import numpy as np
+
+    from lsr.train.lookup import LookupTrainer
+
+    base = save_tiny(tmp_path / "doc", "causal", dense_pooling="mean")
+    cfg = config(tmp_path, model={"base": base, "queries": "lookup"}, optim={"lr": 0.05, "epochs": 2})
+    plain = LookupTrainer(cfg).train(show_progress=False)
+    tr = LookupTrainer(config(tmp_path / "b", model={"base": base, "queries": "lookup"},
+                              optim={"lr": 0.05, "epochs": 2}))  # fmt: skip
+    ids = sorted(tr.data.docs, reverse=True) + ["extra"]
+    enc = tr.encoder.encode([tr.data.docs[d] for d in ids[:-1]] + ["w1 w2"], "document")
+    got = tr.train(show_progress=False, vectors=(ids, enc.sparse.to_scipy(tr.encoder.vocab_size), enc.dense))
+    a, b = SparseEncoder.from_pretrained(plain), SparseEncoder.from_pretrained(got)
+    np.testing.assert_allclose(a.weight, b.weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.dense_proj, b.dense_proj, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="lack"):
+        tr.train(show_progress=False, vectors=(ids[1:], enc.sparse.to_scipy(tr.encoder.vocab_size)[1:], enc.dense[1:]))

@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,18 +76,31 @@ class LookupTrainer:
         self.encoder = SparseEncoder.from_pretrained(cfg.model.base, device=cfg.run.device)
         self.dense = bool(self.encoder.dense_dim)
 
-    def train(self, show_progress: bool = True) -> Path:
+    def train(
+        self, show_progress: bool = True, vectors: tuple[list[str], Any, np.ndarray | None] | None = None
+    ) -> Path:
+        """Train and save the lookup model. ``vectors`` (doc ids, a SciPy CSR matrix of their sparse vectors, dense
+        rows or None) are the frozen encoder's vectors computed elsewhere, say on a GPU machine, for at least the
+        training documents; without them every training document is encoded here first."""
         from lsr.inference_free import InferenceFreeEncoder, LookupConfig
 
         from .trainer import git_commit, ranking_parts
 
         cfg, enc, lo = self.cfg, self.encoder, self.cfg.loss
         t0 = time.perf_counter()
-        doc_ids = sorted(self.data.docs)
-        texts = [self.data.docs[d] for d in doc_ids]
+        texts = [self.data.docs[d] for d in sorted(self.data.docs)]
+        if vectors is None:
+            doc_ids = sorted(self.data.docs)
+            encoded = enc.encode(texts, "document", batch_size=32, show_progress=show_progress)
+            D, dense_rows = encoded.sparse.to_scipy(enc.vocab_size), encoded.dense
+        else:
+            doc_ids, D, dense_rows = vectors
+            missing = set(self.data.docs) - set(doc_ids)
+            if missing:
+                raise ValueError(f"vectors lack {len(missing)} training documents, e.g. {sorted(missing)[:3]}")
+            if D.shape != (len(doc_ids), enc.vocab_size) or (self.dense and dense_rows is None):
+                raise ValueError(f"vectors must be {len(doc_ids)} x {enc.vocab_size} (and dense rows for a dense head)")
         row_of = {d: i for i, d in enumerate(doc_ids)}
-        encoded = enc.encode(texts, "document", batch_size=32, show_progress=show_progress)
-        D = encoded.sparse.to_scipy(enc.vocab_size)
         encode_s = time.perf_counter() - t0
         weight = torch.nn.Parameter(torch.from_numpy(idf(enc.layout.tokenize(texts), enc.vocab_size)))
         params = [weight]
@@ -128,7 +142,7 @@ class LookupTrainer:
                     parts = ranking_parts(q @ d.T, G, target, lo, lo.infonce_temperature, lo.kl_temperature)
                     if self.dense and lo.dense:
                         qd = torch.nn.functional.normalize(mean_embeddings(q_tok, emb) @ proj.T, dim=-1)
-                        dd = torch.from_numpy(encoded.dense[rows])
+                        dd = torch.from_numpy(np.asarray(dense_rows[rows], dtype=np.float32))
                         dense_parts = ranking_parts(
                             qd @ dd.T, G, target, lo, lo.dense_temperature, lo.dense_temperature, "dense_"
                         )
