@@ -2,6 +2,7 @@
 
     python -m benchmarks.ablate_llm train  --rows all --parallel 3          (GPU machine)
     python -m benchmarks.ablate_llm encode --rows all --data DATA           (GPU machine)
+    python -m benchmarks.ablate_llm lookup --rows ROW                       (anywhere: CPU, minutes)
     python -m benchmarks.ablate_llm report --data ../shared/data/scifact    (anywhere: ir_measures)
 
 Every row is configs/smollm2-splade.toml plus the ``--set`` overrides in ROWS, trained into runs/ablate/<row>
@@ -10,8 +11,12 @@ Every row is configs/smollm2-splade.toml plus the ``--set`` overrides in ROWS, t
 ``encode`` loads each trained model on the device, encodes the whole corpus (title + text) and both query sets
 (the training set's held-out dev queries, for choosing, and the BEIR test split, for reporting), scores every
 query against every document exactly (a sparse matrix product: the slow, obviously-correct twin of the index),
-and writes the top 1000 as TREC runs (``sparse``, and ``dense`` for the dense head) and stats.json (average
-non-zeros per query and per document, documents per second on the device, bf16).
+and writes the top 1000 as TREC runs (``sparse``, and ``dense`` for the dense head), stats.json (average
+non-zeros per query and per document, documents per second on the device, bf16) and the corpus vectors
+(corpus-vectors.npz, a few MB, to bring back from a GPU machine).
+
+``lookup`` trains inference-free queries for a row's model on those vectors (configs/smollm2-splade-if.toml,
+LookupTrainer on the CPU) and scores the dev and test queries with them (``lookup`` runs, µs per query).
 
 ``report`` evaluates the runs (nDCG@10, R@100), fuses each row's sparse and dense runs with the DBSF weight tuned
 on the dev queries (never on test), prints the table and writes runs/ablate/report.json.
@@ -157,6 +162,7 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         D = d.sparse.to_scipy(enc.vocab_size)
+        save_vectors(folder / VECTORS, dids, D, d.dense)  # for the lookup stage (a few MB), which runs anywhere
         stats = {"docs_per_s": len(texts) / seconds, "nnz_document": D.nnz / D.shape[0], "device": device,
                  "dtype": dtype, "batch_size": batch_size, "documents": len(texts)}  # fmt: skip
         if device.startswith("cuda"):
@@ -177,6 +183,64 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
             torch.cuda.empty_cache()
 
 
+VECTORS = "corpus-vectors.npz"
+LOOKUP_CONFIG = "configs/smollm2-splade-if.toml"
+
+
+def save_vectors(path: Path, ids: list[str], D, dense: np.ndarray | None) -> None:  # noqa: ANN001
+    """The corpus's sparse rows (CSR, float16 values) and dense rows, compressed, beside the row's runs."""
+    extra = {} if dense is None else {"dense": dense.astype(np.float16)}
+    with open(path, "wb") as f:
+        np.savez_compressed(f, ids=np.array(ids), indptr=D.indptr, indices=D.indices.astype(np.uint32),
+                            values=D.data.astype(np.float16), shape=np.array(D.shape), **extra)  # fmt: skip
+
+
+def load_vectors(path: Path) -> tuple[list[str], object, np.ndarray | None]:
+    from scipy.sparse import csr_matrix
+
+    z = np.load(path)
+    D = csr_matrix((z["values"].astype(np.float32), z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    return [str(x) for x in z["ids"]], D, (z["dense"].astype(np.float32) if "dense" in z else None)
+
+
+def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> None:
+    """Inference-free queries for each row's trained model (LookupTrainer, LOOKUP_CONFIG, on this machine's CPU),
+    trained against the corpus vectors the encode stage saved; dev and test runs scored exactly against the same
+    vectors (``lookup`` runs), and the CPU cost of encoding one query (µs, one at a time) in stats.json."""
+    from lsr import SparseEncoder
+    from lsr.train.config import TrainConfig, parse_overrides
+    from lsr.train.lookup import LookupTrainer
+    from retrieval import trec
+
+    splits = {"dev": _split(dev, "dev")[0], "test": _split(data, "test")[0]}
+    for row in rows:
+        folder = ROOT / slug(row)
+        if not (folder / VECTORS).is_file():
+            logger.warning("%s: no %s (run the encode stage first), skipped", row, VECTORS)
+            continue
+        run = json.loads((folder / "run.json").read_text())
+        sets = [f"model.base={folder / 'model'}", f"data.train={run['config']['data']['train']}",
+                f"run.out={folder / 'lookup'}", *extra]  # fmt: skip
+        cfg = TrainConfig.load(LOOKUP_CONFIG, parse_overrides(sets))
+        dids, D, dense = load_vectors(folder / VECTORS)
+        LookupTrainer(cfg).train(show_progress=False, vectors=(dids, D, dense))
+        enc = SparseEncoder.from_pretrained(folder / "lookup" / "model")
+        stats = json.loads((folder / "stats.json").read_text())
+        for split, queries in splits.items():
+            qids = list(queries)
+            Q = enc.encode_queries([queries[x] for x in qids]).to_scipy(D.shape[1])
+            stats[f"lookup_nnz_query_{split}"] = Q.nnz / Q.shape[0]
+            trec.write_run(folder / f"{split}.lookup.trec", _topk_run((Q @ D.T).toarray(), qids, dids, k), "lookup")
+        texts = list(splits["test"].values())
+        enc.encode_queries(texts[:10])
+        t0 = time.perf_counter()
+        for t in texts:
+            enc.encode_queries([t])
+        stats["lookup_query_us"] = (time.perf_counter() - t0) / len(texts) * 1e6
+        (folder / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        logger.info("%s: lookup queries %.0f µs each", row, stats["lookup_query_us"])
+
+
 def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # noqa: C901
     from benchmarks.report import grid as table
     from eval import metrics
@@ -193,7 +257,7 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
             continue
         stats = json.loads((folder / "stats.json").read_text())
         rec: dict = {"row": row, **stats}
-        runs = {(s, m): trec.read_run(folder / f"{s}.{m}.trec") for s in qrels for m in ("sparse", "dense")
+        runs = {(s, m): trec.read_run(folder / f"{s}.{m}.trec") for s in qrels for m in ("sparse", "dense", "lookup")
                 if (folder / f"{s}.{m}.trec").is_file()}  # fmt: skip
         for (split, mode), run in runs.items():
             for m, v in metrics.evaluate(run, qrels[split], measures).items():
@@ -217,14 +281,15 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
             rec["train_seq_per_s"] = float(np.mean([r["sequences_per_s"] for r in train_log]))
         results.append(rec)
     head = ["row", "dev nDCG@10", "test nDCG@10", "test R@100", "nnz q", "nnz d", "docs/s",
-            "dense test nDCG@10", "hybrid test nDCG@10"]  # fmt: skip
+            "dense test nDCG@10", "hybrid test nDCG@10", "lookup queries: test nDCG@10", "µs / query"]  # fmt: skip
 
     def f(x: float | None, nd: int = 4) -> str:
         return "—" if x is None else f"{x:.{nd}f}"
 
     body = [[r["row"], f(r.get("dev_sparse_nDCG@10")), f(r.get("test_sparse_nDCG@10")), f(r.get("test_sparse_R@100")),
              f(r.get("nnz_query_test"), 1), f(r.get("nnz_document"), 1), f(r.get("docs_per_s"), 0),
-             f(r.get("test_dense_nDCG@10")), f(r.get("test_hybrid_nDCG@10"))] for r in results]  # fmt: skip
+             f(r.get("test_dense_nDCG@10")), f(r.get("test_hybrid_nDCG@10")), f(r.get("test_lookup_nDCG@10")),
+             f(r.get("lookup_query_us"), 0)] for r in results]  # fmt: skip
     print(table(head, body))  # noqa: T201 - a benchmark prints its table
     out.write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -232,7 +297,7 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("train", "encode", "report"))
+    p.add_argument("stage", choices=("train", "encode", "lookup", "report"))
     p.add_argument("--rows", default="all", help="comma-separated row names or slugs, or all")
     p.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     p.add_argument("--dev", type=Path, default=Path("runs/ts-scifact/dev"), help="held-out train queries (BEIR)")
@@ -251,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
         train(rows, a.parallel, a.minutes, a.extra)
     elif a.stage == "encode":
         encode(rows, a.data, a.dev, a.device, a.dtype, a.batch_size, a.k)
+    elif a.stage == "lookup":
+        lookup(rows, a.data, a.dev, a.k, a.extra)
     else:
         report(rows, a.data, a.dev, ROOT / "report.json")
 
