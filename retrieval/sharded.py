@@ -91,6 +91,16 @@ def build_sharded(collection: str | Path, out: str | Path, n: int, *, overwrite:
                         model_id=meta["job"]["sparse_model"], overwrite=overwrite)  # fmt: skip
 
 
+def merge(per_shard: Sequence[Sequence[Sequence[Hit]]], k: int) -> list[list[Hit]]:
+    """Each query's top ``k`` of the shards' hits (``per_shard[s][q]``): by score, ties by document id."""
+    merged: list[list[Hit]] = []
+    for q in range(len(per_shard[0]) if per_shard else 0):
+        hits = [h for shard in per_shard for h in shard[q]]
+        hits.sort(key=lambda h: (-h.score, h.doc_id))
+        merged.append(hits[:k])
+    return merged
+
+
 class ShardedIndex:
     """N shard indexes searched as one: each query goes to every shard (in parallel, one thread per shard), the
     hits are merged by score. Close it (or use it as a context manager) to stop its threads."""
@@ -120,12 +130,8 @@ class ShardedIndex:
             results = [self.shards[0].search_batch(queries, k=k, threads=1)]
         else:
             results = list(self._pool.map(lambda s: s.search_batch(queries, k=k, threads=1), self.shards))
-        merged: list[list[Hit]] = []
-        for q in range(queries.num_rows):
-            hits = [h for shard, res in zip(self.shards, results) for h in shard.hits(res, q)]
-            hits.sort(key=lambda h: (-h.score, h.doc_id))
-            merged.append(hits[:k])
-        return merged
+        hits = [[shard.hits(res, q) for q in range(queries.num_rows)] for shard, res in zip(self.shards, results)]
+        return merge(hits, k)
 
     def close(self) -> None:
         if self._pool is not None:
