@@ -7,6 +7,7 @@ the first copy are False).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -42,35 +43,50 @@ def max_logits_packed(hidden: torch.Tensor, keep: torch.Tensor, head: Head) -> t
     return torch.segment_reduce(logits, "max", lengths=keep.sum(dim=1), axis=0, unsafe=True)
 
 
+def _project_setup(x, lengths, weight, bias):  # noqa: ANN001, ANN202
+    """What both max projections start from: each text's row count and first row (host-side: no device sync
+    later), the head in x's dtype, and the (B, V) maxima (-inf) and argmax rows (-1) to fill."""
+    lens = lengths.tolist()
+    starts = [0, *itertools.accumulate(lens)][:-1]
+    w = weight.to(x.dtype)
+    b = None if bias is None else bias.to(x.dtype)
+    out = torch.full((len(lens), weight.shape[0]), float("-inf"), device=x.device, dtype=x.dtype)
+    arg = torch.full((len(lens), weight.shape[0]), -1, device=x.device, dtype=torch.long)
+    return lens, starts, w, b, out, arg
+
+
+def _keep_for_backward(ctx, x, weight, arg, bias) -> None:  # noqa: ANN001
+    ctx.save_for_backward(x, weight, arg)
+    ctx.has_bias = bias is not None
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _bias_grad(ctx, grad, found):  # noqa: ANN001, ANN202
+    """The bias gets each found maximum's gradient (texts without rows have none)."""
+    return (grad * found).sum(dim=0).to(ctx.bias_dtype) if ctx.has_bias and ctx.needs_input_grad[3] else None
+
+
 class _MaxProject(torch.autograd.Function):
     """max over each text's rows of ``x W^T + b``; keeps the (B, V) argmax rows, not the (N, V) logits."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x, lengths, weight, bias):  # noqa: ANN001, ANN205
-        ends = torch.cumsum(lengths, 0).tolist()
-        starts = [0, *ends[:-1]]
-        V = weight.shape[0]
-        w = weight.to(x.dtype)
-        b = None if bias is None else bias.to(x.dtype)
-        out = torch.full((len(ends), V), float("-inf"), device=x.device, dtype=x.dtype)
-        arg = torch.full((len(ends), V), -1, device=x.device, dtype=torch.long)
-        for i, (s0, s1) in enumerate(zip(starts, ends)):
-            if s1 > s0:
-                logits = torch.nn.functional.linear(x[s0:s1], w, b)
+        lens, starts, w, b, out, arg = _project_setup(x, lengths, weight, bias)
+        for i, (s0, n) in enumerate(zip(starts, lens)):
+            if n:
+                logits = torch.nn.functional.linear(x[s0 : s0 + n], w, b)
                 out[i], arg[i] = logits.max(dim=0)
                 arg[i] += s0
-        ctx.save_for_backward(x, weight, arg)
-        ctx.bounds = list(zip(starts, ends))  # host-side text boundaries: backward needs no device sync
-        ctx.has_bias = bias is not None
-        ctx.bias_dtype = None if bias is None else bias.dtype
+        _keep_for_backward(ctx, x, weight, arg, bias)
+        ctx.bounds = [(s0, s0 + n) for s0, n in zip(starts, lens)]  # host-side: backward needs no device sync
         return out
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         x, weight, arg = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
+        grad_x = grad_w = None
         w = weight.to(x.dtype)
         grad = grad.to(x.dtype)
         found = arg >= 0  # texts without rows have no maximum and get no gradient
@@ -92,9 +108,7 @@ class _MaxProject(torch.autograd.Function):
                     grad_w += m.T @ x[s0:s1]
             if grad_w is not None:
                 grad_w = grad_w.to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[3]:
-            grad_b = (grad * found).sum(dim=0).to(ctx.bias_dtype)
-        return grad_x, None, grad_w, grad_b
+        return grad_x, None, grad_w, _bias_grad(ctx, grad, found)
 
 
 class _MaxProjectBatched(torch.autograd.Function):
@@ -106,15 +120,8 @@ class _MaxProjectBatched(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x, lengths, weight, bias, budget):  # noqa: ANN001, ANN205
-        lens = lengths.tolist()
-        starts = [0]
-        for n in lens[:-1]:
-            starts.append(starts[-1] + n)
+        lens, starts, w, b, out, arg = _project_setup(x, lengths, weight, bias)
         V = weight.shape[0]
-        w = weight.to(x.dtype)
-        b = None if bias is None else bias.to(x.dtype)
-        out = torch.full((len(lens), V), float("-inf"), device=x.device, dtype=x.dtype)
-        arg = torch.full((len(lens), V), -1, device=x.device, dtype=torch.long)
         i = 0
         while i < len(lens):  # chunks of texts whose padded logits fit the budget
             T, j = max(lens[i], 1), i + 1
@@ -130,16 +137,14 @@ class _MaxProjectBatched(torch.autograd.Function):
             out[i:j] = vals
             arg[i:j] = torch.where(n[:, None] > 0, idx + first, torch.full_like(idx, -1))
             i = j
-        ctx.save_for_backward(x, weight, arg)
-        ctx.has_bias = bias is not None
-        ctx.bias_dtype = None if bias is None else bias.dtype
+        _keep_for_backward(ctx, x, weight, arg, bias)
         return out
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         x, weight, arg = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
+        grad_x = grad_w = None
         found = arg >= 0
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[2]:
             math = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
@@ -155,9 +160,7 @@ class _MaxProjectBatched(torch.autograd.Function):
                     grad_x = torch.sparse.mm(S, weight.to(math)).to(x.dtype)
                 if ctx.needs_input_grad[2]:
                     grad_w = torch.sparse.mm(S.t(), x.to(math)).to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[3]:
-            grad_b = (grad * found).sum(dim=0).to(ctx.bias_dtype)
-        return grad_x, None, grad_w, grad_b, None
+        return grad_x, None, grad_w, _bias_grad(ctx, grad, found), None
 
 
 LOGITS_BUDGET = 1 << 28  # padded logits one chunk of _MaxProjectBatched may hold (elements)
