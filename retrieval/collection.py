@@ -307,8 +307,8 @@ def build(
     total_shards = max(1, -(-sc.records // job.shard_size))
     mine = [k for k in range(total_shards) if k % num_shards == shard_id]
     todo = [k for k in mine if not shard_path(folder, k).exists()]
-    done_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in mine if k not in todo)
-    mine_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in mine)
+    done_records = sum(shard_rows(sc.records, job.shard_size, k) for k in mine if k not in todo)
+    mine_records = sum(shard_rows(sc.records, job.shard_size, k) for k in mine)
     if len(todo) < len(mine):
         logger.info("resuming: %d of %d shards already encoded", len(mine) - len(todo), len(mine))
     t0 = time.perf_counter()
@@ -384,7 +384,8 @@ def finish(
     return stats
 
 
-def _shard_rows(records: int, size: int, k: int) -> int:
+def shard_rows(records: int, size: int, k: int) -> int:
+    """How many of ``records`` shard ``k`` holds at ``size`` records a shard."""
     return max(0, min(size, records - k * size))
 
 

@@ -26,7 +26,6 @@ from typing import Any
 from .collection import (
     BuildStats,
     Job,
-    _shard_rows,
     encode_docs,
     finish,
     load_encoders,
@@ -34,6 +33,7 @@ from .collection import (
     scan,
     shard_docs,
     shard_path,
+    shard_rows,
     write_shard,
 )
 from .corpus import Span
@@ -96,7 +96,7 @@ def build_on_ray(
     stats = sc.stats()
     total = len(sc.starts)
     todo = [k for k in range(total) if not shard_path(folder, k).exists()]
-    done_records = sum(_shard_rows(sc.records, job.shard_size, k) for k in range(total) if k not in todo)
+    done_records = sum(shard_rows(sc.records, job.shard_size, k) for k in range(total) if k not in todo)
     if len(todo) < total:
         logger.info("resuming: %d of %d shards already encoded", total - len(todo), total)
     vocab: tuple[int, str] | None = None
@@ -106,7 +106,7 @@ def build_on_ray(
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         items = [
             {"shard": k, "line": sc.starts[k].line, "byte": sc.starts[k].byte,
-             "rows": _shard_rows(sc.records, job.shard_size, k)}
+             "rows": shard_rows(sc.records, job.shard_size, k)}
             for k in todo
         ]  # fmt: skip
         gpu = device.startswith("cuda")

@@ -3,7 +3,6 @@ killed while queries run. A local Ray and Serve are started by the test."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -14,27 +13,17 @@ pytest.importorskip("torch")
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
-from tiny_models import WORDS, save_tiny_bert_encoder  # noqa: E402
+from tiny_models import build_tiny_collection  # noqa: E402
 
 from indexer import SparseBatch  # noqa: E402
-from retrieval.collection import Job, build  # noqa: E402
 from retrieval.shard_serving import deploy  # noqa: E402
 from retrieval.sharded import ShardedIndex, build_sharded  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lsr import SparseEncoder
-
     folder = tmp_path_factory.mktemp("serve")
-    model = save_tiny_bert_encoder(folder / "model")
-    rng = np.random.default_rng(8)
-    with open(folder / "c.jsonl", "w", encoding="utf-8") as f:
-        for i in range(120):
-            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS, int(rng.integers(1, 14))))}) + "\n")
-    build(folder / "col", Job(str(folder / "c.jsonl"), None, "_id", ("title", "text"), str(model), None, 50),
-          SparseEncoder.from_pretrained(model))  # fmt: skip
-    build_sharded(folder / "col", folder / "sharded", 3)
+    build_sharded(build_tiny_collection(folder, 120, seed=8, shard_size=50), folder / "sharded", 3)
     return folder / "sharded"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +11,15 @@ pytest.importorskip("torch")
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from tiny_models import WORDS, save_tiny_bert_encoder  # noqa: E402
+from tiny_models import build_tiny_collection  # noqa: E402
 
 from indexer import Index, SparseBatch, build_index  # noqa: E402
-from retrieval.collection import Job, build  # noqa: E402
 from retrieval.sharded import ShardedIndex, build_sharded, shard_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lsr import SparseEncoder
-
-    folder = tmp_path_factory.mktemp("sharded")
-    model = save_tiny_bert_encoder(folder / "model")
-    rng = np.random.default_rng(4)
-    with open(folder / "c.jsonl", "w", encoding="utf-8") as f:
-        for i in range(150):
-            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS, int(rng.integers(1, 14))))}) + "\n")
-    job = Job(str(folder / "c.jsonl"), None, "_id", ("title", "text"), str(model), None, 40)
-    build(folder / "col", job, SparseEncoder.from_pretrained(model))
-    return folder / "col"
+    return build_tiny_collection(tmp_path_factory.mktemp("sharded"), 150, seed=4, shard_size=40)
 
 
 def test_shard_of_is_stable_and_spreads() -> None:

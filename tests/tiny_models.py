@@ -92,3 +92,23 @@ def save_tiny_bert_encoder(folder):  # noqa: ANN001, ANN201
     V = lm.get_output_embeddings().weight.shape[0]
     enc = SparseEncoder(lm, tok, SparseEncoderConfig(kind="mlm", vocab_size=V, vocab_hash=vocab_hash(tok, V)))
     return enc.save(folder)
+
+
+def build_tiny_collection(folder, docs: int, seed: int, shard_size: int):  # noqa: ANN001, ANN201
+    """``folder/col``: an ``lsr index`` collection of ``docs`` random word documents (ids d0, d1, ...) encoded by
+    ``save_tiny_bert_encoder`` (sparse only)."""
+    import json
+
+    import numpy as np
+
+    from lsr import SparseEncoder
+    from retrieval.collection import Job, build
+
+    model = save_tiny_bert_encoder(folder / "model")
+    rng = np.random.default_rng(seed)
+    with open(folder / "c.jsonl", "w", encoding="utf-8") as f:
+        for i in range(docs):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS, int(rng.integers(1, 14))))}) + "\n")
+    job = Job(str(folder / "c.jsonl"), None, "_id", ("title", "text"), str(model), None, shard_size)
+    build(folder / "col", job, SparseEncoder.from_pretrained(model))
+    return folder / "col"
