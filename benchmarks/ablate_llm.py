@@ -65,9 +65,9 @@ ROWS: dict[str, list[str]] = {
     # round 3: "long, +pseudo" with PROSPER's literal residual started as binary-tf IDF (TiedResidual.
     # start_from_idf: a fresh model lifts its own tokens by their IDF; defined, not run: the device time ran out),
     # and the same with the LM-head bias started at -26 as well (run on an H100): SmolLM2's max-pooled logits over
-    # a passage are all positive (every one of the 49,152 entries above 10, the passage's own tokens at a median of
-    # 28), so a fresh encoder is noise that fills the focusing window; at -26 about 730 entries a passage stay
-    # positive and two thirds of its own tokens
+    # a passage are nearly all positive (49,115 of 49,152 entries above 10 on average, the passage's own tokens at
+    # a median of 28), so a fresh encoder is noise that fills the focusing window; at -26 about 730 entries a
+    # passage stay positive and two thirds of its own tokens (benchmarks/probe_smollm2.py)
     "idf start, +pseudo": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400",
                            "model.settings.dense_pooling=none", "loss.dense=0", "model.residual_init=idf"],
     "idf + head bias start": ["data.train=runs/ts-gen100/set", "optim.epochs=100", "optim.max_steps=400",

@@ -23,7 +23,7 @@ class SparseEncoderConfig:
     max_length: int = 256  # document tokens, special tokens included (both copies in echo mode)
     query_max_length: int = 64
     # causal backbones: a trained (V,) bias on the LM-head logits; started negative it makes a fresh decoder's
-    # max-pooled logits sparse (they are all positive on SmolLM2) so training starts from its confident tokens
+    # max-pooled logits sparse (nearly all are positive on SmolLM2) so training starts from its confident tokens
     head_bias: bool = False
     literal_residual: bool = False  # PROSPER: W = w + I * (max(w') - w'), w' = FC(h_last)
     focus_window: bool = False  # PROSPER lexical focusing window: top-k per text
