@@ -15,6 +15,8 @@ from .errors import CorruptIndexError, VocabularyMismatchError
 from .lexicon import Lexicon
 from .manifest import LEXICON, POSTINGS, Manifest
 
+ALGORITHMS = ("exhaustive", "block_max")  # how Index.search_batch visits the postings
+
 
 class Hit(NamedTuple):
     doc_id: str
@@ -99,23 +101,43 @@ class Index:
             )
 
     def search_batch(
-        self, queries: SparseBatch, k: int = 10, threads: int | None = None, allowed: np.ndarray | None = None
+        self,
+        queries: SparseBatch,
+        k: int = 10,
+        threads: int | None = None,
+        allowed: np.ndarray | None = None,
+        algorithm: str = "exhaustive",
+        block_docs: int = 64,
     ) -> BatchResults:
         """Exact top-``k`` of every query; every query must have a positive weight.
 
         ``allowed`` (bool, one per document in index order) restricts the hits to those documents: the filter is
         applied inside native scoring (a bitmap the top-k queue consults), so the top ``k`` under the filter are
         exact and never over-fetched.
+
+        ``algorithm`` is how the postings are visited; the hits are the same, scores and ties included (tested):
+        ``"exhaustive"`` scores every posting of every query term; ``"block_max"`` (safe block-max pruning, BMP
+        style) bounds each block of ``block_docs`` consecutive documents (a power of two) by the query terms'
+        largest impacts in it, scores blocks best bound first and stops when no block left can reach the k-th
+        hit. Its per-term block maxima are built on the first such search (one pass over the postings) and kept.
+        ``postings`` in the results counts the postings each query decoded.
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         threads = os.cpu_count() or 1 if threads is None else threads
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+        if not isinstance(block_docs, (int, np.integer)) or block_docs < 1 or block_docs & (block_docs - 1):
+            raise ValueError(f"block_docs must be a power of two, got {block_docs!r}")
+        if block_docs > 1 << 20:
+            raise ValueError(f"block_docs must be at most {1 << 20}, got {block_docs}")
         q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
         k_eff = int(min(k, max(self.num_docs, 1)))
         bitmap = None if allowed is None else allowed_bitmap(allowed, self.num_docs)
-        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads, bitmap)
+        shift = int(block_docs).bit_length() - 1
+        docs, scores, counts, postings = self._core.search_batch(*q, k_eff, threads, bitmap, algorithm, shift)
         docs = docs.astype(np.int64)
         docs[docs == 0xFFFFFFFF] = -1
         return BatchResults(docs, scores, counts.astype(np.int64), postings.astype(np.int64))

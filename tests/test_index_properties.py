@@ -15,6 +15,9 @@ from indexer import Index, IndexBuilder, SparseBatch, _core
 from indexer.reference import ReferenceIndex
 
 KERNELS = _core.available_kernels()
+# every way to visit the postings (Index.search_batch's algorithm, block_docs), each held to the same reference:
+# doc blocks of one document, of a few, and wider than most random corpora here
+ALGORITHMS = [("exhaustive", 64), ("block_max", 1), ("block_max", 4), ("block_max", 64)]
 _counter = itertools.count()
 
 
@@ -52,15 +55,16 @@ def nonempty_queries(ref: ReferenceIndex, queries: SparseBatch) -> SparseBatch:
 
 
 def check_against_reference(index: Index, ref: ReferenceIndex, queries: SparseBatch, k: int) -> None:
-    for kernel in KERNELS:
+    for kernel, (algorithm, block_docs) in itertools.product(KERNELS, ALGORITHMS):
         _core.select_kernel(kernel)
-        res = index.search_batch(queries, k=k, threads=2)
+        res = index.search_batch(queries, k=k, threads=2, algorithm=algorithm, block_docs=block_docs)
+        how = (kernel, algorithm, block_docs)
         for i in range(queries.num_rows):
             expect = ref.search(*queries.row(i), k=k)
             n = int(res.counts[i])
-            assert n == len(expect), kernel
-            assert res.docs[i, :n].tolist() == [h.doc for h in expect], kernel
-            assert res.scores[i, :n].tolist() == [h.score for h in expect], kernel
+            assert n == len(expect), how
+            assert res.docs[i, :n].tolist() == [h.doc for h in expect], how
+            assert res.scores[i, :n].tolist() == [h.score for h in expect], how
             assert (res.docs[i, n:] == -1).all() and (res.scores[i, n:] == 0).all()
 
 
@@ -95,15 +99,17 @@ def test_filtered_search_matches_brute_force_over_the_allowed_documents(tmp_path
     if not queries.num_rows:
         return
     allowed = rng.random(nrows) < density
-    for kernel in KERNELS:
+    for kernel, (algorithm, block_docs) in itertools.product(KERNELS, ALGORITHMS):
         _core.select_kernel(kernel)
         for k in (1, 3, 1000):
-            res = index.search_batch(queries, k=k, threads=2, allowed=allowed)
+            res = index.search_batch(queries, k=k, threads=2, allowed=allowed, algorithm=algorithm,
+                                     block_docs=block_docs)  # fmt: skip
+            how = (kernel, algorithm, block_docs, k)
             for i in range(queries.num_rows):
                 expect = ref.search(*queries.row(i), k=k, allowed=allowed)
                 n = int(res.counts[i])
-                assert res.docs[i, :n].tolist() == [h.doc for h in expect], (kernel, k)
-                assert res.scores[i, :n].tolist() == [h.score for h in expect], (kernel, k)
+                assert res.docs[i, :n].tolist() == [h.doc for h in expect], how
+                assert res.scores[i, :n].tolist() == [h.score for h in expect], how
                 assert all(allowed[d] for d in res.docs[i, :n])
     with pytest.raises(TypeError, match="bool array"):
         index.search_batch(queries, k=3, allowed=allowed.astype(np.uint8))
@@ -248,3 +254,32 @@ def test_sparse_batch_take_nonempty_and_to_scipy_agree(params) -> None:
     for j, i in enumerate(picked):
         for a, b in zip(sub.row(j), docs.row(i)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_block_max_breaks_ties_like_exhaustive(tmp_path) -> None:
+    """2,000 equal documents (every score tied) and a few better ones spread out: block-max pruning visits doc
+    blocks out of doc order and in two phases, and must still rank ties by the smaller doc id."""
+    rows = [{1: 1.0, 2: 0.5} for _ in range(2000)]
+    for d in (5, 777, 1999):
+        rows[d] = {1: 1.0, 2: 0.5, 3: 0.25}
+    docs = SparseBatch.from_rows(rows)
+    index = build(tmp_path, docs, 4, batches=2)
+    queries = SparseBatch.from_rows([{1: 1.0, 2: 1.0, 3: 1.0}, {2: 1.0}])
+    for k in (1, 10, 1000):
+        want = index.search_batch(queries, k=k, threads=1)
+        for block_docs in (1, 8, 64, 4096):
+            got = index.search_batch(queries, k=k, threads=1, algorithm="block_max", block_docs=block_docs)
+            np.testing.assert_array_equal(got.docs, want.docs)
+            np.testing.assert_array_equal(got.scores, want.scores)
+    assert want.docs[0, :4].tolist() == [5, 777, 1999, 0]
+
+
+def test_search_algorithm_arguments(tmp_path) -> None:
+    index = build(tmp_path, SparseBatch.from_rows([{1: 1.0}, {2: 1.0}]), 4)
+    q = SparseBatch.from_rows([{1: 1.0}])
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        index.search_batch(q, algorithm="wand")
+    for bad in (0, 3, 48, -8, 1 << 21):
+        with pytest.raises(ValueError, match="block_docs"):
+            index.search_batch(q, algorithm="block_max", block_docs=bad)
+    assert index.search_batch(q, k=5, algorithm="block_max", block_docs=1).docs[0, :1].tolist() == [0]

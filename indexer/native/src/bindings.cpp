@@ -171,8 +171,17 @@ NB_MODULE(_core, m) {
         .def(
             "search_batch",
             [](lsrcore::Searcher& s, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values, uint32_t k,
-               uint32_t threads, std::optional<Vec<uint64_t>> allowed) {
+               uint32_t threads, std::optional<Vec<uint64_t>> allowed, const std::string& algorithm,
+               uint32_t block_shift) {
                 check_csr(indptr, indices, values);
+                lsrcore::Algorithm algo;
+                if (algorithm == "exhaustive")
+                    algo = lsrcore::Algorithm::Exhaustive;
+                else if (algorithm == "block_max")
+                    algo = lsrcore::Algorithm::BlockMax;
+                else
+                    throw std::invalid_argument("unknown algorithm '" + algorithm + "' (exhaustive, block_max)");
+                if (block_shift > 20) throw std::invalid_argument("block_shift must be in 0..20");
                 if (allowed && allowed->shape(0) != (size_t(s.view().num_docs) + 63) / 64)
                     throw std::invalid_argument("allowed needs ceil(num_docs / 64) words");
                 const size_t nq = indptr.shape(0) - 1;
@@ -185,12 +194,13 @@ NB_MODULE(_core, m) {
                 {
                     nb::gil_scoped_release release;
                     s.search_batch(indptr.data(), nq, indices.data(), values.data(), k, threads, docs.data(),
-                                   scores.data(), counts.data(), postings.data(), allowed ? allowed->data() : nullptr);
+                                   scores.data(), counts.data(), postings.data(), allowed ? allowed->data() : nullptr,
+                                   algo, block_shift);
                 }
                 return nb::make_tuple(docs, scores, counts, postings);
             },
             "indptr"_a.noconvert(), "indices"_a.noconvert(), "values"_a.noconvert(), "k"_a.noconvert(), "threads"_a.noconvert(),
-            "allowed"_a.noconvert() = nb::none());
+            "allowed"_a.noconvert() = nb::none(), "algorithm"_a = "exhaustive", "block_shift"_a.noconvert() = 6u);
 
     m.def("available_kernels", &lsrcore::kernels::available);
     m.def("active_kernel", []() { return std::string(lsrcore::kernels::active().name); });

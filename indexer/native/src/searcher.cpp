@@ -118,8 +118,11 @@ void Searcher::release_accumulator(std::unique_ptr<uint32_t[]> acc) {
 
 void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values,
                             uint32_t k, uint32_t threads, uint32_t* out_docs, float* out_scores,
-                            uint32_t* out_counts, uint64_t* out_postings, const uint64_t* allowed) {
+                            uint32_t* out_counts, uint64_t* out_postings, const uint64_t* allowed,
+                            Algorithm algorithm, uint32_t block_shift) {
     if (k == 0) throw std::invalid_argument("k must be positive");
+    if (algorithm != Algorithm::Exhaustive && algorithm != Algorithm::BlockMax)
+        throw std::invalid_argument("unknown search algorithm");
     if (threads == 0) throw std::invalid_argument("threads must be positive");
     if (indptr[0] != 0) throw std::invalid_argument("query indptr[0] must be 0");
     for (size_t q = 0; q < nq; ++q)
@@ -134,19 +137,26 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
         }
     }
 
-    const kernels::TaatFn taat = kernels::active().exhaustive_taat;
+    const kernels::Kernel& kernel = kernels::active();
+    DocBlockMaxView bm;
+    if (algorithm == Algorithm::BlockMax) bm = doc_block_max(block_shift).view();
     std::atomic<size_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;
     auto worker = [&]() {
         try {
             auto acc = acquire_accumulator();
+            std::vector<uint32_t> ub(algorithm == Algorithm::BlockMax ? bm.num_blocks : 0, 0);
             std::vector<ScoredDoc> hits(k);
             for (size_t q; (q = next.fetch_add(1)) < nq;) {
                 const PreparedQuery& pq = prepared[q];
                 uint64_t scored = 0;
                 const uint32_t n =
-                    taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(), &scored, allowed);
+                    algorithm == Algorithm::BlockMax
+                        ? kernel.block_max_pruning(ix_, bm, pq.terms.data(), pq.terms.size(), acc.get(), ub.data(), k,
+                                                   hits.data(), &scored, allowed)
+                        : kernel.exhaustive_taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(),
+                                                 &scored, allowed);
                 uint32_t* docs = out_docs + q * k;
                 float* scores = out_scores + q * k;
                 for (uint32_t i = 0; i < n; ++i) {
@@ -174,6 +184,13 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
         for (auto& th : pool) th.join();
     }
     if (error) std::rethrow_exception(error);
+}
+
+const DocBlockMax& Searcher::doc_block_max(uint32_t shift) {
+    std::lock_guard<std::mutex> lock(block_max_mutex_);
+    auto& slot = block_max_[shift];
+    if (!slot) slot = std::make_unique<DocBlockMax>(build_doc_block_max(ix_, shift));
+    return *slot;
 }
 
 void Searcher::postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const {

@@ -12,6 +12,10 @@
 //   * `first_doc()`, `last_doc()`, `block_max()` describe the current block
 //     without decoding it (for block-max pruning); decoding is optional.
 //   * The buffers are owned by the cursor and overwritten by the next decode.
+//   * Random access (for pruning): `num_blocks()` is the list's block count,
+//     `find_block(d)` the index of the first block whose last doc is >= d
+//     (num_blocks() if none), and `seek(i)` positions on block i (false past
+//     the last); `next_block()` goes on from there.
 // Internal linkage: included by each kernel translation unit, see codec.hpp.
 #pragma once
 
@@ -71,10 +75,40 @@ class BlockCursor {
    public:
     BlockCursor(const IndexView& ix, uint32_t term)
         : ix_(ix),
+          first_(ix.term_block_start[term]),
           block_(ix.term_block_start[term]),
           end_(ix.term_block_start[term + 1]),
-          remaining_(ix.term_df[term]) {
+          remaining_(ix.term_df[term]),
+          df_(ix.term_df[term]) {
         --block_;  // before the first block
+    }
+
+    uint64_t num_blocks() const { return end_ - first_; }
+
+    /// First block index i with last_doc >= d, by binary search over the block metadata (a hand-written loop:
+    /// no std:: template instantiated under a kernel's ISA flags).
+    uint64_t find_block(uint32_t d) const {
+        uint64_t lo = first_, hi = end_;
+        while (lo < hi) {
+            const uint64_t mid = lo + (hi - lo) / 2;
+            if (ix_.block_last_doc[mid] < d)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo - first_;
+    }
+
+    bool seek(uint64_t i) {
+        started_ = true;
+        block_ = first_ + i;
+        if (block_ >= end_) {
+            size_ = 0;
+            return false;
+        }
+        remaining_ = df_ - i * kBlockSize;
+        size_ = std::min<uint64_t>(remaining_, kBlockSize);
+        return true;
     }
 
     bool next_block() {
@@ -108,9 +142,11 @@ class BlockCursor {
 
    private:
     const IndexView& ix_;
+    uint64_t first_;
     uint64_t block_;
     uint64_t end_;
     uint64_t remaining_;
+    uint64_t df_;
     uint32_t size_ = 0;
     bool started_ = false;
     alignas(64) uint32_t docs_[kBlockSize];

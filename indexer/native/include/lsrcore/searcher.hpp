@@ -3,11 +3,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "doc_block_max.hpp"
 #include "index_view.hpp"
 
 namespace lsrcore {
@@ -26,6 +28,12 @@ struct PreparedQuery {
 /// non-finite or negative weights, and queries with no positive weight.
 PreparedQuery prepare_query(const IndexView& ix, const uint32_t* indices, const float* values, size_t n);
 
+/// How a search visits the postings. Both give the same hits (scores and ties included).
+enum class Algorithm : uint32_t {
+    Exhaustive = 0,  // algorithm/exhaustive_taat.hpp: every posting of every query term
+    BlockMax = 1,    // algorithm/block_max_pruning.hpp: doc blocks in upper-bound order, stopping early
+};
+
 class Searcher {
    public:
     /// Map and validate the file; throws FormatError or std::system_error.
@@ -43,9 +51,16 @@ class Searcher {
     /// queries are validated before any is searched. `allowed` (null: every
     /// document) is a bitmap of ceil(num_docs / 64) words, bit d of word d / 64
     /// set for the documents a hit may be: one filter for every query.
+    /// `algorithm` chooses how (the hits are the same); BlockMax uses doc blocks of 2^block_shift documents.
+    /// out_postings counts the postings each query decoded.
     void search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values, uint32_t k,
                       uint32_t threads, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
-                      uint64_t* out_postings, const uint64_t* allowed = nullptr);
+                      uint64_t* out_postings, const uint64_t* allowed = nullptr,
+                      Algorithm algorithm = Algorithm::Exhaustive, uint32_t block_shift = 6);
+
+    /// The per-term doc-block maxima for 2^shift documents a block: built on first use (one pass over every
+    /// posting list), then kept for the life of the searcher. Thread-safe.
+    const DocBlockMax& doc_block_max(uint32_t shift);
 
     /// Decoded posting list of one term (for tests and explanations).
     void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;
@@ -60,6 +75,8 @@ class Searcher {
     IndexView ix_;
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<uint32_t[]>> pool_;  // all-zero accumulators
+    std::mutex block_max_mutex_;
+    std::map<uint32_t, std::unique_ptr<DocBlockMax>> block_max_;  // by shift
 };
 
 }  // namespace lsrcore

@@ -47,6 +47,18 @@ class TopkQueue {
         return true;
     }
 
+    /// Whether the queue has held k entries: from then on bar_score() is a lower bound on the k-th best score.
+    bool full() const { return has_bar_; }
+    uint32_t bar_score() const { return bar_.score; }
+
+    /// Raise the bar to the k-th best entry held now, when enough entries arrived since the last compaction
+    /// (k at first, then k / 4 more: amortised O(1) per insert). For algorithms that stop on the bar.
+    void tighten() {
+        if (k_ == 0) return;
+        const size_t need = has_bar_ ? size_t(k_) + std::max<size_t>(1, k_ / 4) : size_t(k_);
+        if (buf_.size() >= need) compact();
+    }
+
     /// The k best, sorted best-first; the queue is left unusable.
     std::vector<Entry>& finalize() {
         if (buf_.size() > k_) compact();

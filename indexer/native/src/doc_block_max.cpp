@@ -1,0 +1,62 @@
+// Building the per-term doc-block maxima (doc_block_max.hpp); compiled for the baseline ISA.
+#include "lsrcore/doc_block_max.hpp"
+
+#include <stdexcept>
+
+#include "lsrcore/posting_cursor.hpp"
+
+namespace lsrcore {
+
+DocBlockMaxView DocBlockMax::view() const {
+    return DocBlockMaxView{shift, num_blocks, start.data(), block.data(), max.data()};
+}
+
+DocBlockMax build_doc_block_max(const IndexView& ix, uint32_t shift) {
+    if (shift > 20) throw std::invalid_argument("doc block shift must be in 0..20");
+    DocBlockMax out;
+    out.shift = shift;
+    out.num_blocks = static_cast<uint32_t>((uint64_t(ix.num_docs) + (uint64_t(1) << shift) - 1) >> shift);
+    out.start.assign(size_t(ix.vocab_size) + 1, 0);
+    for (uint32_t t = 0; t < ix.vocab_size; ++t) {
+        out.start[t] = out.block.size();
+        BlockCursor c(ix, t);
+        uint32_t cur = UINT32_MAX, best = 0;
+        while (c.next_block()) {
+            // A posting block inside one doc block adds at most its block max: no need to decode it.
+            if ((c.first_doc() >> shift) == (c.last_doc() >> shift)) {
+                const uint32_t b = c.first_doc() >> shift;
+                if (b != cur) {
+                    if (cur != UINT32_MAX) {
+                        out.block.push_back(cur);
+                        out.max.push_back(static_cast<uint8_t>(best));
+                    }
+                    cur = b;
+                    best = 0;
+                }
+                best = c.block_max() > best ? c.block_max() : best;
+                continue;
+            }
+            c.decode();
+            for (uint32_t i = 0; i < c.size(); ++i) {
+                const uint32_t b = c.docs()[i] >> shift;
+                if (b != cur) {
+                    if (cur != UINT32_MAX) {
+                        out.block.push_back(cur);
+                        out.max.push_back(static_cast<uint8_t>(best));
+                    }
+                    cur = b;
+                    best = 0;
+                }
+                best = c.impacts()[i] > best ? c.impacts()[i] : best;
+            }
+        }
+        if (cur != UINT32_MAX) {
+            out.block.push_back(cur);
+            out.max.push_back(static_cast<uint8_t>(best));
+        }
+    }
+    out.start[ix.vocab_size] = out.block.size();
+    return out;
+}
+
+}  // namespace lsrcore
