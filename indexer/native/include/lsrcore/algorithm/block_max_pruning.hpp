@@ -4,7 +4,8 @@
 // 0. Bounds: ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (doc_block_max.hpp). No
 //    document of doc block b scores more than ub[b].
 // 1. Probe: doc blocks are scored exactly, best bound first (ties: smaller block first), until the top-k queue
-//    has held k hits: for each term, the posting blocks overlapping the doc block are found by binary search
+//    has held k hits (or the probes have decoded an eighth of the query's postings: a large k on loose bounds
+//    then costs little more than exhaustive search, with theta 0 below): for each term, the posting blocks overlapping the doc block are found by binary search
 //    (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's
 //    documents are offered to the queue. If the next bound is already below the queue's bar (a lower bound on
 //    the k-th best score), no document left can reach the top k: done.
@@ -90,8 +91,10 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
     TopkQueue q(k);
     uint64_t scored = 0;
     const uint32_t shift = bm.shift, width = uint32_t(1) << shift;
+    uint64_t total = 0;  // the query's postings: what exhaustive search decodes
+    for (size_t j = 0; j < nterms; ++j) total += ix.term_df[terms[j].term];
     bool done = false;
-    while (!q.full()) {
+    while (!q.full() && scored <= total / 8) {
         if (n == 0) {
             done = true;
             break;
@@ -122,11 +125,11 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
         }
         q.tighten();
     }
-    if (!done && (n == 0 || heap[0].ub < q.bar_score())) done = true;
+    if (!done && q.full() && (n == 0 || heap[0].ub < q.bar_score())) done = true;
 
     if (!done) {
         // 2. one pass over every posting list, decoding only the blocks that meet an alive doc block
-        const uint32_t theta = q.bar_score();
+        const uint32_t theta = q.full() ? q.bar_score() : 0;
         std::vector<uint32_t> alive_before(size_t(bm.num_blocks) + 1, 0);  // alive doc blocks before b
         for (uint32_t b = 0; b < bm.num_blocks; ++b)
             alive_before[b + 1] = alive_before[b] + (ub[b] != 0 && ub[b] >= theta ? 1u : 0u);
