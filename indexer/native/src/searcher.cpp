@@ -99,21 +99,34 @@ Searcher::~Searcher() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::unique_ptr<uint32_t[]> Searcher::acquire_accumulator() {
+BlockMaxScratch Searcher::Workspace::scratch(uint32_t num_blocks) {
+    if (ub.size() < num_blocks) {  // grown entries are zero, as ub must be; the others need no content
+        ub.resize(num_blocks, 0);
+        touched.resize(num_blocks);
+        heap.resize(num_blocks);
+        alive_before.resize(size_t(num_blocks) + 1);
+        bits.resize((size_t(num_blocks) + 63) / 64);
+    }
+    return BlockMaxScratch{ub.data(), heap.data(), touched.data(), alive_before.data(), bits.data()};
+}
+
+std::unique_ptr<Searcher::Workspace> Searcher::acquire_workspace() {
     {
         std::lock_guard<std::mutex> lock(pool_mutex_);
         if (!pool_.empty()) {
-            auto acc = std::move(pool_.back());
+            auto ws = std::move(pool_.back());
             pool_.pop_back();
-            return acc;
+            return ws;
         }
     }
-    return std::unique_ptr<uint32_t[]>(new uint32_t[std::max<uint32_t>(ix_.num_docs, 1)]());
+    auto ws = std::make_unique<Workspace>();
+    ws->acc.reset(new uint32_t[std::max<uint32_t>(ix_.num_docs, 1)]());
+    return ws;
 }
 
-void Searcher::release_accumulator(std::unique_ptr<uint32_t[]> acc) {
+void Searcher::release_workspace(std::unique_ptr<Workspace> ws) {
     std::lock_guard<std::mutex> lock(pool_mutex_);
-    pool_.push_back(std::move(acc));
+    pool_.push_back(std::move(ws));
 }
 
 void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values,
@@ -145,18 +158,20 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
     std::mutex error_mutex;
     auto worker = [&]() {
         try {
-            auto acc = acquire_accumulator();
-            std::vector<uint32_t> ub(algorithm == Algorithm::BlockMax ? bm.num_blocks : 0, 0);
+            auto ws = acquire_workspace();
+            uint32_t* acc = ws->acc.get();
+            const BlockMaxScratch scratch = algorithm == Algorithm::BlockMax ? ws->scratch(bm.num_blocks)
+                                                                              : BlockMaxScratch{};
             std::vector<ScoredDoc> hits(k);
             for (size_t q; (q = next.fetch_add(1)) < nq;) {
                 const PreparedQuery& pq = prepared[q];
                 uint64_t scored = 0;
                 const uint32_t n =
                     algorithm == Algorithm::BlockMax
-                        ? kernel.block_max_pruning(ix_, bm, pq.terms.data(), pq.terms.size(), acc.get(), ub.data(), k,
+                        ? kernel.block_max_pruning(ix_, bm, pq.terms.data(), pq.terms.size(), acc, scratch, k,
                                                    hits.data(), &scored, allowed)
-                        : kernel.exhaustive_taat(ix_, pq.terms.data(), pq.terms.size(), acc.get(), k, hits.data(),
-                                                 &scored, allowed);
+                        : kernel.exhaustive_taat(ix_, pq.terms.data(), pq.terms.size(), acc, k, hits.data(), &scored,
+                                                 allowed);
                 uint32_t* docs = out_docs + q * k;
                 float* scores = out_scores + q * k;
                 for (uint32_t i = 0; i < n; ++i) {
@@ -168,7 +183,7 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
                 out_counts[q] = n;
                 out_postings[q] = scored;
             }
-            release_accumulator(std::move(acc));
+            release_workspace(std::move(ws));
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

@@ -25,6 +25,17 @@ struct DocBlockMaxView {
     const uint8_t* max = nullptr;    // [E] the term's largest impact in that doc block (1..255)
 };
 
+/// Scratch memory of block_max_pruning, kept by the caller across queries (allocating it per query cost page
+/// faults): each array has room for bm.num_blocks entries (+1, and ceil(num_blocks / 64) words for `bits`); `ub`
+/// is all zero on entry and again on return, the others need no initial content.
+struct BlockMaxScratch {
+    uint32_t* ub;
+    uint64_t* heap;
+    uint32_t* touched;
+    uint32_t* alive_before;
+    uint64_t* bits;
+};
+
 struct DocBlockMax {
     uint32_t shift = 0;
     uint32_t num_blocks = 0;

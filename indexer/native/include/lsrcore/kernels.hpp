@@ -24,10 +24,10 @@ using TaatFn = uint32_t (*)(const IndexView& ix, const QueryTerm* terms, size_t 
                             uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed);
 
 /// Safe block-max pruning over doc blocks (algorithm/block_max_pruning.hpp): the same hits as exhaustive_taat.
-/// `acc` as above; `ub` has bm.num_blocks entries, all zero on entry and again on return.
+/// `acc` as above.
 using BlockMaxFn = uint32_t (*)(const IndexView& ix, const DocBlockMaxView& bm, const QueryTerm* terms,
-                                size_t nterms, uint32_t* acc, uint32_t* ub, uint32_t k, ScoredDoc* out,
-                                uint64_t* postings, const uint64_t* allowed);
+                                size_t nterms, uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k,
+                                ScoredDoc* out, uint64_t* postings, const uint64_t* allowed);
 
 struct Kernel {
     const char* name;
@@ -38,20 +38,20 @@ struct Kernel {
 namespace scalar {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
                          const uint64_t*);
-uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*, uint32_t*,
-                           uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
+                           const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 }
 namespace avx2 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
                          const uint64_t*);
-uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*, uint32_t*,
-                           uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
+                           const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 }
 namespace avx512 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
                          const uint64_t*);
-uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*, uint32_t*,
-                           uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
+                           const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 }
 
 /// Kernels this CPU can run, slowest first.

@@ -66,15 +66,23 @@ class Searcher {
     void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;
 
    private:
-    std::unique_ptr<uint32_t[]> acquire_accumulator();
-    void release_accumulator(std::unique_ptr<uint32_t[]> acc);
+    /// What one search thread scores into, reused across queries and calls (fresh memory per query cost page
+    /// faults): the per-document accumulator (all zero between queries) and block_max_pruning's scratch.
+    struct Workspace {
+        std::unique_ptr<uint32_t[]> acc;
+        std::vector<uint32_t> ub, touched, alive_before;  // ub all zero between queries
+        std::vector<uint64_t> heap, bits;
+        BlockMaxScratch scratch(uint32_t num_blocks);  // sized for num_blocks doc blocks
+    };
+    std::unique_ptr<Workspace> acquire_workspace();
+    void release_workspace(std::unique_ptr<Workspace> ws);
 
     int fd_ = -1;
     void* map_ = nullptr;
     uint64_t size_ = 0;
     IndexView ix_;
     std::mutex pool_mutex_;
-    std::vector<std::unique_ptr<uint32_t[]>> pool_;  // all-zero accumulators
+    std::vector<std::unique_ptr<Workspace>> pool_;
     std::mutex block_max_mutex_;
     std::map<uint32_t, std::unique_ptr<DocBlockMax>> block_max_;  // by shift
 };

@@ -11,9 +11,9 @@ uint32_t exhaustive_taat(const IndexView& ix, const QueryTerm* terms, size_t nte
 }
 
 uint32_t block_max_pruning(const IndexView& ix, const DocBlockMaxView& bm, const QueryTerm* terms, size_t nterms,
-                           uint32_t* acc, uint32_t* ub, uint32_t k, ScoredDoc* out, uint64_t* postings,
-                           const uint64_t* allowed) {
-    return block_max_pruning_impl(ix, bm, terms, nterms, acc, ub, k, out, postings, allowed);
+                           uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
+                           uint64_t* postings, const uint64_t* allowed) {
+    return block_max_pruning_impl(ix, bm, terms, nterms, acc, scratch, k, out, postings, allowed);
 }
 
 }  // namespace lsrcore::kernels::avx2

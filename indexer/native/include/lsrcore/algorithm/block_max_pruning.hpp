@@ -4,17 +4,20 @@
 // 0. Bounds: ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (doc_block_max.hpp). No
 //    document of doc block b scores more than ub[b].
 // 1. Probe: doc blocks are scored exactly, best bound first (ties: smaller block first), until the top-k queue
-//    has held k hits (or the probes have decoded an eighth of the query's postings: a large k on loose bounds
-//    then costs little more than exhaustive search, with theta 0 below): for each term, the posting blocks overlapping the doc block are found by binary search
+//    has held k hits and kMinProbes blocks were scored (a higher bar prunes more below; on debian 16 to 64
+//    probes cut the time by half against stopping at k hits), or the probes have decoded an eighth of the
+//    query's postings (a large k on loose bounds then costs little more than exhaustive search, with theta 0
+//    below): for each term, the posting blocks overlapping the doc block are found by binary search
 //    (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's
 //    documents are offered to the queue. If the next bound is already below the queue's bar (a lower bound on
 //    the k-th best score), no document left can reach the top k: done.
 // 2. Otherwise theta = the bar, and a doc block is alive when it was not probed and ub[b] >= theta. Every
 //    posting list is walked once, term at a time as in exhaustive_taat, decoding only the posting blocks that
-//    overlap an alive doc block (prefix counts over the doc blocks answer that in O(1)). Alive documents get
-//    their whole score (each of their postings lies in a decoded block); their accumulators are offered to the
-//    queue. A document of a dead block scores at most ub[b] < theta <= the final k-th score, and probed ones were
-//    offered already, so accumulators outside alive blocks are only zeroed.
+//    overlap an alive doc block (prefix counts over the doc blocks answer that in O(1)) and adding only the
+//    postings that fall in an alive doc block (a bitmap test; the scattered adds are most of exhaustive search's
+//    cost). Alive documents get their whole score (each of their postings lies in a decoded block); their
+//    accumulators are offered to the queue and zeroed, and no other accumulator was touched. A document of a
+//    dead block scores at most ub[b] < theta <= the final k-th score, and probed ones were offered already.
 // The hits equal exhaustive_taat's, scores and ties included (the queue orders entries offered in any order;
 // phase 2 offers scores equal to the bar too, since an equal score with a smaller doc id still ranks above it).
 //
@@ -31,28 +34,26 @@
 namespace lsrcore {
 namespace {
 
-struct BlockBound {
-    uint32_t ub;
-    uint32_t block;
-};
+/// Heap keys: the bound in the high half, the complement of the doc block in the low half, so that the largest
+/// key is the best bound and, among equal bounds, the smaller block.
+inline uint64_t block_key(uint32_t ub, uint32_t block) { return (uint64_t(ub) << 32) | (0xFFFFFFFFu - block); }
+inline uint32_t key_ub(uint64_t key) { return static_cast<uint32_t>(key >> 32); }
+inline uint32_t key_block(uint64_t key) { return 0xFFFFFFFFu - static_cast<uint32_t>(key); }
 
-/// Heap order: the larger bound on top, the smaller block first among equal bounds.
-inline bool heap_less(const BlockBound& a, const BlockBound& b) {
-    return a.ub < b.ub || (a.ub == b.ub && a.block > b.block);
-}
-
-inline void sift_down(BlockBound* h, size_t n, size_t i) {
-    const BlockBound x = h[i];
+inline void sift_down(uint64_t* h, size_t n, size_t i) {
+    const uint64_t x = h[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && heap_less(h[c], h[c + 1])) ++c;
-        if (!heap_less(x, h[c])) break;
+        if (c + 1 < n && h[c] < h[c + 1]) ++c;
+        if (!(x < h[c])) break;
         h[i] = h[c];
         i = c;
     }
     h[i] = x;
 }
+
+inline constexpr uint32_t kMinProbes = 32;  // doc blocks scored before the bar is taken as theta
 
 /// First index i in [lo, hi) of the sorted docs with docs[i] >= d.
 inline uint32_t first_at_least(const uint32_t* docs, uint32_t lo, uint32_t hi, uint32_t d) {
@@ -67,22 +68,24 @@ inline uint32_t first_at_least(const uint32_t* docs, uint32_t lo, uint32_t hi, u
 }
 
 inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm, const QueryTerm* terms,
-                                       size_t nterms, uint32_t* acc, uint32_t* ub, uint32_t k, ScoredDoc* out,
-                                       uint64_t* postings, const uint64_t* allowed) {
+                                       size_t nterms, uint32_t* acc, const BlockMaxScratch& scratch,
+                                       uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed) {
     // 0. bounds, and a heap of the doc blocks with a positive one
-    std::vector<BlockBound> heap;
+    uint32_t* ub = scratch.ub;
+    uint32_t* touched = scratch.touched;  // doc blocks with a positive bound, to zero ub on the way out
+    uint64_t* heap = scratch.heap;
+    size_t ntouched = 0;
     for (size_t j = 0; j < nterms; ++j) {
         const uint32_t t = terms[j].term, w = terms[j].weight;
         for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) {
             const uint32_t b = bm.block[e];
-            if (ub[b] == 0) heap.push_back(BlockBound{0, b});
+            if (ub[b] == 0) touched[ntouched++] = b;
             ub[b] += w * bm.max[e];
         }
     }
-    for (BlockBound& x : heap) x.ub = ub[x.block];
-    const std::vector<BlockBound> touched(heap);  // to zero ub on the way out
-    size_t n = heap.size();
-    for (size_t i = n / 2; i-- > 0;) sift_down(heap.data(), n, i);
+    for (size_t i = 0; i < ntouched; ++i) heap[i] = block_key(ub[touched[i]], touched[i]);
+    size_t n = ntouched;
+    for (size_t i = n / 2; i-- > 0;) sift_down(heap, n, i);
 
     // 1. probe the best doc blocks until the queue has held k hits
     std::vector<BlockCursor> cursors;
@@ -94,16 +97,18 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
     uint64_t total = 0;  // the query's postings: what exhaustive search decodes
     for (size_t j = 0; j < nterms; ++j) total += ix.term_df[terms[j].term];
     bool done = false;
-    while (!q.full() && scored <= total / 8) {
+    uint32_t probes = 0;
+    while ((!q.full() || probes < kMinProbes) && scored <= total / 8) {
+        ++probes;
         if (n == 0) {
             done = true;
             break;
         }
-        const BlockBound top = heap[0];
+        const uint32_t top = key_block(heap[0]);
         heap[0] = heap[--n];
-        if (n > 0) sift_down(heap.data(), n, 0);
-        ub[top.block] = 0;  // probed: not alive in phase 2
-        const uint32_t lo = top.block << shift;
+        if (n > 0) sift_down(heap, n, 0);
+        ub[top] = 0;  // probed: not alive in phase 2
+        const uint32_t lo = top << shift;
         const uint32_t end = lo + width < ix.num_docs ? lo + width : ix.num_docs;  // doc block [lo, end)
         for (size_t j = 0; j < nterms; ++j) {
             BlockCursor& c = cursors[j];
@@ -125,32 +130,49 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
         }
         q.tighten();
     }
-    if (!done && q.full() && (n == 0 || heap[0].ub < q.bar_score())) done = true;
+    if (!done && q.full() && (n == 0 || key_ub(heap[0]) < q.bar_score())) done = true;
 
     if (!done) {
-        // 2. one pass over every posting list, decoding only the blocks that meet an alive doc block
+        // 2. one pass over every posting list, decoding only the posting blocks that meet an alive doc block and
+        //    accumulating only the postings inside alive doc blocks (the scattered adds are most of the cost)
         const uint32_t theta = q.full() ? q.bar_score() : 0;
-        std::vector<uint32_t> alive_before(size_t(bm.num_blocks) + 1, 0);  // alive doc blocks before b
-        for (uint32_t b = 0; b < bm.num_blocks; ++b)
-            alive_before[b + 1] = alive_before[b] + (ub[b] != 0 && ub[b] >= theta ? 1u : 0u);
-        uint32_t lo = UINT32_MAX, hi = 0;
+        uint32_t* alive_before = scratch.alive_before;  // alive doc blocks before b
+        uint64_t* bits = scratch.bits;                   // bit b: doc block b is alive
+        const size_t nwords = (size_t(bm.num_blocks) + 63) / 64;
+        for (size_t i = 0; i < nwords; ++i) bits[i] = 0;
+        alive_before[0] = 0;
+        for (uint32_t b = 0; b < bm.num_blocks; ++b) {
+            const bool alive = ub[b] != 0 && ub[b] >= theta;
+            alive_before[b + 1] = alive_before[b] + (alive ? 1u : 0u);
+            if (alive) bits[b >> 6] |= uint64_t(1) << (b & 63);
+        }
         for (size_t j = 0; j < nterms; ++j) {
             BlockCursor c(ix, terms[j].term);
             const uint32_t w = terms[j].weight;
             while (c.next_block()) {
                 const uint32_t b0 = c.first_doc() >> shift, b1 = c.last_doc() >> shift;
-                if (alive_before[b1 + 1] == alive_before[b0]) continue;
+                const uint32_t meets = alive_before[b1 + 1] - alive_before[b0];
+                if (meets == 0) continue;
                 c.decode();
-                lo = c.first_doc() < lo ? c.first_doc() : lo;
-                hi = c.last_doc() > hi ? c.last_doc() : hi;
-                accumulate(acc, c.docs(), c.impacts(), c.size(), w);
                 scored += c.size();
+                const uint32_t* docs = c.docs();
+                const uint32_t* imps = c.impacts();
+                if (meets == b1 - b0 + 1) {  // every doc block it spans is alive
+                    accumulate(acc, docs, imps, c.size(), w);
+                    continue;
+                }
+                for (uint32_t i = 0; i < c.size(); ++i) {
+                    const uint32_t b = docs[i] >> shift;
+                    if ((bits[b >> 6] >> (b & 63)) & 1u) acc[docs[i]] += w * imps[i];
+                }
             }
         }
-        for (uint32_t b = lo > hi ? 1 : lo >> shift; lo <= hi && b <= (hi >> shift); ++b) {
-            const uint32_t d0 = b << shift;
-            const uint32_t d1 = d0 + width < ix.num_docs ? d0 + width : ix.num_docs;
-            if (alive_before[b + 1] != alive_before[b]) {
+        // offer the alive doc blocks' documents (every one of their postings was added); only they were touched
+        for (size_t wi = 0; wi < nwords; ++wi) {
+            for (uint64_t m = bits[wi]; m != 0; m &= m - 1) {
+                const uint32_t b = static_cast<uint32_t>(wi * 64) + static_cast<uint32_t>(__builtin_ctzll(m));
+                const uint32_t d0 = b << shift;
+                const uint32_t d1 = d0 + width < ix.num_docs ? d0 + width : ix.num_docs;
                 for (uint32_t d = d0; d < d1; ++d) {
                     const uint32_t s = acc[d];
                     if (s != 0) {
@@ -158,12 +180,10 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
                         acc[d] = 0;
                     }
                 }
-            } else {
-                for (uint32_t d = d0; d < d1; ++d) acc[d] = 0;
             }
         }
     }
-    for (const BlockBound& x : touched) ub[x.block] = 0;
+    for (size_t i = 0; i < ntouched; ++i) ub[touched[i]] = 0;
     *postings += scored;
     const auto& best = q.finalize();
     for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
