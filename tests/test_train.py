@@ -175,6 +175,28 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert run["data"]["train_sha256"] and run["git_commit"] and run["config"]["optim"]["epochs"] == 3
 
 
+def test_save_latest_writes_the_checkpoints_model_and_training_still_resumes(tmp_path: Path) -> None:
+    """A run stopped early (the machine's time is up) can still be evaluated: --save-latest writes the latest
+    checkpoint's weights as OUT/model, and running the command again resumes the training as before."""
+    cfg = config(tmp_path, optim={"warmup_steps": 2, "epochs": 3})
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(cfg).save_latest()
+    stopped = Trainer(cfg)
+    assert stopped.train(show_progress=False, stop_after=3) is None
+    texts = ["a query about cells", "another document on proteins and genes"]
+    want = stopped.encoder.encode(texts)
+    folder, step = Trainer(cfg).save_latest()
+    assert step == 3 and folder == Path(cfg.run.out) / "model"
+    got = SparseEncoder.from_pretrained(folder).encode(texts)
+    for i in range(len(texts)):
+        (ta, wa), (tb, wb) = want.sparse.row(i), got.sparse.row(i)
+        assert ta.tolist() == tb.tolist()
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    assert Trainer(cfg).train(show_progress=False) is not None  # resumes from step 3 to the end
+    steps = [json.loads(x)["step"] for x in (Path(cfg.run.out) / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[0] == 1
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     Trainer(cfg).train(show_progress=False, stop_after=1)

@@ -50,10 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--minutes", type=float, default=None, help="stop with a checkpoint after this long (resumable)")
+    ap.add_argument(
+        "--save-latest", action="store_true", help="save the latest checkpoint's model as OUT/model; no training"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         cfg = TrainConfig.load(args.config, parse_overrides(args.set))
+        if args.save_latest:
+            from .trainer import Trainer
+
+            folder, step = Trainer(cfg).save_latest()
+            print(f"{folder} (step {step})")  # noqa: T201
+            return 0
         with process_group(cfg.run.device):
             model = run(cfg, resume=not args.no_resume, minutes=args.minutes)
     except (FileNotFoundError, FileExistsError, ValueError) as e:

@@ -403,6 +403,18 @@ class Trainer:
             rec["sequences_per_s"],
         )  # fmt: skip
 
+    def save_latest(self) -> tuple[Path, int]:
+        """The latest checkpoint's weights saved as the run's ``model/`` (for a run stopped early by ``--minutes`` or
+        ``stop_after`` on a machine that is about to go: its model can be evaluated now, and running the same
+        command again still resumes from the checkpoint). Returns the folder and the checkpoint's step."""
+        last = checkpoint.latest(self.out / "checkpoints")
+        if last is None:
+            raise FileNotFoundError(f"{self.out}: no checkpoint to save a model from")
+        pos = checkpoint.load(last, self.encoder, self.optimizer, self.scheduler, self.identity)
+        folder = self.save_model(self.out / "model")
+        logger.info("saved the model of step %d (of %d) in %s", pos.step, self.total_steps, folder)
+        return folder, pos.step
+
     def save_model(self, folder: Path) -> Path:
         enc = self.encoder
         if self.cfg.model.gradient_checkpointing:

@@ -1,0 +1,4 @@
+. benchmarks/device/env.sh
+python -m benchmarks.bench_train --device cuda --models splade-tiny,smollm2-135m --batch-size 32 --steps 15 \
+  --warmup 4 --repeat 2 --trainset runs/ts-scifact/set --out /root/logs/train-bench.json > /root/logs/bench.log 2>&1
+echo bench rc=$? >> /root/logs/status
