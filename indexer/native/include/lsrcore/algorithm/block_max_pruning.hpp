@@ -2,7 +2,7 @@
 // that keep the term-at-a-time kernels.
 //
 // 0. Bounds: ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (doc_block_max.hpp). No
-//    document of doc block b scores more than ub[b].
+//    document of doc block b scores more than ub[b]. One scan keeps the best 64 bounds, sorted (BlockOrder).
 // 1. Probe: doc blocks are scored exactly, best bound first (ties: smaller block first), until the top-k queue
 //    has held k hits and kMinProbes blocks were scored (a higher bar prunes more below; on debian 16 to 64
 //    probes cut the time by half against stopping at k hits), or the probes have decoded an eighth of the
@@ -54,6 +54,82 @@ inline void sift_down(uint64_t* h, size_t n, size_t i) {
 }
 
 inline constexpr uint32_t kMinProbes = 32;  // doc blocks scored before the bar is taken as theta
+inline constexpr size_t kFirst = 64;         // best-bound doc blocks picked by one scan (>= kMinProbes)
+
+/// The doc blocks in best-bound order, cheaply: one scan keeps the kFirst best keys (a small min-heap), sorted;
+/// only a search that probes past them (large k, a filter) heapifies the rest (a full heap of every block cost
+/// as much as the bounds). `keys` has room for every touched block.
+class BlockOrder {
+   public:
+    BlockOrder(uint64_t* keys, const uint32_t* ub, const uint32_t* touched, size_t ntouched)
+        : keys_(keys), ub_(ub), touched_(touched), ntouched_(ntouched) {
+        for (size_t i = 0; i < ntouched; ++i) {
+            const uint64_t key = block_key(ub[touched[i]], touched[i]);
+            if (n_ < kFirst) {  // min-heap of the best kFirst keys
+                size_t c = n_++;
+                while (c > 0 && keys_[(c - 1) / 2] > key) {
+                    keys_[c] = keys_[(c - 1) / 2];
+                    c = (c - 1) / 2;
+                }
+                keys_[c] = key;
+            } else if (key > keys_[0]) {
+                size_t c = 0;
+                for (;;) {
+                    size_t m = 2 * c + 1;
+                    if (m >= n_) break;
+                    if (m + 1 < n_ && keys_[m + 1] < keys_[m]) ++m;
+                    if (!(keys_[m] < key)) break;
+                    keys_[c] = keys_[m];
+                    c = m;
+                }
+                keys_[c] = key;
+            }
+        }
+        for (size_t i = 1; i < n_; ++i) {  // best first (insertion sort of at most kFirst keys)
+            const uint64_t x = keys_[i];
+            size_t j = i;
+            for (; j > 0 && keys_[j - 1] < x; --j) keys_[j] = keys_[j - 1];
+            keys_[j] = x;
+        }
+        all_ = n_ == ntouched;
+    }
+
+    bool empty() const { return heap_ ? n_ == 0 : next_ == n_ && all_; }
+
+    /// The best bound left (call only when not empty).
+    uint32_t peek_ub() {
+        refill();
+        return key_ub(heap_ ? keys_[0] : keys_[next_]);
+    }
+
+    /// The doc block with the best bound left, removed (call only when not empty). `ub` of every block returned
+    /// so far must be zero by the time the sorted keys run out.
+    uint32_t pop() {
+        refill();
+        if (!heap_) return key_block(keys_[next_++]);
+        const uint32_t b = key_block(keys_[0]);
+        keys_[0] = keys_[--n_];
+        if (n_ > 0) sift_down(keys_, n_, 0);
+        return b;
+    }
+
+   private:
+    void refill() {  // the sorted keys are used up: a heap of every block not yet returned (ub not zeroed)
+        if (heap_ || next_ < n_) return;
+        n_ = 0;
+        for (size_t i = 0; i < ntouched_; ++i)
+            if (ub_[touched_[i]] != 0) keys_[n_++] = block_key(ub_[touched_[i]], touched_[i]);
+        for (size_t i = n_ / 2; i-- > 0;) sift_down(keys_, n_, i);
+        heap_ = true;
+    }
+
+    uint64_t* keys_;
+    const uint32_t* ub_;
+    const uint32_t* touched_;
+    size_t ntouched_;
+    size_t n_ = 0, next_ = 0;
+    bool all_ = false, heap_ = false;
+};
 
 /// First index i in [lo, hi) of the sorted docs with docs[i] >= d.
 inline uint32_t first_at_least(const uint32_t* docs, uint32_t lo, uint32_t hi, uint32_t d) {
@@ -73,7 +149,6 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
     // 0. bounds, and a heap of the doc blocks with a positive one
     uint32_t* ub = scratch.ub;
     uint32_t* touched = scratch.touched;  // doc blocks with a positive bound, to zero ub on the way out
-    uint64_t* heap = scratch.heap;
     size_t ntouched = 0;
     for (size_t j = 0; j < nterms; ++j) {
         const uint32_t t = terms[j].term, w = terms[j].weight;
@@ -83,9 +158,7 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
             ub[b] += w * bm.max[e];
         }
     }
-    for (size_t i = 0; i < ntouched; ++i) heap[i] = block_key(ub[touched[i]], touched[i]);
-    size_t n = ntouched;
-    for (size_t i = n / 2; i-- > 0;) sift_down(heap, n, i);
+    BlockOrder order(scratch.heap, ub, touched, ntouched);
 
     // 1. probe the best doc blocks until the queue has held k hits
     std::vector<BlockCursor> cursors;
@@ -100,13 +173,11 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
     uint32_t probes = 0;
     while ((!q.full() || probes < kMinProbes) && scored <= total / 8) {
         ++probes;
-        if (n == 0) {
+        if (order.empty()) {
             done = true;
             break;
         }
-        const uint32_t top = key_block(heap[0]);
-        heap[0] = heap[--n];
-        if (n > 0) sift_down(heap, n, 0);
+        const uint32_t top = order.pop();
         ub[top] = 0;  // probed: not alive in phase 2
         const uint32_t lo = top << shift;
         const uint32_t end = lo + width < ix.num_docs ? lo + width : ix.num_docs;  // doc block [lo, end)
@@ -130,7 +201,7 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
         }
         q.tighten();
     }
-    if (!done && q.full() && (n == 0 || key_ub(heap[0]) < q.bar_score())) done = true;
+    if (!done && q.full() && (order.empty() || order.peek_ub() < q.bar_score())) done = true;
 
     if (!done) {
         // 2. one pass over every posting list, decoding only the posting blocks that meet an alive doc block and
