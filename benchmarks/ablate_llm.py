@@ -78,6 +78,14 @@ ROWS: dict[str, list[str]] = {
     # recipe and the 400 steps of "long, +pseudo" otherwise unchanged
     "more pseudo": ["data.train=runs/ts-gen8/set", "optim.epochs=100", "optim.max_steps=400",
                     "model.settings.dense_pooling=none", "loss.dense=0"],
+    # round 5 (prepared): round 4 says the real queries teach more than SmolLM2's pseudo-queries, and that the LLM's
+    # document side is worth more than its query side (inference-free queries over its vectors beat its own query
+    # encoder). So: the 728 real queries alone for 400 steps; and the same with the documents trained against
+    # inference-free queries from the start (OpenSearch's doc-only recipe, [model] queries = "lookup-joint")
+    "real, 400 steps": ["optim.epochs=100", "optim.max_steps=400", "model.settings.dense_pooling=none",
+                        "loss.dense=0"],
+    "doc-only, real": ["optim.epochs=100", "optim.max_steps=400", "model.settings.dense_pooling=none", "loss.dense=0",
+                       "model.queries=lookup-joint", "sparsity.query=0"],
 }  # fmt: skip
 
 

@@ -37,7 +37,9 @@ FORMAT_VERSION = 1
 
 @dataclass
 class LookupConfig:
-    document_encoder: str  # alias or folder of the SparseEncoder that encodes documents
+    # alias or folder of the SparseEncoder that encodes documents; a relative name that is a subfolder of the
+    # lookup's own folder is read from there (a document encoder trained together with the lookup)
+    document_encoder: str
     vocab_size: int
     vocab_hash: str
     dense: bool = False  # a dense query vector (the document encoder has a dense head)
@@ -135,19 +137,24 @@ class InferenceFreeEncoder:
 
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
         from indexer.atomic import staged
 
         final = Path(folder)
         with staged(final, overwrite=True) as work:
-            self.config.save(work)
-            self.tokenizer.save_pretrained(work)
-            tensors = {"weight": self.weight}
-            if self.dense_proj is not None:
-                tensors["dense_proj"] = self.dense_proj
-            save_file(tensors, str(work / LOOKUP_WEIGHTS))
+            self.write(work)
         return final
+
+    def write(self, work: Path) -> None:
+        """The lookup's files into an existing folder (``save`` stages one; a joint training run writes its
+        document encoder beside them, in the subfolder ``config.document_encoder`` names)."""
+        from safetensors.numpy import save_file
+
+        self.config.save(work)
+        self.tokenizer.save_pretrained(work)
+        tensors = {"weight": self.weight}
+        if self.dense_proj is not None:
+            tensors["dense_proj"] = self.dense_proj
+        save_file(tensors, str(work / LOOKUP_WEIGHTS))
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu", dtype: str = "float32") -> InferenceFreeEncoder:
@@ -157,7 +164,9 @@ class InferenceFreeEncoder:
 
         folder = Path(folder)
         config = LookupConfig.load(folder)
-        doc = SparseEncoder.from_pretrained(config.document_encoder, device=device, dtype=dtype)
+        inside = folder / config.document_encoder  # a document encoder saved with the lookup (joint training)
+        source = inside if not Path(config.document_encoder).is_absolute() and inside.is_dir() else None
+        doc = SparseEncoder.from_pretrained(source or config.document_encoder, device=device, dtype=dtype)
         if doc.vocab_hash != config.vocab_hash:
             raise ValueError(
                 f"{folder}: made for document encoder {config.document_encoder!r} with another vocabulary "

@@ -197,6 +197,45 @@ def test_save_latest_writes_the_checkpoints_model_and_training_still_resumes(tmp
     assert steps == sorted(set(steps)) and steps[0] == 1
 
 
+def test_lookup_joint_trains_the_documents_against_inference_free_queries(tmp_path: Path) -> None:
+    """[model] queries = "lookup-joint" (OpenSearch's doc-only recipe): the encoder sees documents only, queries
+    are relu(w_t) of their distinct tokens with w trained beside it from an IDF start. The saved model is an
+    inference-free folder with its document encoder inside; a run stopped and resumed ends where a straight one
+    does, lookup weights included."""
+    from lsr.inference_free import InferenceFreeEncoder
+
+    sections = {"model": {"queries": "lookup-joint", "lookup_lr": 0.05}, "optim": {"warmup_steps": 2}}
+    straight = Trainer(config(tmp_path / "a", **sections))
+    start = straight.query_lookup.detach().clone()
+    folder = straight.train(show_progress=False)
+    assert not torch.equal(start, straight.query_lookup.detach())
+    cfg_b = config(tmp_path / "b", **sections)
+    assert Trainer(cfg_b).train(show_progress=False, stop_after=3) is None
+    resumed = Trainer(cfg_b)
+    resumed.train(show_progress=False)
+    assert torch.equal(resumed.query_lookup.detach(), straight.query_lookup.detach())
+    want = trainable(straight.encoder)
+    assert all(torch.equal(want[n], t) for n, t in trainable(resumed.encoder).items())
+
+    model = SparseEncoder.from_pretrained(folder)
+    assert isinstance(model, InferenceFreeEncoder) and (folder / "document").is_dir()
+    query = "cells divide when genes say so"
+    toks = np.unique(model.token_ids([query])[0])
+    w = np.maximum(straight.query_lookup.detach().numpy(), 0)
+    got_t, got_w = model.encode([query], "query").sparse.row(0)
+    keep = w[toks] > 0
+    assert got_t.tolist() == toks[keep].tolist()
+    np.testing.assert_allclose(got_w, w[toks][keep], rtol=1e-6)
+    docs = ["proteins fold in cells", "a gene is read into RNA and then into protein"]
+    a, b = straight.encoder.encode(docs), model.encode(docs, "document")
+    for i in range(len(docs)):
+        assert a.sparse.row(i)[0].tolist() == b.sparse.row(i)[0].tolist()
+        np.testing.assert_allclose(a.sparse.row(i)[1], b.sparse.row(i)[1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="sparse queries only"):
+        config(tmp_path / "c", model={"queries": "lookup-joint", "settings": {"dense_pooling": "mean"}},
+               loss={"dense": 1.0})  # fmt: skip
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     Trainer(cfg).train(show_progress=False, stop_after=1)

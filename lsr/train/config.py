@@ -43,8 +43,13 @@ class ModelSection:
     head_bias_start: float = 0.0
     gradient_checkpointing: bool = False
     # "model": train the encoder itself; "lookup": keep ``base`` frozen as the document encoder and train
-    # inference-free queries (a weight per token, lsr.train.lookup)
+    # inference-free queries (a weight per token, lsr.train.lookup); "lookup-joint": train the document encoder
+    # and the inference-free queries together (OpenSearch's doc-only recipe: the encoder never sees a query)
     queries: str = "model"
+    lookup_lr: float = 5e-3  # "lookup-joint": the learning rate of the per-token query weights (IDF start)
+
+
+QUERY_SIDES = ("model", "lookup", "lookup-joint")
 
 
 @dataclass
@@ -124,8 +129,16 @@ class TrainConfig:
             raise ValueError(f"[model] residual_init must be 'zero' or 'idf', not {self.model.residual_init!r}")
         if self.model.residual_idf_scale <= 0:
             raise ValueError("[model] residual_idf_scale must be positive")
-        if self.model.queries not in ("model", "lookup"):
-            raise ValueError(f"[model] queries must be 'model' or 'lookup', not {self.model.queries!r}")
+        if self.model.queries not in QUERY_SIDES:
+            raise ValueError(f"[model] queries must be one of {QUERY_SIDES}, not {self.model.queries!r}")
+        if self.model.queries == "lookup-joint":
+            if self.model.lookup_lr <= 0:
+                raise ValueError("[model] lookup_lr must be positive")
+            if self.model.settings.get("dense_pooling") not in (None, "none") and lo.dense:
+                raise ValueError(
+                    "[model] queries = 'lookup-joint' trains sparse queries only: set [loss] dense = 0 or "
+                    "model.settings.dense_pooling = 'none'"
+                )
         if d.group_size < 1 or d.batch_size < 1 or d.negatives_depth < 1:
             raise ValueError("[data] group_size, batch_size and negatives_depth must be positive")
         for name in ("infonce", "kl", "margin_mse", "disco", "dense"):

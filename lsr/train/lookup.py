@@ -45,9 +45,9 @@ def idf(token_ids: list[list[int]], vocab_size: int) -> np.ndarray:
 def query_matrix(token_ids: list[list[int]], weight: torch.Tensor) -> torch.Tensor:
     """(B, V): relu(w_t) at each query's distinct tokens; differentiable in ``weight``."""
     rows = [torch.unique(torch.as_tensor(t, dtype=torch.long)) for t in token_ids]
-    r = torch.cat([torch.full((len(t),), i, dtype=torch.long) for i, t in enumerate(rows)])
-    c = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
-    q = torch.zeros(len(rows), weight.shape[0], dtype=weight.dtype)
+    r = torch.cat([torch.full((len(t),), i, dtype=torch.long) for i, t in enumerate(rows)]).to(weight.device)
+    c = (torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)).to(weight.device)
+    q = torch.zeros(len(rows), weight.shape[0], dtype=weight.dtype, device=weight.device)
     return q.index_put((r, c), torch.relu(weight[c]))
 
 

@@ -84,6 +84,18 @@ def ranking_parts(
     return parts
 
 
+DOCUMENT_FOLDER = "document"  # where a "lookup-joint" model keeps its document encoder, inside the lookup
+
+
+class _WithLookup(torch.nn.Module):
+    """What a "lookup-joint" run checkpoints: the encoder's weights and the query lookup's."""
+
+    def __init__(self, encoder: torch.nn.Module, query_lookup: torch.nn.Parameter) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.query_lookup = query_lookup
+
+
 def process_group() -> tuple[int, int]:
     """(rank, world size) of the torch.distributed group this process is in, (0, 1) when there is none."""
     import torch.distributed as dist
@@ -113,10 +125,22 @@ class Trainer:
         self.data = TrainSet.load(cfg.data.train, cfg.data.sources)
         self.encoder = self._load_encoder()
         self.teacher = self._load_disco_teacher()
+        # "lookup-joint": queries are a trained weight per token (IDF start), the encoder sees documents only
+        self.query_lookup: torch.nn.Parameter | None = None
+        self.trained: torch.nn.Module = self.encoder  # what checkpoints hold
         params = [p for p in self.encoder.parameters() if p.requires_grad]
         if not params:
             raise ValueError("nothing to train: every weight is frozen")
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        groups: list[dict[str, Any]] = [{"params": params}]
+        if cfg.model.queries == "lookup-joint":
+            from .lookup import idf
+
+            tokens = self.encoder.layout.tokenize(list(self.data.docs.values()))
+            start = torch.from_numpy(idf(tokens, self.encoder.vocab_size)).to(self.device)
+            self.query_lookup = torch.nn.Parameter(start)
+            self.trained = _WithLookup(self.encoder, self.query_lookup)
+            groups.append({"params": [self.query_lookup], "lr": cfg.model.lookup_lr, "weight_decay": 0.0})
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         self.total_steps = self._total_steps()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.identity = {"vocab_hash": self.encoder.vocab_hash, "base": cfg.model.base}
@@ -191,12 +215,18 @@ class Trainer:
     # ------------------------------------------------------------------ one micro-batch
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, enc, dev = self.cfg, self.encoder, self.device
-        q_in = enc.layout.batch(enc.layout.tokenize(batch.queries), enc.config.query_max_length, dev)
+        q_tok = enc.layout.tokenize(batch.queries)
+        q_in = None if self.query_lookup is not None else enc.layout.batch(q_tok, enc.config.query_max_length, dev)
         d_in = enc.layout.batch(enc.layout.tokenize(batch.docs), enc.config.max_length, dev)
         half = dev.type == "cuda" and cfg.run.bf16
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=half)
         with autocast, attention_kernels(dev, torch.bfloat16 if half else torch.float32):
-            q, q_dense = enc(q_in, "query")
+            if q_in is not None:
+                q, q_dense = enc(q_in, "query")
+            else:
+                from .lookup import query_matrix
+
+                q, q_dense = query_matrix(q_tok, self.query_lookup), None
             d, d_dense = enc(d_in, "document")
         q, d = q.float(), d.float()
         B, G = len(batch.queries), batch.group_size
@@ -213,8 +243,9 @@ class Trainer:
 
         ranking(q @ d.T, "", lo.infonce_temperature)
         if lo.disco:
+            t_in = q_in if q_in is not None else enc.layout.batch(q_tok, enc.config.query_max_length, dev)
             with torch.no_grad(), autocast:
-                t_q, _ = self.teacher(q_in, "query")
+                t_q, _ = self.teacher(t_in, "query")
             parts["disco"] = lo.disco * losses.disco(q, d, t_q.float(), lo.kl_temperature)
         if q_dense is not None and lo.dense:
             qd, dd = q_dense.float(), d_dense.float()
@@ -234,7 +265,7 @@ class Trainer:
         stats = {k: float(v.detach()) for k, v in parts.items()}
         stats["nnz_query"] = float((q > 0).sum(dim=1).float().mean())
         stats["nnz_document"] = float((d > 0).sum(dim=1).float().mean())
-        stats["tokens"] = q_in.tokens + d_in.tokens
+        stats["tokens"] = (q_in.tokens if q_in is not None else sum(map(len, q_tok))) + d_in.tokens
         stats["sequences"] = B + B * G
         return total, stats
 
@@ -253,7 +284,7 @@ class Trainer:
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
             "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
             "total_steps": self.total_steps,
-            "trainable_parameters": sum(p.numel() for p in self.encoder.parameters() if p.requires_grad),
+            "trainable_parameters": sum(p.numel() for p in self.trained.parameters() if p.requires_grad),
         }
         self.out.mkdir(parents=True, exist_ok=True)
         from indexer.atomic import write_bytes
@@ -274,7 +305,7 @@ class Trainer:
         pos = checkpoint.Position()
         last = checkpoint.latest(ckpt_dir) if resume else None
         if last is not None:
-            pos = checkpoint.load(last, self.encoder, self.optimizer, self.scheduler, self.identity)
+            pos = checkpoint.load(last, self.trained, self.optimizer, self.scheduler, self.identity)
             logger.info("resumed from %s (step %d)", last, pos.step)
         elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) and not resume:
             raise FileExistsError(f"{self.out} already holds checkpoints; resume, or choose another [run] out")
@@ -318,7 +349,7 @@ class Trainer:
                     if self.world > 1:
                         self._average_gradients()
                     grad_norm = torch.nn.utils.clip_grad_norm_(
-                        [p for p in self.encoder.parameters() if p.requires_grad], cfg.optim.max_grad_norm
+                        [p for p in self.trained.parameters() if p.requires_grad], cfg.optim.max_grad_norm
                     )
                     self.optimizer.step()
                     self.scheduler.step()
@@ -330,7 +361,7 @@ class Trainer:
                         self._log(log, window, micro, time.perf_counter() - t0, pos)
                         window, t0, micro = {}, time.perf_counter(), 0
                     if lead and cfg.run.save_every and pos.step % cfg.run.save_every == 0:
-                        checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
+                        checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
                     if pos.step >= self.total_steps:
                         break
                     stop = (stop_after is not None and pos.step - first_step >= stop_after) or (
@@ -351,7 +382,7 @@ class Trainer:
             progress.close()
             log.close()
         if lead:
-            checkpoint.save(ckpt_dir, self.encoder, self.optimizer, self.scheduler, pos, self.identity)
+            checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
         if stopped:
             logger.info("stopped at step %d of %d; run again to resume", pos.step, self.total_steps)
             self._barrier()
@@ -364,7 +395,7 @@ class Trainer:
         """Sum the trainable gradients over the processes (one flat all-reduce) and divide by their number."""
         import torch.distributed as dist
 
-        params = [p for p in self.encoder.parameters() if p.requires_grad]
+        params = [p for p in self.trained.parameters() if p.requires_grad]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -410,7 +441,7 @@ class Trainer:
         last = checkpoint.latest(self.out / "checkpoints")
         if last is None:
             raise FileNotFoundError(f"{self.out}: no checkpoint to save a model from")
-        pos = checkpoint.load(last, self.encoder, self.optimizer, self.scheduler, self.identity)
+        pos = checkpoint.load(last, self.trained, self.optimizer, self.scheduler, self.identity)
         folder = self.save_model(self.out / "model")
         logger.info("saved the model of step %d (of %d) in %s", pos.step, self.total_steps, folder)
         return folder, pos.step
@@ -419,6 +450,16 @@ class Trainer:
         enc = self.encoder
         if self.cfg.model.gradient_checkpointing:
             enc.backbone.lm.gradient_checkpointing_disable()
+        if self.query_lookup is not None:  # an inference-free model: the lookup, its document encoder inside
+            from indexer.atomic import staged
+            from lsr.inference_free import InferenceFreeEncoder, LookupConfig
+
+            config = LookupConfig(DOCUMENT_FOLDER, enc.vocab_size, enc.vocab_hash, dense=False)
+            weight = self.query_lookup.detach().float().cpu().numpy()
+            with staged(folder, overwrite=True) as work:
+                enc.save(work / DOCUMENT_FOLDER, dtype=self.cfg.run.save_dtype)
+                InferenceFreeEncoder(enc, config, weight).write(work)
+            return folder
         if enc.fits_sentence_transformers:  # one folder that sentence-transformers loads too
             return enc.save_sentence_transformers(folder, dtype=self.cfg.run.save_dtype)
         return enc.save(folder, dtype=self.cfg.run.save_dtype)
