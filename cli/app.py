@@ -601,6 +601,9 @@ def trainset(
     seed: int = 0,
     fmt: Annotated[str | None, typer.Option("--format", help="beir | jsonl | tsv (default: from the name)")] = None,
     generate_only: Annotated[bool, typer.Option(help="stop after the pseudo-queries (run the rest elsewhere)")] = False,
+    teachers_from: Annotated[
+        Path | None, typer.Option(help="copy the teachers' indexes of another trainset folder over the same corpus")
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Build a training set: pseudo-queries, round-trip filter, hard negatives, teacher scores (resumable)."""
@@ -616,7 +619,7 @@ def trainset(
     settings = TrainsetSettings(
         sparse_model=sparse_model, dense_model=dense_model, pseudo_passages=pseudo_passages, generator=generator,
         per_passage=per_passage, roundtrip_k=roundtrip_k, candidates=candidates, seed=seed, device=device,
-        batch_size=batch_size,
+        batch_size=batch_size, teachers_from=None if teachers_from is None else str(teachers_from),
     )  # fmt: skip
     t0 = time.perf_counter()
     folder = build_trainset(out, corpus, queries, qrels, settings, fmt=fmt, generate_only=generate_only)

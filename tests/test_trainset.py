@@ -101,3 +101,18 @@ def test_builder_on_a_small_real_corpus(tmp_path: Path) -> None:
     assert part.stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="test split"):
         build_trainset(tmp_path / "x", corpus, queries, SCIFACT / "qrels" / "test.tsv", s)
+    # another set over the same corpus reuses the teachers' indexes: the same training rows, no corpus re-encoded
+    from dataclasses import replace
+
+    reuse = replace(s, pseudo_passages=0, teachers_from=str(tmp_path / "out"))
+    again = build_trainset(tmp_path / "again", corpus, queries, qrels, reuse)
+    fresh = build_trainset(tmp_path / "fresh", corpus, queries, qrels, replace(reuse, teachers_from=None))
+    assert data.TrainSet.load(again).rows == data.TrainSet.load(fresh).rows
+    for f in (tmp_path / "out" / "collection").rglob("*"):  # copied as they were, not encoded again
+        if f.is_file():
+            g = tmp_path / "again" / "collection" / f.relative_to(tmp_path / "out" / "collection")
+            assert g.read_bytes() == f.read_bytes() and g.stat().st_mtime_ns == f.stat().st_mtime_ns, g
+    with pytest.raises(ValueError, match="teachers are"):
+        build_trainset(tmp_path / "b", corpus, queries, qrels, replace(reuse, dense_model="other"))
+    with pytest.raises(FileNotFoundError, match="no teachers"):
+        build_trainset(tmp_path / "c", corpus, queries, qrels, replace(reuse, teachers_from=str(tmp_path / "no")))
