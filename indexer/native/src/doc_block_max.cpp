@@ -20,35 +20,26 @@ DocBlockMax build_doc_block_max(const IndexView& ix, uint32_t shift) {
     for (uint32_t t = 0; t < ix.vocab_size; ++t) {
         out.start[t] = out.block.size();
         BlockCursor c(ix, t);
-        uint32_t cur = UINT32_MAX, best = 0;
+        uint32_t cur = UINT32_MAX, best = 0;  // the doc block being read and the term's largest impact in it
+        auto note = [&](uint32_t b, uint32_t impact) {
+            if (b != cur) {
+                if (cur != UINT32_MAX) {
+                    out.block.push_back(cur);
+                    out.max.push_back(static_cast<uint8_t>(best));
+                }
+                cur = b;
+                best = 0;
+            }
+            best = impact > best ? impact : best;
+        };
         while (c.next_block()) {
             // A posting block inside one doc block adds at most its block max: no need to decode it.
             if ((c.first_doc() >> shift) == (c.last_doc() >> shift)) {
-                const uint32_t b = c.first_doc() >> shift;
-                if (b != cur) {
-                    if (cur != UINT32_MAX) {
-                        out.block.push_back(cur);
-                        out.max.push_back(static_cast<uint8_t>(best));
-                    }
-                    cur = b;
-                    best = 0;
-                }
-                best = c.block_max() > best ? c.block_max() : best;
+                note(c.first_doc() >> shift, c.block_max());
                 continue;
             }
             c.decode();
-            for (uint32_t i = 0; i < c.size(); ++i) {
-                const uint32_t b = c.docs()[i] >> shift;
-                if (b != cur) {
-                    if (cur != UINT32_MAX) {
-                        out.block.push_back(cur);
-                        out.max.push_back(static_cast<uint8_t>(best));
-                    }
-                    cur = b;
-                    best = 0;
-                }
-                best = c.impacts()[i] > best ? c.impacts()[i] : best;
-            }
+            for (uint32_t i = 0; i < c.size(); ++i) note(c.docs()[i] >> shift, c.impacts()[i]);
         }
         if (cur != UINT32_MAX) {
             out.block.push_back(cur);
