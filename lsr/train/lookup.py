@@ -42,6 +42,12 @@ def idf(token_ids: list[list[int]], vocab_size: int) -> np.ndarray:
     return np.log((len(token_ids) + 1) / (df + 1)).astype(np.float32)
 
 
+def document_idf(encoder: Any, texts: list[str]) -> np.ndarray:
+    """``idf`` of the encoder's own tokens over ``texts`` (the training documents): where inference-free query
+    weights and PROSPER's literal residual start."""
+    return idf(encoder.layout.tokenize(texts), encoder.vocab_size)
+
+
 def query_matrix(token_ids: list[list[int]], weight: torch.Tensor) -> torch.Tensor:
     """(B, V): relu(w_t) at each query's distinct tokens; differentiable in ``weight``."""
     rows = [torch.unique(torch.as_tensor(t, dtype=torch.long)) for t in token_ids]
@@ -102,7 +108,7 @@ class LookupTrainer:
                 raise ValueError(f"vectors must be {len(doc_ids)} x {enc.vocab_size} (and dense rows for a dense head)")
         row_of = {d: i for i, d in enumerate(doc_ids)}
         encode_s = time.perf_counter() - t0
-        weight = torch.nn.Parameter(torch.from_numpy(idf(enc.layout.tokenize(texts), enc.vocab_size)))
+        weight = torch.nn.Parameter(torch.from_numpy(document_idf(enc, texts)))
         params = [weight]
         proj = emb = None
         if self.dense:

@@ -123,6 +123,7 @@ class Trainer:
         self.out = Path(cfg.run.out)
         seed_everything(cfg.run.seed)
         self.data = TrainSet.load(cfg.data.train, cfg.data.sources)
+        self._idf: np.ndarray | None = None  # of the training documents, when a start needs it (_document_idf)
         self.encoder = self._load_encoder()
         self.teacher = self._load_disco_teacher()
         # "lookup-joint": queries are a trained weight per token (IDF start), the encoder sees documents only
@@ -133,10 +134,7 @@ class Trainer:
             raise ValueError("nothing to train: every weight is frozen")
         groups: list[dict[str, Any]] = [{"params": params}]
         if cfg.model.queries == "lookup-joint":
-            from .lookup import idf
-
-            tokens = self.encoder.layout.tokenize(list(self.data.docs.values()))
-            start = torch.from_numpy(idf(tokens, self.encoder.vocab_size)).to(self.device)
+            start = torch.from_numpy(self._document_idf(self.encoder)).to(self.device)
             self.query_lookup = torch.nn.Parameter(start)
             self.trained = _WithLookup(self.encoder, self.query_lookup)
             groups.append({"params": [self.query_lookup], "lr": cfg.model.lookup_lr, "weight_decay": 0.0})
@@ -159,10 +157,7 @@ class Trainer:
         if m.residual_init == "idf":
             if enc.residual is None:
                 raise ValueError("[model] residual_init = 'idf' needs an encoder with literal_residual = true")
-            from .lookup import idf
-
-            tokens = enc.layout.tokenize(list(self.data.docs.values()))
-            enc.residual.start_from_idf(idf(tokens, enc.vocab_size), m.residual_idf_scale)
+            enc.residual.start_from_idf(self._document_idf(enc), m.residual_idf_scale)
             logger.info("literal residual starts from the IDF of %d training documents", len(self.data.docs))
         if m.lora:
             enc.add_lora(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_targets)
@@ -173,6 +168,14 @@ class Trainer:
         if m.gradient_checkpointing:
             enc.backbone.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return enc.to(self.device).train()
+
+    def _document_idf(self, enc) -> np.ndarray:  # noqa: ANN001
+        """The training documents' IDF over the encoder's tokens, tokenised once for every start that uses it."""
+        if self._idf is None:
+            from .lookup import document_idf
+
+            self._idf = document_idf(enc, list(self.data.docs.values()))
+        return self._idf
 
     def _load_disco_teacher(self):  # noqa: ANN202
         if not self.cfg.loss.disco:
