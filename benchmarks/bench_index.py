@@ -136,6 +136,18 @@ def synthesize(docs: SparseBatch, n: int, seed: int = 0) -> tuple[list[str], Spa
 # ---------------------------------------------------------------------------- engines
 
 
+def build_ours(w: Workload, folder: Path) -> Index:
+    """Our index over a workload's documents, added 100,000 at a time."""
+    with IndexBuilder(folder, vocab_size=VOCAB) as b:
+        step = 100_000
+        for lo in range(0, w.docs.num_rows, step):
+            hi = min(lo + step, w.docs.num_rows)
+            a, z = int(w.docs.indptr[lo]), int(w.docs.indptr[hi])
+            rows = SparseBatch(w.docs.indptr[lo : hi + 1] - w.docs.indptr[lo], w.docs.indices[a:z], w.docs.values[a:z])
+            b.add(w.doc_ids[lo:hi], rows)
+    return Index.open(folder)
+
+
 def dir_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -162,18 +174,7 @@ class Ours(Engine):
     name = "ours"
 
     def build(self, w, impacts, scale, tmp):
-        with IndexBuilder(tmp / "ours", vocab_size=VOCAB) as b:
-            step = 100_000
-            for lo in range(0, w.docs.num_rows, step):
-                hi = min(lo + step, w.docs.num_rows)
-                a, z = int(w.docs.indptr[lo]), int(w.docs.indptr[hi])
-                b.add(
-                    w.doc_ids[lo:hi],
-                    SparseBatch(
-                        w.docs.indptr[lo : hi + 1] - w.docs.indptr[lo], w.docs.indices[a:z], w.docs.values[a:z]
-                    ),
-                )
-        self.index = Index.open(tmp / "ours")
+        self.index = build_ours(w, tmp / "ours")
         self.q = w.queries
         self.rows = [self.q.row(i) for i in range(self.q.num_rows)]
         return self.index.postings_bytes
