@@ -7,8 +7,8 @@
 //    has held k hits and kMinProbes blocks were scored (a higher bar prunes more below; in an ad hoc debian
 //    run, before BlockOrder, 16 to 64 probes halved the time against stopping at k hits), or the probes have
 //    decoded an eighth of the query's postings (a large k on loose bounds then costs little more than
-//    exhaustive search, with theta 0 below): for each term, the posting blocks overlapping the doc block are found by binary search
-//    (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's
+//    exhaustive search, with theta 0 below): for each term, the posting blocks overlapping the doc block are
+//    found by binary search (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's
 //    documents are offered to the queue. If the next bound is already below the queue's bar (a lower bound on
 //    the k-th best score), no document left can reach the top k: done.
 // 2. Otherwise theta = the bar, and a doc block is alive when it was not probed and ub[b] >= theta. Every
