@@ -3,14 +3,14 @@
 //
 // 0. Bounds: ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (doc_block_max.hpp). No
 //    document of doc block b scores more than ub[b]. One scan keeps the best 64 bounds, sorted (BlockOrder).
-// 1. Probe: doc blocks are scored exactly, best bound first (ties: smaller block first), until the top-k queue
-//    has held k hits and kMinProbes blocks were scored (a higher bar prunes more below; in an ad hoc debian
-//    run, before BlockOrder, 16 to 64 probes halved the time against stopping at k hits), or the probes have
-//    decoded an eighth of the query's postings (a large k on loose bounds then costs little more than
-//    exhaustive search, with theta 0 below): for each term, the posting blocks overlapping the doc block are
-//    found by binary search (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's
-//    documents are offered to the queue. If the next bound is already below the queue's bar (a lower bound on
-//    the k-th best score), no document left can reach the top k: done.
+// 1. Probe: doc blocks are scored exactly, best bound first (ties: smaller block first), until the top-k queue has held
+//    k hits and kMinProbes blocks were scored (a higher bar prunes more below; in an ad hoc debian run, before
+//    BlockOrder, 16 to 64 probes halved the time against stopping at k hits), or the probes have decoded an eighth of
+//    the query's postings (a large k on loose bounds then costs little more than exhaustive search, with theta 0
+//    below): for each term, the posting blocks overlapping the doc block are found by binary search
+//    (BlockCursor::find_block), decoded and their postings inside the doc block accumulated; the block's documents are
+//    offered to the queue. If the next bound is already below the queue's bar (a lower bound on the k-th best score),
+//    no document left can reach the top k: done.
 // 2. Otherwise theta = the bar, and a doc block is alive when it was not probed and ub[b] >= theta. Every
 //    posting list is walked once, term at a time as in exhaustive_taat, decoding only the posting blocks that
 //    overlap an alive doc block (prefix counts over the doc blocks answer that in O(1)) and adding only the
