@@ -86,6 +86,11 @@ ROWS: dict[str, list[str]] = {
                         "loss.dense=0"],
     "doc-only, real": ["optim.epochs=100", "optim.max_steps=400", "model.settings.dense_pooling=none", "loss.dense=0",
                        "model.queries=lookup-joint", "sparsity.query=0"],
+    # and doc-only from round 3's start (literal residual as binary-tf IDF, LM-head bias at -26): with IDF-weighted
+    # lookup queries the untrained document side then starts close to binary IDF instead of noise over the vocabulary
+    "doc-only, idf start": ["optim.epochs=100", "optim.max_steps=400", "model.settings.dense_pooling=none",
+                            "loss.dense=0", "model.queries=lookup-joint", "sparsity.query=0",
+                            "model.residual_init=idf", "model.settings.head_bias=true", "model.head_bias_start=-26"],
 }  # fmt: skip
 
 
