@@ -156,15 +156,18 @@ class Engine:
         dense_model: str | None,
         doc_max_terms: int | None = None,
         doc_mass: float | None = None,
+        max_weight: float | None = None,
     ) -> LiveIndex:
         """A new, empty index; ``doc_max_terms`` / ``doc_mass`` prune every document's sparse vector in its index
-        (static pruning, approximate) while the stored vectors stay whole."""
+        (static pruning, approximate) while the stored vectors stay whole; ``max_weight`` fixes the top of every
+        segment's impact scale (``IndexSpec.max_weight``)."""
         self._check_new(name)
         if doc_max_terms is not None and (not isinstance(doc_max_terms, int) or doc_max_terms < 1):
             raise ValueError(f"doc_max_terms must be a positive integer, got {doc_max_terms!r}")
         if doc_mass is not None and not 0.0 < doc_mass <= 1.0:
             raise ValueError(f"doc_mass must be in (0, 1], got {doc_mass!r}")
-        spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass)
+        spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass,
+                       max_weight=max_weight)  # fmt: skip
         with self._lock:
             self._check_new(name)
             self._indexes[name] = LiveIndex.create(self.root / name, spec)

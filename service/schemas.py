@@ -186,6 +186,11 @@ class CreateIndexRequest(Strict):
     sparse_model: str = "splade-tiny"
     dense_model: str | None = "minilm-l6"
     static_pruning: StaticPruning | None = None
+    max_weight: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="fixes the top of every segment's impact scale, so that scores do not depend on which segment "
+        "holds a document; a document weight above it is refused (default: each segment quantises on its own)",
+    )  # fmt: skip
 
 
 class IndexInfo(BaseModel):
@@ -198,6 +203,7 @@ class IndexInfo(BaseModel):
     dense_model: str | None
     dense_dim: int | None
     static_pruning: StaticPruning | None = None
+    max_weight: float | None = None
     postings: int
     bytes: int
 

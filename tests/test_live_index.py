@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +292,56 @@ def test_filtered_search_is_exact(tmp_path_factory, seed: int, density: float) -
     want = sorted(passing, key=lambda d: -float(model[d][1] @ v))[:5]
     assert [d for d, _ in dense_hits] == want
     index.close()
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.sampled_from(["upsert", "delete", "merge"]), st.integers(1, 12)), min_size=1, max_size=10),
+)
+def test_a_fixed_impact_scale_makes_scores_independent_of_segments(tmp_path_factory, seed: int, ops) -> None:
+    """With ``max_weight`` fixed, any history of writes and merges scores every document exactly as one segment
+    built from the final documents does (bit for bit): what sharded live indexes rely on."""
+    rng = np.random.default_rng(seed)
+    root = tmp_path_factory.mktemp("fixed")
+    spec = replace(SPEC, max_weight=3.0)
+    index = LiveIndex.create(root / "idx", spec)
+    model: dict = {}
+    pool = [f"d{i}" for i in range(30)]
+    for op, n in ops:
+        if op == "upsert":
+            ids = list(rng.choice(pool, size=n, replace=False))
+            batch, dense, new = docs(rng, ids)
+            index.upsert(ids, batch, dense)
+            model.update(new)
+        elif op == "delete":
+            ids = list(rng.choice(pool, size=n, replace=False))
+            index.delete(ids)
+            for d in ids:
+                model.pop(d, None)
+        else:
+            index.merge(max_segments=1, count=2)
+    one = LiveIndex.create(root / "one", spec)
+    if model:
+        ids = sorted(model)
+        one.upsert(ids, SparseBatch.from_rows([model[d][0] for d in ids]), np.stack([model[d][1] for d in ids]))
+    for _ in range(3):
+        idx = np.sort(rng.choice(VOCAB, size=4, replace=False)).astype(np.uint32)
+        val = rng.uniform(0.1, 2.0, size=4).astype(np.float32)
+        got, _ = index.search_sparse(idx, val, k=40)
+        want, _ = one.search_sparse(idx, val, k=40)
+        assert dict(got) == dict(want)
+    index.close()
+    one.close()
+
+
+def test_a_weight_above_the_fixed_scale_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    index = LiveIndex.create(tmp_path / "idx", replace(SPEC, max_weight=2.0))
+    rng = np.random.default_rng(1)
+    _, dense, _ = docs(rng, ["a", "b"])
+    with pytest.raises(ValueError, match=r"above this index's fixed impact scale \(max_weight 2\)"):
+        index.upsert(["a", "b"], SparseBatch.from_rows([{1: 1.0}, {2: 2.5}]), dense)
+    assert index.num_docs == 0 and list((tmp_path / "idx" / "segments").iterdir()) == []
+    assert index.upsert(["a", "b"], SparseBatch.from_rows([{1: 1.0}, {2: 2.0}]), dense) == 2
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="max_weight must be a positive finite number"):
+            LiveIndex.create(tmp_path / f"bad-{bad}", replace(SPEC, max_weight=bad))

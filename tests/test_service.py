@@ -576,3 +576,25 @@ def test_an_index_with_static_pruning_keeps_whole_vectors_but_prunes_its_posting
         assert len(index.segments) == 1 and index.segments[0].sparse.num_postings == 3 * 6
     finally:
         index.close()
+
+
+def test_an_index_with_a_fixed_impact_scale_refuses_heavier_documents(tmp_path, encoders) -> None:  # noqa: ANN001
+    """POST /v1/indexes with max_weight: GET shows it, documents above it are a 422 that writes nothing, and bad
+    values are 422s."""
+    c = start(tmp_path, encoders)
+    try:
+        r = c.post("/v1/indexes", json={"name": "w", "dense_model": None, "max_weight": 100.0})
+        assert r.status_code == 201 and r.json()["max_weight"] == 100.0, r.text
+        r = c.post("/v1/indexes", json={"name": "low", "dense_model": None, "max_weight": 1e-3})
+        assert r.status_code == 201, r.text
+        docs = {"documents": [{"id": "a", "text": "cells proteins membranes"}]}
+        assert c.post("/v1/indexes/w/documents", json=docs).status_code == 200
+        r = c.post("/v1/indexes/low/documents", json=docs)
+        assert r.status_code == 422 and "fixed impact scale" in r.json()["detail"], r.text
+        assert c.get("/v1/indexes/low").json()["num_docs"] == 0
+        assert c.get("/v1/indexes/w").json()["num_docs"] == 1
+        for bad in (0, -1.0, "x", True):
+            r = c.post("/v1/indexes", json={"name": "bad", "max_weight": bad})
+            assert r.status_code == 422, r.text
+    finally:
+        c.__exit__(None, None, None)

@@ -47,6 +47,10 @@ class IndexSpec:
     dense_dim: int | None = None
     doc_max_terms: int | None = None  # static pruning of every segment's sparse index (indexer.csr.prune_rows);
     doc_mass: float | None = None  # the segment's vector file keeps the whole vectors
+    # the top of every segment's 8-bit impact scale (build_index's max_weight): with it fixed, a document's score
+    # does not depend on which segment holds it, so merges keep scores and shards of one index score as one index
+    # does; a document weight above it is refused. None: each segment quantises on its own largest weight
+    max_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class LiveIndex:
     def create(cls, path: str | Path, spec: IndexSpec) -> LiveIndex:
         """A new empty index; refuses an existing folder."""
         path = Path(path)
+        top = spec.max_weight
+        if top is not None and (isinstance(top, bool) or not isinstance(top, (int, float)) or not np.isfinite(top)
+                                or top <= 0):  # fmt: skip
+            raise ValueError(f"max_weight must be a positive finite number, got {top!r}")
         if path.exists():
             raise FileExistsError(f"{path} exists")
         with staged(path, overwrite=False) as work:
@@ -243,6 +251,10 @@ class LiveIndex:
         sparse = SparseBatch(*sparse).validated(self.spec.vocab_size, what="documents")
         if sparse.num_rows != n or len(set(ids)) != n:
             raise ValueError("ids must be unique and match the sparse rows")
+        top = self.spec.max_weight
+        if top is not None and len(sparse.values) and np.float32(sparse.values.max()) > np.float32(top):
+            raise ValueError(f"a document weight of {float(sparse.values.max()):g} is above this index's fixed "
+                             f"impact scale (max_weight {top:g})")  # fmt: skip
         if self.spec.dense_dim is not None:
             if dense is None or dense.shape != (n, self.spec.dense_dim) or dense.dtype != np.float32:
                 raise ValueError(f"this index needs float32 dense vectors of shape ({n}, {self.spec.dense_dim})")
@@ -362,6 +374,7 @@ class LiveIndex:
                 vocab_hash=self.spec.vocab_hash,
                 doc_max_terms=self.spec.doc_max_terms,
                 doc_mass=self.spec.doc_mass,
+                max_weight=self.spec.max_weight,
             )
             dense = None
             if self.spec.dense_dim is not None:

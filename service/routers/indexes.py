@@ -30,6 +30,7 @@ def info(index: LiveIndex) -> IndexInfo:
         static_pruning=None
         if index.spec.doc_max_terms is None and index.spec.doc_mass is None
         else StaticPruning(max_terms=index.spec.doc_max_terms, mass=index.spec.doc_mass),
+        max_weight=index.spec.max_weight,
         postings=sum(s.sparse.num_postings for s in segs),
         bytes=sum(f.stat().st_size for s in segs for f in s.path.rglob("*") if f.is_file()),
     )
@@ -44,7 +45,11 @@ def list_indexes(engine: EngineDep):  # noqa: ANN201
 def create_index(body: CreateIndexRequest, engine: EngineDep):  # noqa: ANN201
     try:
         sp = body.static_pruning
-        return info(engine.create(body.name, body.sparse_model, body.dense_model, sp and sp.max_terms, sp and sp.mass))
+        return info(
+            engine.create(
+                body.name, body.sparse_model, body.dense_model, sp and sp.max_terms, sp and sp.mass, body.max_weight
+            )
+        )
     except FileExistsError:
         raise Problem(409, f"index {body.name!r} exists") from None
     except (FileNotFoundError, OSError, ValueError) as e:
