@@ -14,7 +14,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from .given import (
     sparse_query,
     storable,
 )
-from .live import IndexSpec, LiveIndex
+from .live import AnyLiveIndex, IndexSpec, LiveIndex, ShardedLiveIndex, is_live, open_live
 from .merger import Merger
 from .query import (
     Contribution,
@@ -78,10 +78,13 @@ def _check_mode(mode: str) -> None:
 class Engine:
     root: Path
     encoders: Encoders = field(default_factory=Encoders)
-    _indexes: dict[str, LiveIndex] = field(default_factory=dict)
+    _indexes: dict[str, AnyLiveIndex] = field(default_factory=dict)
     _failed: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _merger: Merger | None = None
+    # how a folder is opened: in this process (default), or with a sharded index's shards elsewhere (on Ray:
+    # retrieval.live.ray_shards.opener)
+    open_index: Callable[[Path], AnyLiveIndex] = open_live
 
     # -- indexes -------------------------------------------------------------------------------------
 
@@ -94,14 +97,14 @@ class Engine:
             elif ".deleted-" in folder.name and folder.name.startswith("."):
                 shutil.rmtree(folder, ignore_errors=True)
         for folder in sorted(self.root.iterdir()):
-            if NAME.match(folder.name) and folder.is_dir() and not (folder / "catalog.sqlite").exists():
+            if NAME.match(folder.name) and folder.is_dir() and not is_live(folder):
                 if (folder / "segments").is_dir():  # an index that lost its catalog must not vanish silently
                     self._failed[folder.name] = f"FileNotFoundError: {folder / 'catalog.sqlite'} is missing"
                     logger.error("index %s not opened: %s", folder.name, self._failed[folder.name])
                 continue
-            if NAME.match(folder.name) and (folder / "catalog.sqlite").exists():
+            if NAME.match(folder.name) and is_live(folder):
                 try:
-                    self._indexes[folder.name] = LiveIndex.open(folder)
+                    self._indexes[folder.name] = self.open_index(folder)
                 except Exception as e:  # noqa: BLE001 - one damaged index must not keep the others from serving
                     self._failed[folder.name] = f"{type(e).__name__}: {e}"
                     logger.error("index %s not opened: %s", folder.name, self._failed[folder.name])
@@ -131,7 +134,7 @@ class Engine:
     def names(self) -> list[str]:
         return sorted(self._indexes)
 
-    def get(self, name: str) -> LiveIndex:
+    def get(self, name: str) -> AnyLiveIndex:
         try:
             return self._indexes[name]
         except KeyError:
@@ -157,10 +160,12 @@ class Engine:
         doc_max_terms: int | None = None,
         doc_mass: float | None = None,
         max_weight: float | None = None,
-    ) -> LiveIndex:
+        shards: int = 1,
+    ) -> AnyLiveIndex:
         """A new, empty index; ``doc_max_terms`` / ``doc_mass`` prune every document's sparse vector in its index
         (static pruning, approximate) while the stored vectors stay whole; ``max_weight`` fixes the top of every
-        segment's impact scale (``IndexSpec.max_weight``)."""
+        segment's impact scale (``IndexSpec.max_weight``); ``shards`` > 1 splits it into that many live indexes
+        (``ShardedLiveIndex``, which needs ``max_weight``)."""
         self._check_new(name)
         if doc_max_terms is not None and (not isinstance(doc_max_terms, int) or doc_max_terms < 1):
             raise ValueError(f"doc_max_terms must be a positive integer, got {doc_max_terms!r}")
@@ -168,9 +173,17 @@ class Engine:
             raise ValueError(f"doc_mass must be in (0, 1], got {doc_mass!r}")
         spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass,
                        max_weight=max_weight)  # fmt: skip
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise ValueError(f"shards must be a positive integer, got {shards!r}")
+        if shards > 1 and max_weight is None:
+            raise ValueError("a sharded index needs max_weight (a fixed impact scale), so that its shards score as one")
         with self._lock:
             self._check_new(name)
-            self._indexes[name] = LiveIndex.create(self.root / name, spec)
+            if shards == 1:
+                LiveIndex.create(self.root / name, spec).close()
+            else:
+                ShardedLiveIndex.create(self.root / name, spec, shards).close()
+            self._indexes[name] = self.open_index(self.root / name)
         return self._indexes[name]
 
     def _check_new(self, name: str) -> None:
@@ -200,7 +213,7 @@ class Engine:
         (self.root / name).rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def import_collection(self, name: str, collection: Path) -> LiveIndex:
+    def import_collection(self, name: str, collection: Path) -> AnyLiveIndex:
         """A new index holding an `lsr index` collection's vectors (no re-encoding) and its
         texts. It is filled in a hidden folder and appears whole, or not at all."""
         import json
@@ -249,7 +262,7 @@ class Engine:
             with self._lock:
                 self._check_new(name)
                 publish_dir(staged / name, self.root / name, overwrite=False)
-                self._indexes[name] = LiveIndex.open(self.root / name)
+                self._indexes[name] = self.open_index(self.root / name)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         return self._indexes[name]
@@ -271,14 +284,14 @@ class Engine:
     def drop_snapshot(self, snapshot: str) -> None:
         self._snapshots.drop(snapshot)
 
-    def restore(self, snapshot: str, name: str) -> LiveIndex:
+    def restore(self, snapshot: str, name: str) -> AnyLiveIndex:
         """A new index ``name`` from a snapshot, every file's checksum verified first."""
         folder = self._snapshots.folder(snapshot)
         self._check_new(name)
         with self._lock:
             self._check_new(name)
-            index = restore(folder, self.root / name)
-            self._indexes[name] = index
+            restore(folder, self.root / name).close()
+            index = self._indexes[name] = self.open_index(self.root / name)
         self.models(name)
         return index
 
@@ -418,10 +431,10 @@ class Engine:
         enc, _ = self.models(name)
         out = {}
         for doc_id in doc_ids:
-            where = index.locate(doc_id)
-            if where is None:
+            stored = index.vector(doc_id)
+            if stored is None:
                 continue
-            d_idx, d_val = where[0].vector(where[1])
+            d_idx, d_val = stored
             doc = dict(zip(d_idx.tolist(), d_val.tolist()))
             shared = sorted((t for t in query if t in doc), key=lambda t: -query[t] * doc[t])
             tokens = enc.tokenizer.convert_ids_to_tokens(shared) if shared else []

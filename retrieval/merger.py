@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from .live import LiveIndex
+from .live import AnyLiveIndex
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ class Merger:
     """Merges the indexes that ``indexes()`` returns whenever :meth:`poke` is called (after a
     write), and every ``interval`` seconds in case a poke came while it was busy."""
 
-    def __init__(self, indexes: Callable[[], Iterable[LiveIndex]], interval: float = 5.0) -> None:
+    def __init__(self, indexes: Callable[[], Iterable[AnyLiveIndex]], interval: float = 5.0) -> None:
         self._indexes = indexes
         self._interval = interval
         self._wake = threading.Event()

@@ -24,7 +24,7 @@ from pathlib import Path
 from indexer.atomic import staged, write_bytes
 from indexer.manifest import sha256_file
 
-from .live import SEGMENTS, LiveIndex
+from .live import CATALOG, SEGMENTS, AnyLiveIndex, open_live
 from .query import UnknownSnapshotError
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def new_id(index: str) -> str:
     return f"{index}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
-def take(index: LiveIndex, dest: Path) -> SnapshotInfo:
+def take(index: AnyLiveIndex, dest: Path) -> SnapshotInfo:
     """Snapshot ``index`` into the new folder ``dest`` (its name is the snapshot id)."""
     with staged(dest, overwrite=False) as work:
         num_docs = index.copy_to(work)
@@ -78,7 +78,7 @@ def read_info(folder: Path) -> SnapshotInfo:
     return SnapshotInfo(**{k: manifest[k] for k in SnapshotInfo.__dataclass_fields__})
 
 
-def restore(folder: Path, dest: Path) -> LiveIndex:
+def restore(folder: Path, dest: Path) -> AnyLiveIndex:
     """A new index at ``dest`` from the snapshot ``folder``, every file checked against its
     SHA-256 while it is copied; raises :class:`SnapshotError` and publishes nothing otherwise."""
     contents = _manifest(folder)["contents"]
@@ -88,7 +88,6 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
     if missing := sorted(set(contents) - on_disk):  # also any path outside the folder
         raise SnapshotError(f"{folder.name}: missing files: {missing[:3]}")
     with staged(dest, overwrite=False) as work:
-        (work / SEGMENTS).mkdir()
         for rel, want in contents.items():
             target = work / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +97,10 @@ def restore(folder: Path, dest: Path) -> LiveIndex:
                     f"{folder.name}: {rel} has {size} bytes, sha256 {digest[:12]}…; "
                     f"the manifest says {want['bytes']} bytes, sha256 {want['sha256'][:12]}…"
                 )
-        LiveIndex.open(work).close()  # the catalog and every segment it names open
-    return LiveIndex.open(dest)
+        for catalog in [work / CATALOG, *work.glob(f"shard-*/{CATALOG}")]:  # empty folders are not in the manifest
+            (catalog.parent / SEGMENTS).mkdir(exist_ok=True)
+        open_live(work).close()  # the catalog(s) and every segment they name open
+    return open_live(dest)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class SnapshotStore:
 
     root: Path
 
-    def take(self, index: LiveIndex) -> SnapshotInfo:
+    def take(self, index: AnyLiveIndex) -> SnapshotInfo:
         self.root.mkdir(exist_ok=True)
         return take(index, self.root / new_id(index.path.name))
 

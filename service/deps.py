@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from retrieval.engine import Engine
-from retrieval.live import LiveIndex
+from retrieval.live import AnyLiveIndex
 from retrieval.query import IndexFailedError, UnknownIndexError
 
 from .metrics import Metrics
@@ -74,7 +74,7 @@ async def admin_access(request: Request, settings: Annotated[Settings, Depends(g
 async def get_index(
     engine: Annotated[Engine, Depends(get_engine)],
     index: Annotated[str, Path(min_length=1, max_length=64, description="index name")],
-) -> LiveIndex:
+) -> AnyLiveIndex:
     try:
         return engine.get(index)
     except UnknownIndexError:
@@ -84,7 +84,7 @@ async def get_index(
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-IndexDep = Annotated[LiveIndex, Depends(get_index)]
+IndexDep = Annotated[AnyLiveIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 Read = Depends(read_access)

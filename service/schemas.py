@@ -191,6 +191,11 @@ class CreateIndexRequest(Strict):
         description="fixes the top of every segment's impact scale, so that scores do not depend on which segment "
         "holds a document; a document weight above it is refused (default: each segment quantises on its own)",
     )  # fmt: skip
+    shards: int = Field(
+        1, ge=1, le=256,
+        description="live indexes the documents are split into by a hash of their id, searched as one (needs "
+        "max_weight, so that every shard scores a document as one index would)",
+    )  # fmt: skip
 
 
 class IndexInfo(BaseModel):
@@ -204,6 +209,7 @@ class IndexInfo(BaseModel):
     dense_dim: int | None
     static_pruning: StaticPruning | None = None
     max_weight: float | None = None
+    shards: int = 1
     postings: int
     bytes: int
 

@@ -598,3 +598,49 @@ def test_an_index_with_a_fixed_impact_scale_refuses_heavier_documents(tmp_path, 
             assert r.status_code == 422, r.text
     finally:
         c.__exit__(None, None, None)
+
+
+def test_a_sharded_index_answers_every_endpoint_as_one_index(tmp_path, encoders, corpus) -> None:  # noqa: ANN001
+    """POST /v1/indexes with shards=3: writes are routed to their shard, and search (sparse, dense, hybrid, a
+    filter), explain, get, delete and snapshots answer as an unsharded index of the same documents does."""
+    c = start(tmp_path, encoders)
+    try:
+        for name, shards in (("one", 1), ("three", 3)):
+            body = {"name": name, "max_weight": 50.0, "shards": shards}
+            r = c.post("/v1/indexes", json=body)
+            assert r.status_code == 201 and r.json()["shards"] == shards, r.text
+        docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}", "metadata": {"n": i % 3}}
+                for i, d in enumerate(corpus[:24])]  # fmt: skip
+        for name in ("one", "three"):
+            for part in (docs[:10], docs[10:]):
+                assert c.post(f"/v1/indexes/{name}/documents", json={"documents": part}).status_code == 200
+            assert c.post(f"/v1/indexes/{name}/documents/delete", json={"ids": [docs[0]["id"]]}).status_code == 200
+        stats = c.get("/v1/indexes/three").json()
+        assert stats["num_docs"] == 23 and stats["segments"] >= 3, stats
+        for body in ({"query": "cell membrane proteins", "top_k": 8},
+                     {"query": "cell membrane proteins", "top_k": 8, "mode": "dense"},
+                     {"query": "cell membrane proteins", "top_k": 8, "mode": "hybrid"},
+                     {"query": "cells", "top_k": 8, "filter": {"field": "n", "eq": 1}}):  # fmt: skip
+            one, three = (c.post(f"/v1/indexes/{n}/search", json=body).json() for n in ("one", "three"))
+            if body.get("mode", "sparse") == "sparse":  # our index's scores: bit for bit; ties in any order
+                assert [h["score"] for h in three["hits"]] == [h["score"] for h in one["hits"]]
+                bar = one["hits"][-1]["score"]  # at the k-th score, which of the tied documents made it may differ
+                tied = {(h["score"], h["id"]) for h in three["hits"] if h["score"] > bar}
+                assert tied == {(h["score"], h["id"]) for h in one["hits"] if h["score"] > bar}
+            else:  # a float matrix product over other row groupings: the same to rounding
+                assert [h["id"] for h in three["hits"]] == [h["id"] for h in one["hits"]], body
+                np.testing.assert_allclose([h["score"] for h in three["hits"]], [h["score"] for h in one["hits"]],
+                                           rtol=1e-6)  # fmt: skip
+        doc = docs[5]["id"]
+        one, three = (c.post(f"/v1/indexes/{n}/explain", json={"query": "cells", "doc_id": doc}).json()
+                      for n in ("one", "three"))  # fmt: skip
+        assert three == one
+        assert c.get(f"/v1/indexes/three/documents/{doc}").json()["metadata"] == {"n": 5 % 3}
+        snap = c.post("/v1/indexes/three/snapshots").json()
+        back = c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "back"})
+        assert back.status_code == 201 and back.json()["shards"] == 3 and back.json()["num_docs"] == 23, back.text
+        r = c.post("/v1/indexes", json={"name": "bad", "shards": 2})
+        assert r.status_code == 422 and "max_weight" in r.json()["detail"], r.text
+        assert c.post("/v1/indexes", json={"name": "bad", "shards": 0, "max_weight": 1.0}).status_code == 422
+    finally:
+        c.__exit__(None, None, None)

@@ -19,24 +19,34 @@ segments into one when there are more than ``MAX_SEGMENTS`` (``build_index`` ove
 float vectors, so nothing is quantised twice); :class:`retrieval.merger.Merger` runs it in the
 background after writes. Segment files are memory-mapped, so a search or explanation holding
 a segment that a merge just removed still reads it.
+
+:class:`ShardedLiveIndex` (``sharded.py``) is N such indexes behind the same methods, documents routed by a hash
+of their id, every shard on the index's fixed impact scale so that they score as one index.
 """
 
 from ..vectors import map_tensors
 from .catalog import CATALOG
-from .index import SEGMENTS, IndexSpec, LiveIndex, StoredDoc
+from .index import SEGMENTS, IndexSpec, IndexStats, LiveIndex, StoredDoc
 from .merge_policy import MAX_SEGMENTS, MERGE_COUNT, merge_plan
 from .segment import VECTORS, Segment
+from .sharded import SHARDS, AnyLiveIndex, ShardedLiveIndex, is_live, open_live
 
 __all__ = [
+    "AnyLiveIndex",
     "CATALOG",
     "MAX_SEGMENTS",
     "MERGE_COUNT",
     "SEGMENTS",
+    "SHARDS",
     "VECTORS",
     "IndexSpec",
+    "IndexStats",
     "LiveIndex",
     "Segment",
+    "ShardedLiveIndex",
     "StoredDoc",
+    "is_live",
     "map_tensors",
     "merge_plan",
+    "open_live",
 ]

@@ -54,6 +54,13 @@ class IndexSpec:
 
 
 @dataclass(frozen=True)
+class IndexStats:
+    segments: int
+    postings: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class StoredDoc:
     id: str
     text: str | None
@@ -156,6 +163,20 @@ class LiveIndex:
             if seg.seq == row[0]:
                 return seg, int(row[1])
         return None
+
+    def vector(self, doc_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The stored float sparse vector of a live document (term ids, weights), or None."""
+        where = self.locate(doc_id)
+        return None if where is None else where[0].vector(where[1])
+
+    def stats(self) -> IndexStats:
+        """Segments, postings and bytes on disk of the committed segments."""
+        segs = self._segments
+        return IndexStats(
+            segments=len(segs),
+            postings=sum(s.sparse.num_postings for s in segs),
+            bytes=sum(f.stat().st_size for s in segs for f in s.path.rglob("*") if f.is_file()),
+        )
 
     def search_sparse(self, indices: np.ndarray, values: np.ndarray, k: int) -> tuple[list[tuple[str, float]], int]:
         """Top-``k`` live documents by our index's score, and the postings scored (one row of the batch path)."""

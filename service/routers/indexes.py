@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from retrieval.live import LiveIndex
+from retrieval.live import AnyLiveIndex, ShardedLiveIndex
 from retrieval.query import UnknownIndexError
 
 from ..deps import Admin, EngineDep, IndexDep, Read
@@ -16,12 +16,12 @@ from ..schemas import CreateIndexRequest, IndexInfo, IndexList, StaticPruning
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"])
 
 
-def info(index: LiveIndex) -> IndexInfo:
-    segs = index.segments
+def info(index: AnyLiveIndex) -> IndexInfo:
+    stats = index.stats()
     return IndexInfo(
         name=index.path.name,
         num_docs=index.num_docs,
-        segments=len(segs),
+        segments=stats.segments,
         sparse_model=index.spec.sparse_model,
         vocab_size=index.spec.vocab_size,
         vocab_hash=index.spec.vocab_hash,
@@ -31,8 +31,9 @@ def info(index: LiveIndex) -> IndexInfo:
         if index.spec.doc_max_terms is None and index.spec.doc_mass is None
         else StaticPruning(max_terms=index.spec.doc_max_terms, mass=index.spec.doc_mass),
         max_weight=index.spec.max_weight,
-        postings=sum(s.sparse.num_postings for s in segs),
-        bytes=sum(f.stat().st_size for s in segs for f in s.path.rglob("*") if f.is_file()),
+        shards=len(index.shards) if isinstance(index, ShardedLiveIndex) else 1,
+        postings=stats.postings,
+        bytes=stats.bytes,
     )
 
 
@@ -47,7 +48,13 @@ def create_index(body: CreateIndexRequest, engine: EngineDep):  # noqa: ANN201
         sp = body.static_pruning
         return info(
             engine.create(
-                body.name, body.sparse_model, body.dense_model, sp and sp.max_terms, sp and sp.mass, body.max_weight
+                body.name,
+                body.sparse_model,
+                body.dense_model,
+                sp and sp.max_terms,
+                sp and sp.mass,
+                body.max_weight,
+                body.shards,
             )
         )
     except FileExistsError:
