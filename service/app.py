@@ -175,15 +175,36 @@ class RequestContext:
             )
 
 
+def _engine(settings: Settings) -> Engine:
+    """The engine the settings describe: every index in this process, or sharded indexes' shards on Ray actors."""
+    if settings.ray_address is None:
+        return Engine(settings.root, Encoders(settings.device))
+    from retrieval.live.ray_shards import opener
+
+    return Engine(settings.root, Encoders(settings.device), open_index=opener(settings.ray_cpus_per_shard))
+
+
+def _connect_ray(address: str) -> bool:
+    """Join (or, for 'local', start) the Ray cluster unless this process already has; whether it started one."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
+    return True
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = engine or Engine(settings.root, Encoders(settings.device))
+    engine = engine or _engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         def load() -> None:
             try:
                 t0 = time.perf_counter()
+                if settings.ray_address is not None:
+                    app.state.own_ray = _connect_ray(settings.ray_address)
                 engine.open_all()
                 engine.start_merging()
                 app.state.ready.set()
@@ -197,6 +218,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         loader.join()
         engine.close()
+        if app.state.own_ray:
+            import ray
+
+            ray.shutdown()
 
     app = FastAPIOffline(  # /docs and /redoc from assets in the package: no CDN, so they work offline
         title="lsr-search",
@@ -209,6 +234,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.metrics = Metrics()
     app.state.ready = threading.Event()
     app.state.load_error = None
+    app.state.own_ray = False
     problems.install(app)
     for router in (ops.router, indexes.router, search.router, documents.router, encode.router, snapshots.router):
         app.include_router(router, responses=problems.RESPONSES)

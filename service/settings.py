@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="seconds SIGTERM waits for requests in flight before the service stops anyway"
     )
+    ray_address: str | None = Field(
+        None,
+        description="serve the shards of sharded indexes on Ray actors (the ray extra): a cluster address, 'auto', "
+        "or 'local' to start Ray here; unset: every shard in this process",
+    )
+    ray_cpus_per_shard: float = Field(0.5, gt=0, description="CPUs Ray reserves for each shard's actor")
     log_format: Literal["json", "text"] = Field("json", description="json lines, or text (logfmt fields)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
 
