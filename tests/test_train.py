@@ -395,3 +395,26 @@ def test_head_bias_start_is_trained_and_saved(tmp_path: Path) -> None:
     assert torch.equal(back.backbone.head_bias.detach(), trained)
     with pytest.raises(ValueError, match="head_bias"):
         Trainer(config(tmp_path, model={"base": save_tiny(tmp_path / "plain", "causal"), "head_bias_start": -1.0}))
+
+
+def test_a_non_finite_loss_stops_training_at_its_step_without_a_checkpoint_of_it(tmp_path: Path) -> None:
+    """Losses stay on the device between log steps (no wait for the GPU each step); a non-finite one is found at
+    the next log step or checkpoint, and reported with the step it came from."""
+    from lsr.train.trainer import _check_finite
+
+    seen = [(1, torch.tensor(1.0)), (2, torch.tensor(float("nan"))), (3, torch.tensor(float("inf")))]
+    with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
+        _check_finite(seen)
+    assert seen == []
+    fine = [(4, torch.tensor(0.5))]
+    _check_finite(fine)
+    assert fine == []
+    cfg = config(tmp_path, optim={"lr": 1e30, "epochs": 3, "warmup_steps": 0}, run={"log_every": 4, "save_every": 4})
+    with pytest.raises(FloatingPointError, match=r"loss is (nan|inf|-inf) at step \d+; lower \[optim\] lr") as e:
+        Trainer(cfg).train(show_progress=False)
+    bad = int(str(e.value).split(" at step ")[1].split(";")[0])
+    ckpts = Path(cfg.run.out) / "checkpoints"
+    steps = [int(c.name.split("-")[1]) for c in ckpts.iterdir()] if ckpts.is_dir() else []
+    assert all(s <= bad for s in steps), (steps, bad)  # weights after the bad step's update were never saved
+    logged = [json.loads(x) for x in (Path(cfg.run.out) / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in logged) and all(r["step"] <= bad for r in logged)

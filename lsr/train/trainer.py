@@ -265,9 +265,10 @@ class Trainer:
         if sp.document:
             parts["reg_document"] = lam_d * reg(d, regularizers.above_threshold(d, sp.document_target_nnz))
         total = sum(parts.values())
-        stats = {k: float(v.detach()) for k, v in parts.items()}
-        stats["nnz_query"] = float((q > 0).sum(dim=1).float().mean())
-        stats["nnz_document"] = float((d > 0).sum(dim=1).float().mean())
+        # kept on the device: read (one copy for all of them) only at a log step, so a step never waits for the GPU
+        stats: dict[str, Any] = {k: v.detach() for k, v in parts.items()}
+        stats["nnz_query"] = (q.detach() > 0).sum(dim=1).float().mean()
+        stats["nnz_document"] = (d.detach() > 0).sum(dim=1).float().mean()
         stats["tokens"] = (q_in.tokens if q_in is not None else sum(map(len, q_tok))) + d_in.tokens
         stats["sequences"] = B + B * G
         return total, stats
@@ -318,7 +319,8 @@ class Trainer:
         progress = progress_bar(self.total_steps, show_progress and lead, "train", unit="step", initial=pos.step)
         log = open(self.out / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w")  # noqa: SIM115
         usable = self._usable_batches()
-        window: dict[str, float] = {}
+        window: dict[str, Any] = {}  # sums since the last log step, device tensors until it
+        unchecked: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet checked to be finite
         t0, micro = time.perf_counter(), 0
         started, first_step, stopped = time.perf_counter(), pos.step, False
         if self.device.type == "cuda":
@@ -339,9 +341,7 @@ class Trainer:
                     if k % self.world != self.rank:  # another process's batch
                         continue
                     total, stats = self.loss(batch, pos.step)
-                    value = float(total.detach())
-                    if not math.isfinite(value):
-                        raise FloatingPointError(f"loss is {value} at step {pos.step}; lower [optim] lr")
+                    unchecked.append((pos.step, total.detach()))
                     (total / cfg.optim.grad_accum).backward()
                     for key, v in stats.items():
                         window[key] = window.get(key, 0.0) + v
@@ -359,11 +359,13 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     pos.step += 1
                     progress.update(1)
-                    window["grad_norm"] = window.get("grad_norm", 0.0) + float(grad_norm) * cfg.optim.grad_accum
+                    window["grad_norm"] = window.get("grad_norm", 0.0) + grad_norm.detach() * cfg.optim.grad_accum
                     if pos.step % cfg.run.log_every == 0 or pos.step == self.total_steps:
+                        _check_finite(unchecked)
                         self._log(log, window, micro, time.perf_counter() - t0, pos)
                         window, t0, micro = {}, time.perf_counter(), 0
                     if lead and cfg.run.save_every and pos.step % cfg.run.save_every == 0:
+                        _check_finite(unchecked)  # never a checkpoint of weights that a non-finite loss touched
                         checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
                     if pos.step >= self.total_steps:
                         break
@@ -384,6 +386,7 @@ class Trainer:
         finally:
             progress.close()
             log.close()
+        _check_finite(unchecked)
         if lead:
             checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
         if stopped:
@@ -419,7 +422,12 @@ class Trainer:
     def _log(self, log: Any, window: dict[str, float], micro: int, seconds: float, pos: checkpoint.Position) -> None:
         rec: dict[str, Any] = {"step": pos.step, "epoch": pos.epoch}
         tokens, seqs = window.pop("tokens", 0.0), window.pop("sequences", 0.0)
-        rec.update({k: v / max(1, micro) for k, v in sorted(window.items())})
+        keys = sorted(window)
+        on_device = [k for k in keys if isinstance(window[k], torch.Tensor)]
+        if on_device:  # one copy from the device for every sum
+            values = torch.stack([window[k].float().reshape(()) for k in on_device]).tolist()
+            window.update(zip(on_device, values))
+        rec.update({k: float(window[k]) / max(1, micro) for k in keys})
         rec["loss"] = sum(
             v for k, v in rec.items() if k not in ("step", "epoch", "grad_norm") and not k.startswith("nnz")
         )
@@ -466,3 +474,17 @@ class Trainer:
         if enc.fits_sentence_transformers:  # one folder that sentence-transformers loads too
             return enc.save_sentence_transformers(folder, dtype=self.cfg.run.save_dtype)
         return enc.save(folder, dtype=self.cfg.run.save_dtype)
+
+
+def _check_finite(unchecked: list[tuple[int, torch.Tensor]]) -> None:
+    """Raise on the first non-finite loss among the steps not checked yet (one copy from the device for all of
+    them), and forget them. Checked at every log step and before every checkpoint, not every step: a check is a
+    wait for the GPU."""
+    if not unchecked:
+        return
+    values = torch.stack([v.float().reshape(()) for _, v in unchecked]).tolist()
+    steps = [s for s, _ in unchecked]
+    unchecked.clear()
+    for step, value in zip(steps, values):
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss is {value} at step {step}; lower [optim] lr")
