@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .pooling import last_index
+from .transfer import to_device
 
 
 class Batch(NamedTuple):
@@ -22,6 +23,16 @@ class Batch(NamedTuple):
     last: torch.Tensor  # (B,) index of each row's last attended position
     truncated: int  # texts cut to fit max_length
     tokens: int  # attended positions (no padding)
+    kept: torch.Tensor | None = None  # (N,) flat positions (row * T + column) where keep is True, row after row
+    kept_lengths: torch.Tensor | None = None  # (B,) keep's True positions per row, on the CPU: read without a wait
+
+    def kept_rows(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept positions' rows of ``hidden`` (B, T, H), packed row after row (``hidden[keep]``), and how many
+        each text has. With ``kept`` (built on the host) neither waits for the device: a boolean mask's size is
+        only known once the device has computed it."""
+        if self.kept is None or self.kept_lengths is None:
+            return hidden[self.keep], self.keep.sum(dim=1)
+        return hidden.flatten(0, 1).index_select(0, self.kept), self.kept_lengths
 
 
 class Layout:
@@ -91,7 +102,9 @@ class Layout:
             for i in specials:  # special tokens typed inside the text are not terms
                 keep[b, off + i] = False
         last = last_index(att.bool())
-        return Batch(ids.to(device), att.to(device), keep.to(device), last.to(device), truncated, int(att.sum()))
+        kept = keep.flatten().nonzero().squeeze(1)
+        return Batch(to_device(ids, device), to_device(att, device), to_device(keep, device), to_device(last, device),
+                     truncated, int(att.sum()), to_device(kept, device), keep.sum(dim=1))  # fmt: skip
 
 
 def _rust_backend(tokenizer: Any) -> Any:

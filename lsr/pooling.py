@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from .transfer import to_device
+
 Head = Callable[[torch.Tensor], torch.Tensor]  # (..., H) hidden -> (..., V) logits
 
 
@@ -127,13 +129,16 @@ class _MaxProjectBatched(torch.autograd.Function):
             T, j = max(lens[i], 1), i + 1
             while j < len(lens) and (j + 1 - i) * max(T, lens[j]) * V <= budget:
                 T, j = max(T, lens[j]), j + 1
-            n = torch.tensor(lens[i:j], device=x.device)
+            # built on the host (the lengths are known there), copied without waiting for the device
+            n = to_device(torch.tensor(lens[i:j]), x.device)
+            slots = to_device(torch.cat([torch.arange(r * T, r * T + m) for r, m in enumerate(lens[i:j])]), x.device)
             mask = torch.arange(T, device=x.device)[None, :] < n[:, None]  # (b, T)
-            x_pad = x.new_zeros(j - i, T, x.shape[1])
-            x_pad[mask] = x[starts[i] : starts[i] + sum(lens[i:j])]
+            x_pad = x.new_zeros((j - i) * T, x.shape[1])
+            x_pad.index_copy_(0, slots, x[starts[i] : starts[i] + sum(lens[i:j])])
+            x_pad = x_pad.view(j - i, T, x.shape[1])
             logits = torch.nn.functional.linear(x_pad, w, b).masked_fill_(~mask[..., None], float("-inf"))
             vals, idx = logits.max(dim=1)
-            first = torch.tensor(starts[i:j], device=x.device)[:, None]
+            first = to_device(torch.tensor(starts[i:j]), x.device)[:, None]
             out[i:j] = vals
             arg[i:j] = torch.where(n[:, None] > 0, idx + first, torch.full_like(idx, -1))
             i = j

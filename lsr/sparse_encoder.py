@@ -327,12 +327,12 @@ class SparseEncoder(nn.Module):
         h_last = pooling.gather_rows(hidden, batch.last)
         if cfg.pooling == "max" and self._fast_path(hidden):
             weight, bias = bb.projection()
-            x = bb.pre_head(hidden[batch.keep])
-            w = self._fast_head.max_weights(x, batch.keep.sum(dim=1), weight, bias, torch.get_num_threads())
+            rows, lengths = batch.kept_rows(hidden)
+            w = self._fast_head.max_weights(bb.pre_head(rows), lengths, weight, bias, torch.get_num_threads())
         elif cfg.pooling == "max" and torch.is_grad_enabled():  # training: kept positions only, argmax rows kept
             weight, bias = bb.projection()
-            x = bb.pre_head(hidden[batch.keep])
-            w = pooling.saturate(pooling.max_project_packed(x, batch.keep.sum(dim=1), weight, bias))
+            rows, lengths = batch.kept_rows(hidden)
+            w = pooling.saturate(pooling.max_project_packed(bb.pre_head(rows), lengths, weight, bias))
         elif cfg.pooling == "max":
             w = pooling.saturate(pooling.max_logits(hidden, batch.keep, bb.head, cfg.vocab_size, self._chunk(hidden)))
         else:

@@ -487,3 +487,16 @@ def test_adapters_only_save_reads_the_base_again(tmp_path) -> None:  # noqa: ANN
     with pytest.raises(ValueError, match="install the base"):
         SparseEncoder.from_pretrained(tmp_path / "adapters")
     assert as_dicts(SparseEncoder.from_pretrained(whole).encode(texts).sparse) == as_dicts(ref.sparse)
+
+
+@settings(max_examples=25)
+@given(texts=texts_st, kind=st.sampled_from(["mlm", "causal"]), echo=st.booleans(), hidden=st.integers(1, 5))
+def test_host_built_kept_rows_equal_the_boolean_mask(texts: list[str], kind: str, echo: bool, hidden: int) -> None:
+    """Batch.kept_rows (positions and counts built on the host, so the device is never waited for) gives
+    hidden[keep] and keep.sum(dim=1), its slow, obvious twin."""
+    enc = make(kind, echo=echo and kind == "causal", max_length=24)
+    batch = enc.layout.batch(enc.layout.tokenize(texts), enc.config.max_length)
+    h = torch.randn(*batch.input_ids.shape, hidden)
+    rows, lengths = batch.kept_rows(h)
+    assert torch.equal(rows, h[batch.keep]) and torch.equal(lengths, batch.keep.sum(dim=1))
+    assert lengths.device.type == "cpu"

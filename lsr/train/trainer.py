@@ -31,6 +31,7 @@ from indexer.manifest import sha256_file
 
 from ..progress import progress as progress_bar
 from ..sparse_encoder import attention_kernels
+from ..transfer import to_device
 from . import checkpoint, losses, regularizers
 from .config import TrainConfig
 from .data import MANIFEST, TRAIN_FILE, Batch, TrainSet
@@ -234,7 +235,7 @@ class Trainer:
         q, d = q.float(), d.float()
         B, G = len(batch.queries), batch.group_size
         parts: dict[str, torch.Tensor] = {}
-        teachers = {n: torch.as_tensor(v, device=dev) for n, v in batch.teachers.items()}
+        teachers = {n: to_device(torch.as_tensor(v), dev) for n, v in batch.teachers.items()}
         lo = cfg.loss
         target = None
         if lo.kl or lo.margin_mse:
