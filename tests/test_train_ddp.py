@@ -69,7 +69,8 @@ def test_two_processes_of_batch_b_train_as_one_of_batch_2b(tmp_path: Path) -> No
     far = 0
     for name, w in want.items():
         assert torch.equal(r0[name], r1[name]), name  # the same averaged gradients on both processes
-        assert torch.allclose(r0[name], w, rtol=1e-4, atol=1e-5), name  # (a key bias gets only float noise)
+        # float noise only: summing over two processes rounds differently (up to 1.7e-5 seen on weights of ~0.08)
+        assert torch.allclose(r0[name], w, rtol=1e-4, atol=5e-5), name
         far += int((w - init[name]).abs().max() > 100 * (r0[name] - w).abs().max())
     assert far >= 0.9 * len(want)  # training moved the weights far more than the two runs differ
     log = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
