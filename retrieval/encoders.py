@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 from .batcher import Batcher
 
 logger = logging.getLogger(__name__)
+
+QueryFn = Callable[[list[str]], list]  # query texts -> one encoded query each
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -28,8 +31,13 @@ class Encoders:
     Without torch installed (no ``torch`` extra) every load raises :class:`EncoderUnavailableError`: such a
     service searches and stores vectors its clients encoded."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", remote: Callable[[str, str], QueryFn] | None = None) -> None:
+        """``remote`` (kind, model) -> a function of a list of query texts: where queries are encoded instead of
+        here (``retrieval.encoder_serving.remote_queries``: replicas on Ray Serve that batch the requests); models
+        are still loaded here for what else needs them (tokens, explain, documents)."""
         self.device = device
+        self.remote = remote
+        self._remote: dict[tuple[str, str], QueryFn] = {}
         self._models: dict[tuple[str, str], Any] = {}
         self._batchers: dict[tuple[str, str], Batcher] = {}
         self._lock = threading.Lock()
@@ -52,11 +60,24 @@ class Encoders:
     def dense_query(self, name: str, text: str) -> np.ndarray:
         return self._batcher("dense", name)(text)
 
+    def queries(self, kind: str, name: str, texts: list[str]) -> list:
+        """Many queries in one call: sparse rows (term ids, weights) or dense vectors, one per text."""
+        return self._query_fn(kind, name)(texts)
+
+    def _query_fn(self, kind: str, name: str) -> QueryFn:
+        if self.remote is None:
+            return partial(_sparse_queries if kind == "sparse" else _dense_queries, self._load(kind, name))
+        key = (kind, name)
+        if key not in self._remote:
+            with self._lock:
+                if key not in self._remote:
+                    self._remote[key] = self.remote(kind, name)
+        return self._remote[key]
+
     def _batcher(self, kind: str, name: str) -> Batcher:
         key = (kind, name)
         if key not in self._batchers:  # a dict lookup per query once it exists
-            model = self._load(kind, name)
-            fn = partial(_sparse_queries if kind == "sparse" else _dense_queries, model)
+            fn = self._query_fn(kind, name)
             with self._lock:
                 self._batchers.setdefault(key, Batcher(fn))
         return self._batchers[key]

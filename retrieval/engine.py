@@ -369,10 +369,9 @@ class Engine:
             texts = [i for i, q in enumerate(queries) if q.text is not None]
             sparse = [None] * len(queries)
             if texts:
-                enc, _ = self.models(name)
-                batch = enc.encode_queries([queries[i].text for i in texts])
+                rows = self.encoders.queries("sparse", index.spec.sparse_model, [queries[i].text for i in texts])
                 for j, i in enumerate(texts):
-                    sparse[i] = batch.row(j)
+                    sparse[i] = rows[j]
             for i, q in enumerate(queries):
                 if q.text is None:
                     sparse[i] = self._given_sparse(name, q)
@@ -385,8 +384,9 @@ class Engine:
             dense = np.zeros((len(queries), index.spec.dense_dim), np.float32)
             texts = [i for i, has in enumerate(own) if not has]
             if texts:
-                _, denc = self.models(name)
-                dense[texts] = denc.encode_queries([queries[i].text for i in texts])
+                dense[texts] = np.stack(
+                    self.encoders.queries("dense", index.spec.dense_model, [queries[i].text for i in texts])
+                )
             for i, has in enumerate(own):
                 if has:
                     dense[i] = np.asarray(queries[i].dense, np.float32)

@@ -181,7 +181,13 @@ def _engine(settings: Settings) -> Engine:
         return Engine(settings.root, Encoders(settings.device))
     from retrieval.live.ray_shards import opener
 
-    return Engine(settings.root, Encoders(settings.device), open_index=opener(settings.ray_cpus_per_shard))
+    remote = None
+    if settings.ray_query_replicas:
+        from retrieval.encoder_serving import remote_queries
+
+        remote = remote_queries(settings.ray_query_replicas, settings.ray_query_device, settings.ray_query_cpus,
+                                settings.ray_query_gpus)  # fmt: skip
+    return Engine(settings.root, Encoders(settings.device, remote), open_index=opener(settings.ray_cpus_per_shard))
 
 
 def _connect_ray(address: str) -> bool:

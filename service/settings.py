@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         "or 'local' to start Ray here; unset: every shard in this process",
     )
     ray_cpus_per_shard: float = Field(0.5, gt=0, description="CPUs Ray reserves for each shard's actor")
+    ray_query_replicas: int = Field(
+        0, ge=0, description="with LSR_RAY_ADDRESS: encode queries on this many Ray Serve replicas per model, which "
+        "batch the requests (0: in this process)",
+    )  # fmt: skip
+    ray_query_device: str = Field("cpu", description="where the query encoder replicas run: cpu, cuda, ...")
+    ray_query_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for each query encoder replica")
+    ray_query_gpus: float = Field(0.0, ge=0, description="GPUs Ray reserves for each query encoder replica")
     log_format: Literal["json", "text"] = Field("json", description="json lines, or text (logfmt fields)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
 

@@ -123,3 +123,42 @@ def test_the_service_coordinates_shards_on_ray_actors(tmp_path: Path, cluster) -
         back = c.post(f"/v1/snapshots/{snap['id']}/restore", json={"index": "back"}).json()
         assert back["shards"] == 4 and back["num_docs"] == 6
     assert ray.is_initialized()  # the test's cluster: the app joined it, so it leaves it running
+
+
+def _as_dict(row) -> dict[int, float]:  # noqa: ANN001
+    return {int(t): float(w) for t, w in zip(*row) if w > 1e-3}
+
+
+def test_queries_encoded_on_serve_replicas_with_request_batching(tmp_path: Path, cluster) -> None:  # noqa: ANN001
+    """Encoders(remote=remote_queries(...)): each query is a request to a Ray Serve replica that batches them;
+    the vectors are the local encoder's, and an engine searching through them finds what a local one finds."""
+    pytest.importorskip("torch")
+    serve = pytest.importorskip("ray.serve")
+    from retrieval.encoder_serving import app_name, remote_queries
+    from retrieval.encoders import Encoders
+    from retrieval.engine import Engine
+    from retrieval.query import Query
+
+    remote, local = Encoders(remote=remote_queries(replicas=1, cpus=0.1, max_batch=16, wait_s=0.1)), Encoders()
+    texts = [f"how do cells of type {i} divide" for i in range(12)]
+    try:
+        for got, want in zip(
+            remote.queries("sparse", "splade-tiny", texts), local.queries("sparse", "splade-tiny", texts)
+        ):
+            g, w = _as_dict(got), _as_dict(want)
+            assert g.keys() == w.keys() and all(abs(g[t] - w[t]) < 1e-4 for t in g)
+        sizes = serve.get_app_handle(app_name("sparse", "splade-tiny")).batch_sizes.remote().result()
+        assert sum(sizes) == 12 and max(sizes) > 1, sizes  # the requests were batched
+        dense = remote.queries("dense", "minilm-l6", texts[:3])
+        np.testing.assert_allclose(np.stack(dense), np.stack(local.queries("dense", "minilm-l6", texts[:3])), atol=1e-5)
+        engines = [Engine(tmp_path / "remote", remote), Engine(tmp_path / "local", local)]
+        found = []
+        for engine in engines:
+            engine.open_all()
+            engine.create("sci", "splade-tiny", None)
+            engine.upsert("sci", ["a", "b", "c"], ["cells divide", "proteins fold", "cells and proteins"], [None] * 3)
+            found.append([[h[0] for h in r.hits] for r in engine.search_batch("sci", [Query(text=t) for t in texts])])
+            engine.close()
+        assert found[0] == found[1]
+    finally:
+        serve.shutdown()
