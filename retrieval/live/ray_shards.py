@@ -91,7 +91,12 @@ class RemoteShard:
         return self._call("upsert", list(ids), sparse, dense, texts=texts, metadata=metadata)
 
     def delete(self, ids: Any) -> list[str]:
-        return self._call("delete", list(ids))
+        """The ids that were not there are read first: a delete sent again after its commit would find none of
+        them and report them all missing (the coordinator's write lock keeps the two calls together)."""
+        ids = list(ids)
+        present = self.get(ids)
+        self._call("delete", ids)
+        return [d for d in ids if d not in present]
 
     def merge(self, *args: Any, **kwargs: Any) -> bool:
         return self._call("merge", *args, **kwargs)
