@@ -67,6 +67,28 @@ class StoredDoc:
     metadata: dict | None
 
 
+def check_documents(spec: IndexSpec, ids: Sequence[str], sparse: SparseBatch, dense: np.ndarray | None) -> SparseBatch:
+    """What an upsert must hold before anything is written: unique ids, one sparse row each within the vocabulary
+    and the fixed impact scale, and float32 finite dense rows exactly when the index has them. Returns the sparse
+    rows validated (``SparseBatch.validated``)."""
+    n = len(ids)
+    sparse = SparseBatch(*sparse).validated(spec.vocab_size, what="documents")
+    if sparse.num_rows != n or len(set(ids)) != n:
+        raise ValueError("ids must be unique and match the sparse rows")
+    top = spec.max_weight
+    if top is not None and len(sparse.values) and np.float32(sparse.values.max()) > np.float32(top):
+        raise ValueError(f"a document weight of {float(sparse.values.max()):g} is above this index's fixed "
+                         f"impact scale (max_weight {top:g})")  # fmt: skip
+    if spec.dense_dim is not None:
+        if dense is None or dense.shape != (n, spec.dense_dim) or dense.dtype != np.float32:
+            raise ValueError(f"this index needs float32 dense vectors of shape ({n}, {spec.dense_dim})")
+        if not np.isfinite(dense).all():
+            raise ValueError("dense vectors must be finite")
+    elif dense is not None:
+        raise ValueError("this index has no dense vectors")
+    return sparse
+
+
 class LiveIndex:
     """A folder of segments and its catalog; thread-safe (one writer at a time, searches lock-free)."""
 
@@ -269,20 +291,7 @@ class LiveIndex:
         n = len(ids)
         if n == 0:
             return 0
-        sparse = SparseBatch(*sparse).validated(self.spec.vocab_size, what="documents")
-        if sparse.num_rows != n or len(set(ids)) != n:
-            raise ValueError("ids must be unique and match the sparse rows")
-        top = self.spec.max_weight
-        if top is not None and len(sparse.values) and np.float32(sparse.values.max()) > np.float32(top):
-            raise ValueError(f"a document weight of {float(sparse.values.max()):g} is above this index's fixed "
-                             f"impact scale (max_weight {top:g})")  # fmt: skip
-        if self.spec.dense_dim is not None:
-            if dense is None or dense.shape != (n, self.spec.dense_dim) or dense.dtype != np.float32:
-                raise ValueError(f"this index needs float32 dense vectors of shape ({n}, {self.spec.dense_dim})")
-            if not np.isfinite(dense).all():
-                raise ValueError("dense vectors must be finite")
-        elif dense is not None:
-            raise ValueError("this index has no dense vectors")
+        sparse = check_documents(self.spec, ids, sparse, dense)
         texts = list(texts) if texts is not None else [None] * n
         metadata = list(metadata) if metadata is not None else [None] * n
         with self._write:

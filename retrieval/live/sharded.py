@@ -37,7 +37,7 @@ from indexer.atomic import staged, write_bytes
 from ..filters import Node
 from ..sharded import shard_of
 from .catalog import CATALOG
-from .index import IndexSpec, IndexStats, LiveIndex, StoredDoc
+from .index import IndexSpec, IndexStats, LiveIndex, StoredDoc, check_documents
 
 logger = logging.getLogger(__name__)
 
@@ -203,20 +203,7 @@ class ShardedLiveIndex:
         n = len(ids)
         if n == 0:
             return 0
-        sparse = SparseBatch(*sparse).validated(self.spec.vocab_size, what="documents")
-        if sparse.num_rows != n or len(set(ids)) != n:
-            raise ValueError("ids must be unique and match the sparse rows")
-        top = self.spec.max_weight
-        if len(sparse.values) and np.float32(sparse.values.max()) > np.float32(top):
-            raise ValueError(f"a document weight of {float(sparse.values.max()):g} is above this index's fixed "
-                             f"impact scale (max_weight {top:g})")  # fmt: skip
-        if self.spec.dense_dim is not None:
-            if dense is None or dense.shape != (n, self.spec.dense_dim) or dense.dtype != np.float32:
-                raise ValueError(f"this index needs float32 dense vectors of shape ({n}, {self.spec.dense_dim})")
-            if not np.isfinite(dense).all():
-                raise ValueError("dense vectors must be finite")
-        elif dense is not None:
-            raise ValueError("this index has no dense vectors")
+        sparse = check_documents(self.spec, ids, sparse, dense)  # the whole write, before any shard writes
         texts = list(texts) if texts is not None else [None] * n
         metadata = list(metadata) if metadata is not None else [None] * n
         parts = self._route(ids)
