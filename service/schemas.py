@@ -192,7 +192,7 @@ class CreateIndexRequest(Strict):
         "holds a document; a document weight above it is refused (default: each segment quantises on its own)",
     )  # fmt: skip
     shards: int = Field(
-        1, ge=1, le=256,
+        1, ge=1, le=64,
         description="live indexes the documents are split into by a hash of their id, searched as one (needs "
         "max_weight, so that every shard scores a document as one index would)",
     )  # fmt: skip

@@ -8,6 +8,12 @@ from hypothesis import strategies as st
 
 from indexer import SparseBatch
 
+# One pytest process runs the JVM (pyserini: test_export, test_regression_scifact) and Ray. Ray's driver installs
+# absl's failure signal handler over the JVM's SIGSEGV handler, and the JVM raises SIGSEGV on purpose (implicit
+# null checks, safepoints): the next Lucene run after a Ray test then kills the process (reproduced: test_export,
+# then test_live_ray, then test_regression_scifact). Processes of the product use one or the other.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
 settings.register_profile("default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -131,7 +131,7 @@ def open_sharded(path: str | Path, cpus_per_shard: float = 0.5, retries: int = 2
         end()
         raise
     logger.info("%s: %d shards on Ray actors", path, n)
-    return ShardedLiveIndex(path, specs.pop(), shards, close=end)
+    return ShardedLiveIndex(path, specs.pop(), shards, close=end, threads=len(shards))
 
 
 def opener(cpus_per_shard: float = 0.5, retries: int = 20) -> Callable[[Path], AnyLiveIndex]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from .index import IndexSpec, IndexStats, LiveIndex, StoredDoc, check_documents
 logger = logging.getLogger(__name__)
 
 SHARDS = "shards.json"
+MAX_SHARDS = 64  # each shard is a catalog connection and its segments' files: an index is not split further
 ROUTE = "blake2b-64(id) mod shards"
 
 
@@ -74,7 +76,12 @@ def open_live(path: str | Path) -> LiveIndex | ShardedLiveIndex:
 class ShardedLiveIndex:
     """Shards of one live index behind LiveIndex's methods; thread-safe (one writer at a time, searches beside)."""
 
-    def __init__(self, path: Path, spec: IndexSpec, shards: Sequence[Any], close: Callable[[], None] | None = None):
+    def __init__(
+        self, path: Path, spec: IndexSpec, shards: Sequence[Any], close: Callable[[], None] | None = None,
+        threads: int | None = None,
+    ) -> None:  # fmt: skip
+        """``threads``: shards searched at once (default: one per shard up to the cores; shards elsewhere, whose
+        calls only wait, want one per shard)."""
         if not shards:
             raise ValueError("a sharded index needs at least one shard")
         if spec.max_weight is None:
@@ -84,7 +91,8 @@ class ShardedLiveIndex:
         self.shards = list(shards)
         self._on_close = close
         self._write = threading.Lock()
-        self._pool = ThreadPoolExecutor(len(self.shards), thread_name_prefix="lsr-live-shard")
+        threads = threads or max(1, min(len(self.shards), os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lsr-live-shard")
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -92,8 +100,8 @@ class ShardedLiveIndex:
     def create(cls, path: str | Path, spec: IndexSpec, shards: int) -> ShardedLiveIndex:
         """A new empty sharded index of ``shards`` live indexes; refuses an existing folder."""
         path = Path(path)
-        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
-            raise ValueError(f"shards must be an integer from 1 to 256, not {shards!r}")
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"shards must be an integer from 1 to {MAX_SHARDS}, not {shards!r}")
         if spec.max_weight is None:
             raise ValueError("a sharded index needs a fixed impact scale (max_weight) so that its shards score as one")
         if path.exists():
