@@ -13,6 +13,8 @@
 # .docker-local/ (ignored by git) holds the CPU torch wheel and the proxy's CA bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STAGES=${STAGES:-"build single cluster"}  # a subset reruns a stage (the cluster one wants the image built)
+has() { [[ " $STAGES " == *" $1 "* ]]; }
 export COMPOSE_PROJECT_NAME=lsrstack LSR_ADMIN_KEYS='["stack-key"]'
 KEY=(-H "Authorization: Bearer stack-key" -H "content-type: application/json")
 args=()
@@ -27,11 +29,14 @@ ready() {  # $1: port
 down() { docker-compose --profile cluster down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap down EXIT
 
+if has build; then
 step "build the image"
 t0=$(date +%s)
 docker build --network host "${args[@]}" -t lsr-search:latest . > /tmp/lsr-docker-build.log
 echo "built in $(( $(date +%s) - t0 )) s; $(docker image inspect lsr-search:latest --format '{{.Size}}' | numfmt --to=iec)"
+fi
 
+if has single; then
 step "single node: the main job (index scifact, import it into the service's folder)"
 t0=$(date +%s)
 docker-compose run --rm index 2>&1 | grep -E "nDCG|ndcg|imported|docs" | tail -5
@@ -47,7 +52,9 @@ r = json.load(sys.stdin)
 print('hits', [(h['id'], round(h['score'], 3)) for h in r['hits']])
 assert len(r['hits']) == 3"
 docker-compose stop service
+fi
 
+if has cluster; then
 step "cluster: a Ray head, a worker, the coordinator; a sharded index with its shards on Ray actors"
 docker-compose --profile cluster up -d ray-head ray-worker coordinator
 ready 8001
@@ -69,5 +76,6 @@ r = json.load(sys.stdin)
 print('hits', [(h['id'], round(h['score'], 3)) for h in r['hits']])
 assert len(r['hits']) == 3"
 docker-compose exec -T ray-head ray status 2>/dev/null | grep -E "node_|CPU" | head -4
+fi
 
 step "tear down"
