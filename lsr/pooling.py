@@ -129,18 +129,19 @@ class _MaxProjectBatched(torch.autograd.Function):
             T, j = max(lens[i], 1), i + 1
             while j < len(lens) and (j + 1 - i) * max(T, lens[j]) * V <= budget:
                 T, j = max(T, lens[j]), j + 1
-            # built on the host (the lengths are known there), copied without waiting for the device
-            n = to_device(torch.tensor(lens[i:j]), x.device)
-            slots = to_device(torch.cat([torch.arange(r * T, r * T + m) for r, m in enumerate(lens[i:j])]), x.device)
-            mask = torch.arange(T, device=x.device)[None, :] < n[:, None]  # (b, T)
+            # the padding mask built on the host (the lengths are known there), its slots too, and both copied
+            # without waiting for the device
+            host = torch.arange(T)[None, :] < torch.tensor(lens[i:j])[:, None]  # (b, T)
+            mask = to_device(host, x.device)
             x_pad = x.new_zeros((j - i) * T, x.shape[1])
-            x_pad.index_copy_(0, slots, x[starts[i] : starts[i] + sum(lens[i:j])])
+            x_pad.index_copy_(0, to_device(host.flatten().nonzero().squeeze(1), x.device),
+                              x[starts[i] : starts[i] + sum(lens[i:j])])  # fmt: skip
             x_pad = x_pad.view(j - i, T, x.shape[1])
             logits = torch.nn.functional.linear(x_pad, w, b).masked_fill_(~mask[..., None], float("-inf"))
             vals, idx = logits.max(dim=1)
             first = to_device(torch.tensor(starts[i:j]), x.device)[:, None]
             out[i:j] = vals
-            arg[i:j] = torch.where(n[:, None] > 0, idx + first, torch.full_like(idx, -1))
+            arg[i:j] = torch.where(mask[:, :1], idx + first, torch.full_like(idx, -1))  # a text without rows: -1
             i = j
         _keep_for_backward(ctx, x, weight, arg, bias)
         return out

@@ -171,12 +171,12 @@ class Engine:
             raise ValueError(f"doc_max_terms must be a positive integer, got {doc_max_terms!r}")
         if doc_mass is not None and not 0.0 < doc_mass <= 1.0:
             raise ValueError(f"doc_mass must be in (0, 1], got {doc_mass!r}")
-        spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass,
-                       max_weight=max_weight)  # fmt: skip
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shards must be a positive integer, got {shards!r}")
         if shards > 1 and max_weight is None:
             raise ValueError("a sharded index needs max_weight (a fixed impact scale), so that its shards score as one")
+        spec = replace(self._spec(sparse_model, dense_model), doc_max_terms=doc_max_terms, doc_mass=doc_mass,
+                       max_weight=max_weight)  # fmt: skip
         with self._lock:
             self._check_new(name)
             if shards == 1:
@@ -290,8 +290,7 @@ class Engine:
         self._check_new(name)
         with self._lock:
             self._check_new(name)
-            restore(folder, self.root / name).close()
-            index = self._indexes[name] = self.open_index(self.root / name)
+            index = self._indexes[name] = restore(folder, self.root / name, self.open_index)
         self.models(name)
         return index
 

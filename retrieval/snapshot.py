@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def read_info(folder: Path) -> SnapshotInfo:
     return SnapshotInfo(**{k: manifest[k] for k in SnapshotInfo.__dataclass_fields__})
 
 
-def restore(folder: Path, dest: Path) -> AnyLiveIndex:
+def restore(folder: Path, dest: Path, open_index: Callable[[Path], AnyLiveIndex] = open_live) -> AnyLiveIndex:
     """A new index at ``dest`` from the snapshot ``folder``, every file checked against its
-    SHA-256 while it is copied; raises :class:`SnapshotError` and publishes nothing otherwise."""
+    SHA-256 while it is copied; raises :class:`SnapshotError` and publishes nothing otherwise.
+    The published index is opened with ``open_index`` (an engine's: its shards may run elsewhere)."""
     contents = _manifest(folder)["contents"]
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
     if extra := sorted(on_disk - set(contents)):
@@ -100,7 +102,7 @@ def restore(folder: Path, dest: Path) -> AnyLiveIndex:
         for catalog in [work / CATALOG, *work.glob(f"shard-*/{CATALOG}")]:  # empty folders are not in the manifest
             (catalog.parent / SEGMENTS).mkdir(exist_ok=True)
         open_live(work).close()  # the catalog(s) and every segment they name open
-    return open_live(dest)
+    return open_index(dest)
 
 
 @dataclass(frozen=True)

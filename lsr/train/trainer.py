@@ -217,7 +217,7 @@ class Trainer:
         return max(0.0, (self.total_steps - step) / max(1, self.total_steps - o.warmup_steps))
 
     # ------------------------------------------------------------------ one micro-batch
-    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
         cfg, enc, dev = self.cfg, self.encoder, self.device
         q_tok = enc.layout.tokenize(batch.queries)
         q_in = None if self.query_lookup is not None else enc.layout.batch(q_tok, enc.config.query_max_length, dev)
@@ -420,7 +420,7 @@ class Trainer:
 
             dist.barrier()
 
-    def _log(self, log: Any, window: dict[str, float], micro: int, seconds: float, pos: checkpoint.Position) -> None:
+    def _log(self, log: Any, window: dict[str, Any], micro: int, seconds: float, pos: checkpoint.Position) -> None:
         rec: dict[str, Any] = {"step": pos.step, "epoch": pos.epoch}
         tokens, seqs = window.pop("tokens", 0.0), window.pop("sequences", 0.0)
         keys = sorted(window)
