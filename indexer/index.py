@@ -15,7 +15,7 @@ from .errors import CorruptIndexError, VocabularyMismatchError
 from .lexicon import Lexicon
 from .manifest import LEXICON, POSTINGS, Manifest
 
-ALGORITHMS = ("exhaustive", "block_max")  # how Index.search_batch visits the postings
+ALGORITHMS = ("exhaustive", "block_max", "block_forward")  # how Index.search_batch visits the postings
 
 
 class Hit(NamedTuple):
@@ -120,6 +120,9 @@ class Index:
         style) bounds each block of ``block_docs`` consecutive documents (a power of two) by the query terms'
         largest impacts in it, scores blocks best bound first and stops when no block left can reach the k-th
         hit. Its per-term block maxima are built on the first such search (one pass over the postings) and kept.
+        ``"block_forward"`` visits the blocks in the same order but scores each from a forward index of the
+        block's postings sorted by term (BMP's layout; built on first use, six bytes a posting, ``block_docs`` at
+        most 256) instead of decoding the posting lists.
         ``postings`` in the results counts the postings each query decoded.
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
@@ -133,6 +136,8 @@ class Index:
             raise ValueError(f"block_docs must be a power of two, got {block_docs!r}")
         if block_docs > 1 << 20:
             raise ValueError(f"block_docs must be at most {1 << 20}, got {block_docs}")
+        if algorithm == "block_forward" and block_docs > 256:
+            raise ValueError(f"block_forward takes block_docs of at most 256, got {block_docs}")
         q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
         k_eff = int(min(k, max(self.num_docs, 1)))
         bitmap = None if allowed is None else allowed_bitmap(allowed, self.num_docs)

@@ -17,7 +17,15 @@ from indexer.reference import ReferenceIndex
 KERNELS = _core.available_kernels()
 # every way to visit the postings (Index.search_batch's algorithm, block_docs), each held to the same reference:
 # doc blocks of one document, of a few, and wider than most random corpora here
-ALGORITHMS = [("exhaustive", 64), ("block_max", 1), ("block_max", 4), ("block_max", 64)]
+ALGORITHMS = [
+    ("exhaustive", 64),
+    ("block_max", 1),
+    ("block_max", 4),
+    ("block_max", 64),
+    ("block_forward", 1),
+    ("block_forward", 4),
+    ("block_forward", 256),
+]
 _counter = itertools.count()
 
 
@@ -256,9 +264,9 @@ def test_sparse_batch_take_nonempty_and_to_scipy_agree(params) -> None:
             np.testing.assert_array_equal(a, b)
 
 
-def test_block_max_breaks_ties_like_exhaustive(tmp_path) -> None:
+def test_pruning_breaks_ties_like_exhaustive(tmp_path) -> None:
     """2,000 equal documents (every score tied) and a few better ones spread out: block-max pruning visits doc
-    blocks out of doc order and in two phases, and must still rank ties by the smaller doc id."""
+    blocks out of doc order (block_max in two phases) and must still rank ties by the smaller doc id."""
     rows = [{1: 1.0, 2: 0.5} for _ in range(2000)]
     for d in (5, 777, 1999):
         rows[d] = {1: 1.0, 2: 0.5, 3: 0.25}
@@ -267,8 +275,10 @@ def test_block_max_breaks_ties_like_exhaustive(tmp_path) -> None:
     queries = SparseBatch.from_rows([{1: 1.0, 2: 1.0, 3: 1.0}, {2: 1.0}])
     for k in (1, 10, 1000):
         want = index.search_batch(queries, k=k, threads=1)
-        for block_docs in (1, 8, 64, 4096):
-            got = index.search_batch(queries, k=k, threads=1, algorithm="block_max", block_docs=block_docs)
+        for algorithm, block_docs in [("block_max", b) for b in (1, 8, 64, 4096)] + [
+            ("block_forward", b) for b in (1, 8, 256)
+        ]:
+            got = index.search_batch(queries, k=k, threads=1, algorithm=algorithm, block_docs=block_docs)
             np.testing.assert_array_equal(got.docs, want.docs)
             np.testing.assert_array_equal(got.scores, want.scores)
     assert want.docs[0, :4].tolist() == [5, 777, 1999, 0]
@@ -282,4 +292,29 @@ def test_search_algorithm_arguments(tmp_path) -> None:
     for bad in (0, 3, 48, -8, 1 << 21):
         with pytest.raises(ValueError, match="block_docs"):
             index.search_batch(q, algorithm="block_max", block_docs=bad)
+    with pytest.raises(ValueError, match="at most 256"):
+        index.search_batch(q, algorithm="block_forward", block_docs=512)
+    with pytest.raises(ValueError, match="at most 256"):  # the native check, behind the Python one
+        index._core.search_batch(*q, 1, 1, None, "block_forward", 9)
     assert index.search_batch(q, k=5, algorithm="block_max", block_docs=1).docs[0, :1].tolist() == [0]
+    assert index.search_batch(q, k=5, algorithm="block_forward", block_docs=256).docs[0, :1].tolist() == [0]
+
+
+def test_dense_and_sparse_block_maxima(tmp_path) -> None:
+    """Doc-block bounds mix dense rows (a term in at least 1/16 of the doc blocks) and per-entry lists (rare
+    terms): queries of rare terms only (no dense row), of common ones only, and of both, held to the reference."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for d in range(4000):
+        row = {0: float(rng.uniform(0.1, 2.0))}  # in every document: a dense row
+        if d % 3 == 0:
+            row[1] = float(rng.uniform(0.1, 2.0))
+        for t in rng.choice(np.arange(2, 300), size=2, replace=False):  # rare: about 27 documents each
+            row[int(t)] = float(rng.uniform(0.1, 2.0))
+        rows.append(row)
+    docs = SparseBatch.from_rows(rows)
+    index = build(tmp_path, docs, 300, batches=2)
+    ref = ReferenceIndex(docs, 300)
+    queries = SparseBatch.from_rows([{5: 1.0, 17: 0.5, 230: 2.0}, {0: 1.0, 1: 0.3}, {0: 0.2, 9: 1.0, 99: 1.5}])
+    check_against_reference(index, ref, queries, 10)
+    check_against_reference(index, ref, queries, 1000)

@@ -8,7 +8,13 @@
 namespace lsrcore {
 
 DocBlockMaxView DocBlockMax::view() const {
-    return DocBlockMaxView{shift, num_blocks, start.data(), block.data(), max.data()};
+    return DocBlockMaxView{shift, num_blocks, start.data(), block.data(), max.data(), dense_row.data(),
+                           dense.data()};
+}
+
+uint64_t DocBlockMax::bytes() const {
+    return start.size() * sizeof(uint64_t) + block.size() * sizeof(uint32_t) + max.size() +
+           dense_row.size() * sizeof(uint32_t) + dense.size();
 }
 
 DocBlockMax build_doc_block_max(const IndexView& ix, uint32_t shift) {
@@ -47,6 +53,17 @@ DocBlockMax build_doc_block_max(const IndexView& ix, uint32_t shift) {
         }
     }
     out.start[ix.vocab_size] = out.block.size();
+    out.dense_row.assign(ix.vocab_size, UINT32_MAX);
+    uint32_t rows = 0;
+    for (uint32_t t = 0; t < ix.vocab_size; ++t)
+        if ((out.start[t + 1] - out.start[t]) * kDenseShare >= out.num_blocks && out.num_blocks > 0)
+            out.dense_row[t] = rows++;
+    out.dense.assign(size_t(rows) * out.num_blocks, 0);
+    for (uint32_t t = 0; t < ix.vocab_size; ++t) {
+        if (out.dense_row[t] == UINT32_MAX) continue;
+        uint8_t* row = out.dense.data() + size_t(out.dense_row[t]) * out.num_blocks;
+        for (uint64_t e = out.start[t]; e < out.start[t + 1]; ++e) row[out.block[e]] = out.max[e];
+    }
     return out;
 }
 

@@ -134,8 +134,11 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
                             uint32_t* out_counts, uint64_t* out_postings, const uint64_t* allowed,
                             Algorithm algorithm, uint32_t block_shift) {
     if (k == 0) throw std::invalid_argument("k must be positive");
-    if (algorithm != Algorithm::Exhaustive && algorithm != Algorithm::BlockMax)
+    if (algorithm != Algorithm::Exhaustive && algorithm != Algorithm::BlockMax &&
+        algorithm != Algorithm::BlockForward)
         throw std::invalid_argument("unknown search algorithm");
+    if (algorithm == Algorithm::BlockForward && block_shift > kMaxForwardShift)
+        throw std::invalid_argument("block_forward takes doc blocks of at most 256 documents");
     if (threads == 0) throw std::invalid_argument("threads must be positive");
     if (indptr[0] != 0) throw std::invalid_argument("query indptr[0] must be 0");
     for (size_t q = 0; q < nq; ++q)
@@ -151,8 +154,11 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
     }
 
     const kernels::Kernel& kernel = kernels::active();
+    const bool pruned = algorithm != Algorithm::Exhaustive;
     DocBlockMaxView bm;
-    if (algorithm == Algorithm::BlockMax) bm = doc_block_max(block_shift).view();
+    DocBlockForwardView fw;
+    if (pruned) bm = doc_block_max(block_shift).view();
+    if (algorithm == Algorithm::BlockForward) fw = doc_block_forward(block_shift).view();
     std::atomic<size_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;
@@ -160,18 +166,22 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
         try {
             auto ws = acquire_workspace();
             uint32_t* acc = ws->acc.get();
-            const BlockMaxScratch scratch = algorithm == Algorithm::BlockMax ? ws->scratch(bm.num_blocks)
-                                                                              : BlockMaxScratch{};
+            const BlockMaxScratch scratch = pruned ? ws->scratch(bm.num_blocks) : BlockMaxScratch{};
             std::vector<ScoredDoc> hits(k);
             for (size_t q; (q = next.fetch_add(1)) < nq;) {
                 const PreparedQuery& pq = prepared[q];
                 uint64_t scored = 0;
-                const uint32_t n =
-                    algorithm == Algorithm::BlockMax
-                        ? kernel.block_max_pruning(ix_, bm, pq.terms.data(), pq.terms.size(), acc, scratch, k,
-                                                   hits.data(), &scored, allowed)
-                        : kernel.exhaustive_taat(ix_, pq.terms.data(), pq.terms.size(), acc, k, hits.data(), &scored,
+                const QueryTerm* terms = pq.terms.data();
+                const size_t nterms = pq.terms.size();
+                uint32_t n = 0;
+                if (algorithm == Algorithm::BlockMax)
+                    n = kernel.block_max_pruning(ix_, bm, terms, nterms, acc, scratch, k, hits.data(), &scored,
                                                  allowed);
+                else if (algorithm == Algorithm::BlockForward)
+                    n = kernel.block_forward_pruning(ix_, bm, fw, terms, nterms, acc, scratch, k, hits.data(),
+                                                     &scored, allowed);
+                else
+                    n = kernel.exhaustive_taat(ix_, terms, nterms, acc, k, hits.data(), &scored, allowed);
                 uint32_t* docs = out_docs + q * k;
                 float* scores = out_scores + q * k;
                 for (uint32_t i = 0; i < n; ++i) {
@@ -205,6 +215,13 @@ const DocBlockMax& Searcher::doc_block_max(uint32_t shift) {
     std::lock_guard<std::mutex> lock(block_max_mutex_);
     auto& slot = block_max_[shift];
     if (!slot) slot = std::make_unique<DocBlockMax>(build_doc_block_max(ix_, shift));
+    return *slot;
+}
+
+const DocBlockForward& Searcher::doc_block_forward(uint32_t shift) {
+    std::lock_guard<std::mutex> lock(block_max_mutex_);
+    auto& slot = block_forward_[shift];
+    if (!slot) slot = std::make_unique<DocBlockForward>(build_doc_block_forward(ix_, shift));
     return *slot;
 }
 

@@ -17,12 +17,19 @@
 
 namespace lsrcore {
 
+// Terms present in at least 1/kDenseShare of the doc blocks also get a dense row: num_blocks bytes, the term's
+// largest impact in every doc block (0 where it has none). A query adds such a row to its bounds with vector
+// instructions instead of one scattered add per entry (for common terms, about as many entries as postings).
+inline constexpr uint64_t kDenseShare = 16;
+
 struct DocBlockMaxView {
     uint32_t shift = 0;              // documents per doc block: 2^shift
     uint32_t num_blocks = 0;         // ceil(num_docs / 2^shift)
     const uint64_t* start = nullptr; // [V+1]
     const uint32_t* block = nullptr; // [E] doc block ids, increasing within a term
     const uint8_t* max = nullptr;    // [E] the term's largest impact in that doc block (1..255)
+    const uint32_t* dense_row = nullptr;  // [V] the term's dense row, or UINT32_MAX when it has none
+    const uint8_t* dense = nullptr;       // [rows x num_blocks]
 };
 
 /// Scratch memory of block_max_pruning, kept by the caller across queries (allocating it per query cost page
@@ -42,8 +49,11 @@ struct DocBlockMax {
     std::vector<uint64_t> start;
     std::vector<uint32_t> block;
     std::vector<uint8_t> max;
+    std::vector<uint32_t> dense_row;
+    std::vector<uint8_t> dense;
 
     DocBlockMaxView view() const;
+    uint64_t bytes() const;  // memory held by the arrays
 };
 
 /// One pass over every posting list of a parsed index. shift in 0..20.

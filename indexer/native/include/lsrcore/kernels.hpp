@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "doc_block_forward.hpp"
 #include "doc_block_max.hpp"
 #include "index_view.hpp"
 
@@ -29,10 +30,18 @@ using BlockMaxFn = uint32_t (*)(const IndexView& ix, const DocBlockMaxView& bm, 
                                 size_t nterms, uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k,
                                 ScoredDoc* out, uint64_t* postings, const uint64_t* allowed);
 
+/// Safe block-max pruning scoring doc blocks from a forward index (algorithm/block_forward_pruning.hpp): the same
+/// hits as exhaustive_taat. `acc` as above; bm and fw have the same doc blocks.
+using BlockForwardFn = uint32_t (*)(const IndexView& ix, const DocBlockMaxView& bm, const DocBlockForwardView& fw,
+                                    const QueryTerm* terms, size_t nterms, uint32_t* acc,
+                                    const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out, uint64_t* postings,
+                                    const uint64_t* allowed);
+
 struct Kernel {
     const char* name;
     TaatFn exhaustive_taat;
     BlockMaxFn block_max_pruning;
+    BlockForwardFn block_forward_pruning;
 };
 
 namespace scalar {
@@ -40,18 +49,27 @@ uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, 
                          const uint64_t*);
 uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
+                               const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
+                               uint64_t*, const uint64_t*);
 }
 namespace avx2 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
                          const uint64_t*);
 uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
+                               const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
+                               uint64_t*, const uint64_t*);
 }
 namespace avx512 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
                          const uint64_t*);
 uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const QueryTerm*, size_t, uint32_t*,
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
+uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
+                               const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
+                               uint64_t*, const uint64_t*);
 }
 
 /// Kernels this CPU can run, slowest first.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "doc_block_forward.hpp"
 #include "doc_block_max.hpp"
 #include "index_view.hpp"
 
@@ -32,6 +33,7 @@ PreparedQuery prepare_query(const IndexView& ix, const uint32_t* indices, const 
 enum class Algorithm : uint32_t {
     Exhaustive = 0,  // algorithm/exhaustive_taat.hpp: every posting of every query term
     BlockMax = 1,    // algorithm/block_max_pruning.hpp: doc blocks in upper-bound order, stopping early
+    BlockForward = 2,  // algorithm/block_forward_pruning.hpp: the same order, blocks scored from a forward index
 };
 
 class Searcher {
@@ -51,7 +53,8 @@ class Searcher {
     /// queries are validated before any is searched. `allowed` (null: every
     /// document) is a bitmap of ceil(num_docs / 64) words, bit d of word d / 64
     /// set for the documents a hit may be: one filter for every query.
-    /// `algorithm` chooses how (the hits are the same); BlockMax uses doc blocks of 2^block_shift documents.
+    /// `algorithm` chooses how (the hits are the same); BlockMax and BlockForward use doc blocks of
+    /// 2^block_shift documents (BlockForward: block_shift <= kMaxForwardShift).
     /// out_postings counts the postings each query decoded.
     void search_batch(const uint64_t* indptr, size_t nq, const uint32_t* indices, const float* values, uint32_t k,
                       uint32_t threads, uint32_t* out_docs, float* out_scores, uint32_t* out_counts,
@@ -61,6 +64,10 @@ class Searcher {
     /// The per-term doc-block maxima for 2^shift documents a block: built on first use (one pass over every
     /// posting list), then kept for the life of the searcher. Thread-safe.
     const DocBlockMax& doc_block_max(uint32_t shift);
+
+    /// The doc-block forward index for 2^shift documents a block (shift <= kMaxForwardShift): built on first use
+    /// (two passes over every posting list), then kept for the life of the searcher. Thread-safe.
+    const DocBlockForward& doc_block_forward(uint32_t shift);
 
     /// Decoded posting list of one term (for tests and explanations).
     void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;
@@ -85,6 +92,7 @@ class Searcher {
     std::vector<std::unique_ptr<Workspace>> pool_;
     std::mutex block_max_mutex_;
     std::map<uint32_t, std::unique_ptr<DocBlockMax>> block_max_;  // by shift
+    std::map<uint32_t, std::unique_ptr<DocBlockForward>> block_forward_;  // by shift, under block_max_mutex_
 };
 
 }  // namespace lsrcore

@@ -8,9 +8,9 @@ namespace lsrcore::kernels {
 
 namespace {
 
-const Kernel kScalar{"scalar", &scalar::exhaustive_taat, &scalar::block_max_pruning};
-const Kernel kAvx2{"avx2", &avx2::exhaustive_taat, &avx2::block_max_pruning};
-const Kernel kAvx512{"avx512", &avx512::exhaustive_taat, &avx512::block_max_pruning};
+const Kernel kScalar{"scalar", &scalar::exhaustive_taat, &scalar::block_max_pruning, &scalar::block_forward_pruning};
+const Kernel kAvx2{"avx2", &avx2::exhaustive_taat, &avx2::block_max_pruning, &avx2::block_forward_pruning};
+const Kernel kAvx512{"avx512", &avx512::exhaustive_taat, &avx512::block_max_pruning, &avx512::block_forward_pruning};
 
 bool supported(const Kernel& k) {
     if (&k == &kScalar) return true;

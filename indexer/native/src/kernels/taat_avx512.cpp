@@ -1,4 +1,5 @@
 // Exhaustive TAAT compiled for the avx512 instruction set (flags set in CMakeLists.txt).
+#include "lsrcore/algorithm/block_forward_pruning.hpp"
 #include "lsrcore/algorithm/block_max_pruning.hpp"
 #include "lsrcore/algorithm/exhaustive_taat.hpp"
 #include "lsrcore/kernels.hpp"
@@ -14,6 +15,12 @@ uint32_t block_max_pruning(const IndexView& ix, const DocBlockMaxView& bm, const
                            uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
                            uint64_t* postings, const uint64_t* allowed) {
     return block_max_pruning_impl(ix, bm, terms, nterms, acc, scratch, k, out, postings, allowed);
+}
+
+uint32_t block_forward_pruning(const IndexView& ix, const DocBlockMaxView& bm, const DocBlockForwardView& fw,
+                               const QueryTerm* terms, size_t nterms, uint32_t* acc, const BlockMaxScratch& scratch,
+                               uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed) {
+    return block_forward_pruning_impl(ix, bm, fw, terms, nterms, acc, scratch, k, out, postings, allowed);
 }
 
 }  // namespace lsrcore::kernels::avx512

@@ -25,6 +25,7 @@
 // instantiated on types of this anonymous namespace (or written out), so no kernel's ISA leaks into another.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -94,12 +95,25 @@ class BlockOrder {
         all_ = n_ == ntouched;
     }
 
-    bool empty() const { return heap_ ? n_ == 0 : next_ == n_ && all_; }
+    bool empty() {
+        refill();
+        return heap_ ? n_ == 0 : next_ == n_;
+    }
+
+    /// Blocks with a bound below `floor` will never be asked for (the caller stops before them): a refill then
+    /// takes only the others, sorted when they are few, instead of a heap of every block. Floors only rise.
+    void set_floor(uint32_t floor) { floor_ = floor; }
 
     /// The best bound left (call only when not empty).
     uint32_t peek_ub() {
         refill();
         return key_ub(heap_ ? keys_[0] : keys_[next_]);
+    }
+
+    /// The doc block with the best bound left, not removed (call only when not empty).
+    uint32_t peek_block() {
+        refill();
+        return key_block(heap_ ? keys_[0] : keys_[next_]);
     }
 
     /// The doc block with the best bound left, removed (call only when not empty). `ub` of every block returned
@@ -114,22 +128,73 @@ class BlockOrder {
     }
 
    private:
-    void refill() {  // the sorted keys are used up: a heap of every block not yet returned (ub not zeroed)
-        if (heap_ || next_ < n_) return;
+    void refill() {  // the sorted keys are used up: every block not yet returned (ub not zeroed) above the floor
+        if (heap_ || next_ < n_ || all_) return;
         n_ = 0;
+        const uint32_t floor = floor_ > 0 ? floor_ : 1;
         for (size_t i = 0; i < ntouched_; ++i)
-            if (ub_[touched_[i]] != 0) keys_[n_++] = block_key(ub_[touched_[i]], touched_[i]);
+            if (ub_[touched_[i]] >= floor) keys_[n_++] = block_key(ub_[touched_[i]], touched_[i]);
+        next_ = 0;
+        all_ = true;
+        if (n_ <= kSortMax) {  // sorted, best first
+            std::sort(keys_, keys_ + n_, KeyGreater{});
+            return;
+        }
         for (size_t i = n_ / 2; i-- > 0;) sift_down(keys_, n_, i);
         heap_ = true;
     }
+
+    static constexpr size_t kSortMax = 8192;
+    struct KeyGreater {  // a type of this anonymous namespace: std::sort is instantiated once per kernel ISA
+        bool operator()(uint64_t a, uint64_t b) const { return a > b; }
+    };
 
     uint64_t* keys_;
     const uint32_t* ub_;
     const uint32_t* touched_;
     size_t ntouched_;
     size_t n_ = 0, next_ = 0;
+    uint32_t floor_ = 0;
     bool all_ = false, heap_ = false;
 };
+
+/// ub[b] += w * row[b] for every doc block: a dense row of doc_block_max.hpp (vectorised by the compiler for the
+/// kernel's ISA).
+inline void add_dense_row(uint32_t* __restrict ub, const uint8_t* __restrict row, uint32_t n, uint32_t w) {
+    for (uint32_t b = 0; b < n; ++b) ub[b] += w * uint32_t(row[b]);
+}
+
+/// ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (ub all zero on entry); the doc blocks
+/// with a positive bound are listed in `touched`, and their number returned. Terms with a dense row add it whole;
+/// the others add their entries one by one.
+inline size_t block_bounds(const DocBlockMaxView& bm, const QueryTerm* terms, size_t nterms, uint32_t* ub,
+                           uint32_t* touched) {
+    bool any_dense = false;
+    for (size_t j = 0; j < nterms; ++j) any_dense |= bm.dense_row[terms[j].term] != UINT32_MAX;
+    size_t ntouched = 0;
+    if (!any_dense) {
+        for (size_t j = 0; j < nterms; ++j) {
+            const uint32_t t = terms[j].term, w = terms[j].weight;
+            for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) {
+                const uint32_t b = bm.block[e];
+                if (ub[b] == 0) touched[ntouched++] = b;
+                ub[b] += w * bm.max[e];
+            }
+        }
+        return ntouched;
+    }
+    for (size_t j = 0; j < nterms; ++j) {
+        const uint32_t t = terms[j].term, w = terms[j].weight;
+        if (bm.dense_row[t] != UINT32_MAX) {
+            add_dense_row(ub, bm.dense + size_t(bm.dense_row[t]) * bm.num_blocks, bm.num_blocks, w);
+            continue;
+        }
+        for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) ub[bm.block[e]] += w * bm.max[e];
+    }
+    for (uint32_t b = 0; b < bm.num_blocks; ++b)
+        if (ub[b] != 0) touched[ntouched++] = b;
+    return ntouched;
+}
 
 /// First index i in [lo, hi) of the sorted docs with docs[i] >= d.
 inline uint32_t first_at_least(const uint32_t* docs, uint32_t lo, uint32_t hi, uint32_t d) {
@@ -149,15 +214,7 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
     // 0. bounds, and a heap of the doc blocks with a positive one
     uint32_t* ub = scratch.ub;
     uint32_t* touched = scratch.touched;  // doc blocks with a positive bound, to zero ub on the way out
-    size_t ntouched = 0;
-    for (size_t j = 0; j < nterms; ++j) {
-        const uint32_t t = terms[j].term, w = terms[j].weight;
-        for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) {
-            const uint32_t b = bm.block[e];
-            if (ub[b] == 0) touched[ntouched++] = b;
-            ub[b] += w * bm.max[e];
-        }
-    }
+    const size_t ntouched = block_bounds(bm, terms, nterms, ub, touched);
     BlockOrder order(scratch.heap, ub, touched, ntouched);
 
     // 1. probe the best doc blocks until the queue has held k hits

@@ -1,0 +1,112 @@
+// Safe block-max pruning that scores doc blocks from a forward index (BMP: Mallia, Suel and Tonellotto,
+// "Faster Learned Sparse Retrieval with Block-Max Pruning", SIGIR 2024).
+//
+// 0. Bounds: ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (doc_block_max.hpp), as in
+//    block_max_pruning.hpp; BlockOrder yields the doc blocks best bound first (ties: smaller block first).
+// 1. While a doc block is left whose bound reaches the queue's bar (a lower bound on the k-th best score; an
+//    equal score with a smaller doc id still ranks above it, hence >=), the best one is scored exactly from the
+//    forward index (doc_block_forward.hpp): each query term is found among the block's sorted entries by a
+//    binary search (all terms' searches in lockstep, see lower_bounds), and weight * impact of its entries is
+//    added into the accumulators of the block's documents. Those are offered to the
+//    queue (allowed documents only) and zeroed.
+// No document of a block left over scores more than its bound < the bar <= the final k-th score, so the hits
+// equal exhaustive_taat's, scores and ties included. Unlike block_max_pruning, no posting list is read: a block
+// costs a merge of about (query terms) x log2(block entries) steps, not the decoding of 128-posting blocks.
+//
+// Included by src/kernels/taat_<isa>.cpp inside namespace lsrcore::kernels::<isa>, like the others.
+#pragma once
+
+#include <cstdint>
+
+#include "../doc_block_forward.hpp"
+#include "block_max_pruning.hpp"
+
+namespace lsrcore {
+namespace {
+
+inline constexpr size_t kSearchLanes = 32;  // query terms searched in lockstep
+
+/// pos[j] = first index i in [lo, hi) with term[i] >= t[j] (hi when none), for j < n <= kSearchLanes. The searches halve
+/// the same range in lockstep: at each step the n loads are independent, so they overlap in the memory system
+/// instead of forming one chain of dependent loads (a chained search per term was bound by memory latency).
+inline void lower_bounds(const uint32_t* term, uint64_t lo, uint64_t hi, const QueryTerm* t, size_t n,
+                         uint64_t* pos) {
+    for (size_t j = 0; j < n; ++j) pos[j] = lo;
+    uint64_t len = hi - lo;
+    if (len == 0) return;
+    while (len > 1) {  // the answer of lane j stays in [pos[j], pos[j] + len]
+        const uint64_t half = len / 2;
+        for (size_t j = 0; j < n; ++j)  // branch-free: a branch here is mispredicted half the time
+            pos[j] += half & (uint64_t(0) - uint64_t(term[pos[j] + half] < t[j].term));
+        len -= half;
+    }
+    for (size_t j = 0; j < n; ++j) pos[j] += term[pos[j]] < t[j].term ? 1 : 0;
+}
+
+/// Ask for a doc block's forward entries to be brought into the cache: the binary searches over them are chains
+/// of dependent loads, so without it each step of each search can wait for memory.
+inline void prefetch_block(const DocBlockForwardView& fw, uint32_t b) {
+    const uint64_t lo = fw.start[b], hi = fw.start[b + 1];
+    const char* t = reinterpret_cast<const char*>(fw.term + lo);
+    const char* t_end = reinterpret_cast<const char*>(fw.term + hi);
+    for (; t < t_end; t += 64) __builtin_prefetch(t);
+    for (uint64_t e = lo; e < hi; e += 64) {
+        __builtin_prefetch(fw.off + e);
+        __builtin_prefetch(fw.imp + e);
+    }
+}
+
+inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
+                                           const DocBlockForwardView& fw, const QueryTerm* terms, size_t nterms,
+                                           uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
+                                           uint64_t* postings, const uint64_t* allowed) {
+    uint32_t* ub = scratch.ub;
+    uint32_t* touched = scratch.touched;
+    const size_t ntouched = block_bounds(bm, terms, nterms, ub, touched);
+    BlockOrder order(scratch.heap, ub, touched, ntouched);
+    TopkQueue q(k);
+    uint64_t scored = 0;
+    const uint32_t shift = fw.shift, width = uint32_t(1) << shift;
+    if (!order.empty()) prefetch_block(fw, order.peek_block());
+    while (!order.empty()) {
+        if (q.full()) order.set_floor(q.bar_score());
+        if (order.empty() || (q.full() && order.peek_ub() < q.bar_score())) break;  // empty: all below the bar
+        const uint32_t b = order.pop();
+        ub[b] = 0;  // BlockOrder's heap, once built, must not see it again
+        if (!order.empty()) prefetch_block(fw, order.peek_block());  // the next one, while this one is scored
+        const uint32_t lo = b << shift;
+        uint32_t* a = acc + lo;
+        const uint64_t begin = fw.start[b], end = fw.start[b + 1];
+        const uint32_t* fterm = fw.term;  // locals: the adds below may not alias them
+        const uint8_t* foff = fw.off;
+        const uint8_t* fimp = fw.imp;
+        for (size_t j0 = 0; j0 < nterms; j0 += kSearchLanes) {
+            const size_t n = nterms - j0 < kSearchLanes ? nterms - j0 : kSearchLanes;
+            uint64_t pos[kSearchLanes];
+            lower_bounds(fterm, begin, end, terms + j0, n, pos);
+            for (size_t j = 0; j < n; ++j) {
+                const uint32_t t = terms[j0 + j].term, w = terms[j0 + j].weight;
+                uint64_t e = pos[j];
+                for (; e < end && fterm[e] == t; ++e) a[foff[e]] += w * fimp[e];
+                scored += e - pos[j];
+            }
+        }
+        const uint32_t n = lo + width < ix.num_docs ? width : ix.num_docs - lo;
+        for (uint32_t i = 0; i < n; ++i) {
+            const uint32_t s = a[i];
+            if (s != 0) {
+                if (s >= q.threshold() && is_allowed(allowed, lo + i)) q.insert(s, lo + i);
+                a[i] = 0;
+            }
+        }
+        q.tighten();
+    }
+    for (size_t i = 0; i < ntouched; ++i) ub[touched[i]] = 0;
+    *postings += scored;
+    const auto& best = q.finalize();
+    for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
+    return static_cast<uint32_t>(best.size());
+}
+
+}  // namespace
+}  // namespace lsrcore

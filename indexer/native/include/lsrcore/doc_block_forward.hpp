@@ -1,0 +1,47 @@
+// A forward index over doc blocks, for block-max pruning that scores a block without touching posting lists
+// (algorithm/block_forward_pruning.hpp).
+//
+// The documents are cut into doc blocks of 2^shift consecutive ids, as in doc_block_max.hpp. Entries
+// start[b] .. start[b+1] hold every posting of doc block b, sorted by term (and by document within a term):
+// term[e], the document's offset inside the block (off[e], d - (b << shift)) and its impact (imp[e]). This is
+// BMP's block forward index (Mallia, Suel and Tonellotto, SIGIR 2024): scoring one block is a merge of the
+// query's sorted terms with the block's, where the inverted index would decode whole posting blocks of
+// 128 documents to use the few that fall inside it.
+//
+// Derived data like doc_block_max.hpp: built from the posting lists on first use (two passes that decode every
+// posting), never stored, so the file format does not change. Six bytes a posting.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "index_view.hpp"
+
+namespace lsrcore {
+
+inline constexpr uint32_t kMaxForwardShift = 8;  // offsets inside a block are one byte
+
+struct DocBlockForwardView {
+    uint32_t shift = 0;
+    uint32_t num_blocks = 0;
+    const uint64_t* start = nullptr;  // [B+1]
+    const uint32_t* term = nullptr;   // [P] increasing within a block (equal terms: increasing offsets)
+    const uint8_t* off = nullptr;     // [P] document offset inside the block, < 2^shift
+    const uint8_t* imp = nullptr;     // [P] impact, 1..255
+};
+
+struct DocBlockForward {
+    uint32_t shift = 0;
+    uint32_t num_blocks = 0;
+    std::vector<uint64_t> start;
+    std::vector<uint32_t> term;
+    std::vector<uint8_t> off, imp;
+
+    DocBlockForwardView view() const;
+    uint64_t bytes() const;  // memory held by the arrays
+};
+
+/// Two passes over every posting list of a parsed index. shift in 0..kMaxForwardShift.
+DocBlockForward build_doc_block_forward(const IndexView& ix, uint32_t shift);
+
+}  // namespace lsrcore
