@@ -155,8 +155,14 @@ def dir_bytes(path: Path) -> int:
 
 
 class Engine:
+    """One engine at one setting: ``param`` comes from its spec, ``name:param`` (``bmp:8``, ``pisa:block_max_wand``,
+    ``ours:block_forward/8``)."""
+
     name = ""
     notes = ""
+
+    def __init__(self, param: str = "") -> None:
+        self.param = param
 
     def build(self, w: Workload, impacts: np.ndarray, scale: float, tmp: Path) -> int:
         """Build; return the index size in bytes."""
@@ -171,21 +177,33 @@ class Engine:
 
 
 class Ours(Engine):
+    """``ours`` (exhaustive) or ``ours:ALGORITHM/BLOCK_DOCS`` (``ours:block_forward/8``): the index size then counts
+    the algorithm's derived structures too (built by a first search, their time added to the build's)."""
+
     name = "ours"
+
+    def __init__(self, param: str = "") -> None:
+        super().__init__(param)
+        algorithm, _, block_docs = (param or "exhaustive").partition("/")
+        self.how = {"algorithm": algorithm, "block_docs": int(block_docs or 64)}
+        if param:
+            self.notes = f"{algorithm}, doc blocks of {self.how['block_docs']}"
 
     def build(self, w, impacts, scale, tmp):
         self.index = build_ours(w, tmp / "ours")
         self.q = w.queries
         self.rows = [self.q.row(i) for i in range(self.q.num_rows)]
-        return self.index.postings_bytes
+        self.index.search_batch(self.q.take([0]), k=1, threads=1, **self.how)
+        return self.index.postings_bytes + self.index.pruning_bytes(**self.how)
 
     def search(self, qi, k):
         t, v = self.rows[qi]
-        res = self.index.search_batch(SparseBatch(np.array([0, len(t)], np.uint64), t, v), k=k, threads=1)
+        q = SparseBatch(np.array([0, len(t)], np.uint64), t, v)
+        res = self.index.search_batch(q, k=k, threads=1, **self.how)
         return res.docs[0, : res.counts[0]].tolist()
 
     def batch(self, k, threads):
-        self.index.search_batch(self.q, k=k, threads=threads)
+        self.index.search_batch(self.q, k=k, threads=threads, **self.how)
 
 
 class Scipy(Engine):
@@ -210,14 +228,20 @@ class Scipy(Engine):
 
 
 class Bmp(Engine):
+    """``bmp`` (blocks of 32 documents) or ``bmp:BSIZE``."""
+
     name = "bmp"
-    notes = "alpha=beta=1 (exact), block size 32"
+
+    def __init__(self, param: str = "") -> None:
+        super().__init__(param)
+        self.bsize = int(param or 32)
+        self.notes = f"alpha=beta=1 (exact), block size {self.bsize}"
 
     def build(self, w, impacts, scale, tmp):
         import bmp
 
         path = str(tmp / "index.bmp")
-        ix = bmp.Indexer(path, bsize=32, compress_range=False)
+        ix = bmp.Indexer(path, bsize=self.bsize, compress_range=False)
         ind, ptr = w.docs.indices, w.docs.indptr
         for i in range(w.docs.num_rows):
             a, z = int(ptr[i]), int(ptr[i + 1])
@@ -236,8 +260,14 @@ class Bmp(Engine):
 
 
 class Pisa(Engine):
+    """``pisa`` (MaxScore) or ``pisa:ALGORITHM`` (``block_max_wand``, ``block_max_maxscore``, ``wand``)."""
+
     name = "pisa"
-    notes = "MaxScore over the same 8-bit impacts, block_simdbp"
+
+    def __init__(self, param: str = "") -> None:
+        super().__init__(param)
+        self.algorithm = param or "maxscore"
+        self.notes = f"{self.algorithm} over the same 8-bit impacts, block_simdbp"
 
     def build(self, w, impacts, scale, tmp):
         from pyterrier_pisa import PisaIndex, _pisathon
@@ -252,7 +282,7 @@ class Pisa(Engine):
                 yield {"docno": str(i), "toks": dict(zip(map(str, ind[a:z].tolist()), impacts[a:z].tolist()))}
 
         idx.toks_indexer(scale=1.0).index(docs())
-        self.retr = idx.quantized(num_results=1000, threads=1, query_algorithm="maxscore")
+        self.retr = idx.quantized(num_results=1000, threads=1, query_algorithm=self.algorithm)
         self.retr.reset_retrieval_context()
         self.queries = []
         for i in range(w.queries.num_rows):
@@ -268,7 +298,7 @@ class Pisa(Engine):
         scores = np.empty(n, dtype=np.float32)
         size = self._pisathon.retrieve(
             self.retr._ctxt,
-            "maxscore",
+            self.algorithm,
             inp,
             k=k,
             threads=threads,
@@ -422,12 +452,13 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
     }
     print(f"\n== {w.name}: {w.docs.num_rows:,} docs, {nnz:,} postings, {nq} queries", flush=True)
     truth: dict[int, list[list[int]]] = {}
-    ours_got: dict[int, list[list[int]]] = {}  # scored once scipy's truth exists
+    early: dict[str, dict[int, list[list[int]]]] = {}  # engines that ran before scipy: scored once its truth exists
     results = []
     for name in engines:
-        eng = ENGINES[name]()
+        base, _, param = name.partition(":")
+        eng = ENGINES[base](param)
         r = Result(name, notes=eng.notes)
-        tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f"bench-{base}-"))
         try:
             gc.collect()
             t0 = time.perf_counter()
@@ -441,14 +472,15 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
                     truth[k] = got
                 if k in truth:
                     r.recall[f"R@{k}"] = recall(got, truth[k], k)
-                if name == "ours":
+                else:
+                    early.setdefault(name, {})[k] = got
+                if base == "ours":
                     r.recall[f"exact@{k}"] = float(
                         all(
                             got[qi] == [h.doc for h in ref.search(*w.queries.row(qi), k=k)]
                             for qi in range(min(nq, check_queries))
                         )
                     )
-                    ours_got[k] = got
                     ok = r.recall[f"exact@{k}"] == 1.0
                     r.notes += f" k={k}: {'identical to' if ok else 'DIFFERS from'} the quantised reference ranking"
                     r.notes += f" on {min(nq, check_queries)} queries;"
@@ -470,10 +502,9 @@ def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[d
         )
     # recall of engines that ran before scipy
     for r in results:
-        if r.engine == "ours":
-            for k, got in ours_got.items():
-                if k in truth:
-                    r.recall[f"R@{k}"] = recall(got, truth[k], k)
+        for k, got in early.get(r.engine, {}).items():
+            if k in truth:
+                r.recall[f"R@{k}"] = recall(got, truth[k], k)
     return info, results
 
 
@@ -491,7 +522,11 @@ def print_table(info: dict, results: list[Result]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m"])
-    ap.add_argument("--engines", default="scipy,ours,bmp,pisa,seismic")
+    ap.add_argument(
+        "--engines",
+        default="scipy,ours,bmp,pisa,seismic",
+        help="comma-separated NAME or NAME:SETTING (ours:block_forward/8, bmp:8, pisa:block_max_wand)",
+    )
     ap.add_argument("--encoded", type=Path, default=Path(".cache/encoded"))
     ap.add_argument("--queries", type=int, default=0, help="limit the number of queries (0: all)")
     ap.add_argument("--synth-docs", type=int, default=1_000_000)

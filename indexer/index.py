@@ -147,6 +147,17 @@ class Index:
         docs[docs == 0xFFFFFFFF] = -1
         return BatchResults(docs, scores, counts.astype(np.int64), postings.astype(np.int64))
 
+    def pruning_bytes(self, algorithm: str = "exhaustive", block_docs: int = 64) -> int:
+        """Memory held by the derived structures of ``algorithm`` at ``block_docs`` (built by the first search
+        that uses them; 0 before that and for exhaustive search): the doc-block maxima, and block_forward's forward
+        index."""
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+        if algorithm == "exhaustive":
+            return 0
+        shift = int(block_docs).bit_length() - 1
+        return int(self._core.pruning_bytes(algorithm == "block_forward", shift))
+
     def search(self, indices: np.ndarray, values: np.ndarray, k: int = 10) -> list[Hit]:
         """Exact top-``k`` of one query given as uint32 term ids and float32 weights."""
         batch = SparseBatch(np.array([0, len(indices)], dtype=np.uint64), indices, values)

@@ -287,6 +287,12 @@ def test_pruning_breaks_ties_like_exhaustive(tmp_path) -> None:
 def test_search_algorithm_arguments(tmp_path) -> None:
     index = build(tmp_path, SparseBatch.from_rows([{1: 1.0}, {2: 1.0}]), 4)
     q = SparseBatch.from_rows([{1: 1.0}])
+    assert index.pruning_bytes("block_forward", 8) == 0  # built by the first search that needs them
+    index.search_batch(q, algorithm="block_max", block_docs=8)
+    maxima = index.pruning_bytes("block_max", 8)
+    assert maxima > 0 and index.pruning_bytes("block_forward", 8) == maxima
+    index.search_batch(q, algorithm="block_forward", block_docs=8)
+    assert index.pruning_bytes("block_forward", 8) > maxima and index.pruning_bytes("exhaustive") == 0
     with pytest.raises(ValueError, match="unknown algorithm"):
         index.search_batch(q, algorithm="wand")
     for bad in (0, 3, 48, -8, 1 << 21):

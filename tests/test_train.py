@@ -197,6 +197,38 @@ def test_save_latest_writes_the_checkpoints_model_and_training_still_resumes(tmp
     assert steps == sorted(set(steps)) and steps[0] == 1
 
 
+def test_portable_weights_give_the_model_and_a_warm_start(tmp_path: Path) -> None:
+    """A checkpoint whose state.pt did not come back (only weights.safetensors and meta.json, what a lent machine's
+    poll carries off) still gives the same model, and training starts again at its step and learning rate."""
+    cfg = config(tmp_path, optim={"warmup_steps": 2, "epochs": 3})
+    stopped = Trainer(cfg)
+    assert stopped.train(show_progress=False, stop_after=4) is None
+    lr = stopped.optimizer.param_groups[0]["lr"]
+    texts = ["a query about cells", "another document on proteins and genes"]
+    want = stopped.encoder.encode(texts)
+    (last,) = list((Path(cfg.run.out) / "checkpoints").glob("step-*"))
+    (last / "state.pt").unlink()
+    folder, step = Trainer(cfg).save_latest()
+    assert step == 4
+    got = SparseEncoder.from_pretrained(folder).encode(texts)
+    for i in range(len(texts)):
+        (ta, wa), (tb, wb) = want.sparse.row(i), got.sparse.row(i)
+        assert ta.tolist() == tb.tolist()
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    at_step_4 = trainable(stopped.encoder)
+    warm = Trainer(cfg)
+    assert warm.train(show_progress=False, stop_after=1) is None
+    log = [json.loads(x) for x in (Path(cfg.run.out) / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]  # went on from step 4
+    moved = trainable(warm.encoder)
+    assert any(not torch.equal(moved[n], at_step_4[n]) for n in at_step_4)
+    straight_cfg = config(tmp_path / "straight", optim={"warmup_steps": 2, "epochs": 3})
+    assert Trainer(straight_cfg).train(show_progress=False, stop_after=5) is None
+    straight = [json.loads(x) for x in (Path(straight_cfg.run.out) / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["lr"] == pytest.approx(straight[4]["lr"])  # the schedule went on where it was
+    assert lr == pytest.approx(straight[3]["lr"])
+
+
 def test_lookup_joint_trains_the_documents_against_inference_free_queries(tmp_path: Path) -> None:
     """[model] queries = "lookup-joint" (OpenSearch's doc-only recipe): the encoder sees documents only, queries
     are relu(w_t) of their distinct tokens with w trained beside it from an IDF start. The saved model is an

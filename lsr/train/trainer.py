@@ -21,6 +21,7 @@ import platform
 import random
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +311,7 @@ class Trainer:
         pos = checkpoint.Position()
         last = checkpoint.latest(ckpt_dir) if resume else None
         if last is not None:
-            pos = checkpoint.load(last, self.trained, self.optimizer, self.scheduler, self.identity)
-            logger.info("resumed from %s (step %d)", last, pos.step)
+            pos = self._restore(last)
         elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) and not resume:
             raise FileExistsError(f"{self.out} already holds checkpoints; resume, or choose another [run] out")
         lead = self.rank == 0  # the one process that writes
@@ -367,7 +367,7 @@ class Trainer:
                         window, t0, micro = {}, time.perf_counter(), 0
                     if lead and cfg.run.save_every and pos.step % cfg.run.save_every == 0:
                         _check_finite(unchecked)  # never a checkpoint of weights that a non-finite loss touched
-                        checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
+                        self._save_checkpoint(ckpt_dir, pos)
                     if pos.step >= self.total_steps:
                         break
                     stop = (stop_after is not None and pos.step - first_step >= stop_after) or (
@@ -389,7 +389,7 @@ class Trainer:
             log.close()
         _check_finite(unchecked)
         if lead:
-            checkpoint.save(ckpt_dir, self.trained, self.optimizer, self.scheduler, pos, self.identity)
+            self._save_checkpoint(ckpt_dir, pos)
         if stopped:
             logger.info("stopped at step %d of %d; run again to resume", pos.step, self.total_steps)
             self._barrier()
@@ -446,6 +446,28 @@ class Trainer:
             rec["sequences_per_s"],
         )  # fmt: skip
 
+    def _save_checkpoint(self, folder: Path, pos: checkpoint.Position) -> Path:
+        dtype = getattr(torch, self.cfg.run.save_dtype)
+        return checkpoint.save(folder, self.trained, self.optimizer, self.scheduler, pos, self.identity, dtype)
+
+    def _restore(self, path: Path) -> checkpoint.Position:
+        """Resume from a checkpoint: exactly from a full one; from one with only its portable weights, at its step
+        with the optimiser's moments starting again (the scheduler is stepped to the same learning rate)."""
+        if checkpoint.is_full(path):
+            pos = checkpoint.load(path, self.trained, self.optimizer, self.scheduler, self.identity)
+            logger.info("resumed from %s (step %d)", path, pos.step)
+            return pos
+        pos = checkpoint.load_weights(path, self.trained, self.identity)
+        self.scheduler.last_epoch = pos.step - 1
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose here
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()  # the learning rate of step pos.step, as an exact resume would have it
+        logger.warning(
+            "warm start from %s (step %d): weights only, the optimiser's moments start again (not an exact resume)",
+            path, pos.step,
+        )  # fmt: skip
+        return pos
+
     def save_latest(self) -> tuple[Path, int]:
         """The latest checkpoint's weights saved as the run's ``model/`` (for a run stopped early by ``--minutes`` or
         ``stop_after`` on a machine that is about to go: its model can be evaluated now, and running the same
@@ -453,7 +475,7 @@ class Trainer:
         last = checkpoint.latest(self.out / "checkpoints")
         if last is None:
             raise FileNotFoundError(f"{self.out}: no checkpoint to save a model from")
-        pos = checkpoint.load(last, self.trained, self.optimizer, self.scheduler, self.identity)
+        pos = self._restore(last)
         folder = self.save_model(self.out / "model")
         logger.info("saved the model of step %d (of %d) in %s", pos.step, self.total_steps, folder)
         return folder, pos.step

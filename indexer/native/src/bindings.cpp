@@ -168,6 +168,7 @@ NB_MODULE(_core, m) {
                 return nb::make_tuple(d, w);
             },
             "term"_a.noconvert())
+        .def("pruning_bytes", &lsrcore::Searcher::pruning_bytes, "forward"_a.noconvert(), "shift"_a.noconvert())
         .def(
             "search_batch",
             [](lsrcore::Searcher& s, Vec<uint64_t> indptr, Vec<uint32_t> indices, Vec<float> values, uint32_t k,

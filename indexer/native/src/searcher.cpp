@@ -225,6 +225,16 @@ const DocBlockForward& Searcher::doc_block_forward(uint32_t shift) {
     return *slot;
 }
 
+uint64_t Searcher::pruning_bytes(bool forward, uint32_t shift) {
+    std::lock_guard<std::mutex> lock(block_max_mutex_);
+    uint64_t n = 0;
+    auto bm = block_max_.find(shift);
+    if (bm != block_max_.end() && bm->second) n += bm->second->bytes();
+    auto fw = block_forward_.find(shift);
+    if (forward && fw != block_forward_.end() && fw->second) n += fw->second->bytes();
+    return n;
+}
+
 void Searcher::postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const {
     if (term >= ix_.vocab_size) throw std::invalid_argument("term id out of range");
     docs.clear();

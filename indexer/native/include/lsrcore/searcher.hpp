@@ -69,6 +69,10 @@ class Searcher {
     /// (two passes over every posting list), then kept for the life of the searcher. Thread-safe.
     const DocBlockForward& doc_block_forward(uint32_t shift);
 
+    /// Bytes held by the doc-block maxima at `shift`, plus the forward index's when `forward`; 0 for what was
+    /// not built yet.
+    uint64_t pruning_bytes(bool forward, uint32_t shift);
+
     /// Decoded posting list of one term (for tests and explanations).
     void postings(uint32_t term, std::vector<uint32_t>& docs, std::vector<uint8_t>& impacts) const;
 
