@@ -8,11 +8,12 @@
 namespace lsrcore {
 
 DocBlockForwardView DocBlockForward::view() const {
-    return DocBlockForwardView{shift, num_blocks, start.data(), term.data(), off.data(), imp.data()};
+    return DocBlockForwardView{shift, num_blocks, start.data(), term.data(), hit.data(), dir_start.data(), dir.data()};
 }
 
 uint64_t DocBlockForward::bytes() const {
-    return start.size() * sizeof(uint64_t) + term.size() * sizeof(uint32_t) + off.size() + imp.size();
+    return (start.size() + dir_start.size()) * sizeof(uint64_t) + (term.size() + dir.size()) * sizeof(uint32_t) +
+           hit.size() * sizeof(uint16_t);
 }
 
 DocBlockForward build_doc_block_forward(const IndexView& ix, uint32_t shift) {
@@ -32,8 +33,7 @@ DocBlockForward build_doc_block_forward(const IndexView& ix, uint32_t shift) {
     const uint64_t total = out.start[out.num_blocks];
     if (total != ix.num_postings) throw FormatError("forward index: posting count differs from the header's");
     out.term.resize(total);
-    out.off.resize(total);
-    out.imp.resize(total);
+    out.hit.resize(total);
     std::vector<uint64_t> pos(out.start.begin(), out.start.end() - 1);
     const uint32_t mask = (uint32_t(1) << shift) - 1;
     for (uint32_t t = 0; t < ix.vocab_size; ++t) {  // 2. terms in increasing order: each block's entries come sorted
@@ -44,11 +44,16 @@ DocBlockForward build_doc_block_forward(const IndexView& ix, uint32_t shift) {
                 const uint32_t d = c.docs()[i];
                 const uint64_t e = pos[d >> shift]++;
                 out.term[e] = t;
-                out.off[e] = static_cast<uint8_t>(d & mask);
-                out.imp[e] = static_cast<uint8_t>(c.impacts()[i]);
+                out.hit[e] = static_cast<uint16_t>((d & mask) | (c.impacts()[i] << 8));
             }
         }
     }
+    out.dir_start.assign(size_t(out.num_blocks) + 1, 0);
+    for (uint32_t b = 0; b < out.num_blocks; ++b) {
+        out.dir_start[b] = out.dir.size();
+        for (uint64_t e = out.start[b]; e < out.start[b + 1]; e += kDirStride) out.dir.push_back(out.term[e]);
+    }
+    out.dir_start[out.num_blocks] = out.dir.size();
     return out;
 }
 

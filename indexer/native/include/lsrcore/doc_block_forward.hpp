@@ -3,13 +3,15 @@
 //
 // The documents are cut into doc blocks of 2^shift consecutive ids, as in doc_block_max.hpp. Entries
 // start[b] .. start[b+1] hold every posting of doc block b, sorted by term (and by document within a term):
-// term[e], the document's offset inside the block (off[e], d - (b << shift)) and its impact (imp[e]). This is
+// term[e], and hit[e]: the document's offset inside the block (d - (b << shift)) in the low byte and its impact in
+// the high byte, one array so that a term found costs one more cache line, not two. This is
 // BMP's block forward index (Mallia, Suel and Tonellotto, SIGIR 2024): scoring one block is a merge of the
 // query's sorted terms with the block's, where the inverted index would decode whole posting blocks of
 // 128 documents to use the few that fall inside it.
 //
 // Derived data like doc_block_max.hpp: built from the posting lists on first use (two passes that decode every
-// posting), never stored, so the file format does not change. Six bytes a posting.
+// posting), never stored, so the file format does not change. Six bytes a posting, plus a directory per block
+// (every kDirStride-th term) that keeps a term lookup to about one cache line of the block's entries.
 #pragma once
 
 #include <cstdint>
@@ -20,14 +22,16 @@
 namespace lsrcore {
 
 inline constexpr uint32_t kMaxForwardShift = 8;  // offsets inside a block are one byte
+inline constexpr uint32_t kDirStride = 16;       // the directory samples every 16th entry of a block
 
 struct DocBlockForwardView {
     uint32_t shift = 0;
     uint32_t num_blocks = 0;
     const uint64_t* start = nullptr;  // [B+1]
     const uint32_t* term = nullptr;   // [P] increasing within a block (equal terms: increasing offsets)
-    const uint8_t* off = nullptr;     // [P] document offset inside the block, < 2^shift
-    const uint8_t* imp = nullptr;     // [P] impact, 1..255
+    const uint16_t* hit = nullptr;    // [P] offset of the document inside the block (< 2^shift) | impact << 8
+    const uint64_t* dir_start = nullptr;  // [B+1] block b's directory: dir[dir_start[b] .. dir_start[b+1])
+    const uint32_t* dir = nullptr;        // term[start[b] + kDirStride * i] for each i: a few cache lines a block
 };
 
 struct DocBlockForward {
@@ -35,7 +39,9 @@ struct DocBlockForward {
     uint32_t num_blocks = 0;
     std::vector<uint64_t> start;
     std::vector<uint32_t> term;
-    std::vector<uint8_t> off, imp;
+    std::vector<uint16_t> hit;
+    std::vector<uint64_t> dir_start;
+    std::vector<uint32_t> dir;
 
     DocBlockForwardView view() const;
     uint64_t bytes() const;  // memory held by the arrays

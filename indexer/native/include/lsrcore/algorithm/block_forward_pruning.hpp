@@ -24,23 +24,48 @@
 namespace lsrcore {
 namespace {
 
-inline constexpr size_t kSearchLanes = 32;  // query terms searched in lockstep
+inline constexpr size_t kSearchLanes = 32;  // query terms looked up in lockstep
 
-/// pos[j] = first index i in [lo, hi) with term[i] >= t[j] (hi when none), for j < n <= kSearchLanes. The searches halve
-/// the same range in lockstep: at each step the n loads are independent, so they overlap in the memory system
-/// instead of forming one chain of dependent loads (a chained search per term was bound by memory latency).
-inline void lower_bounds(const uint32_t* term, uint64_t lo, uint64_t hi, const QueryTerm* t, size_t n,
-                         uint64_t* pos) {
-    for (size_t j = 0; j < n; ++j) pos[j] = lo;
-    uint64_t len = hi - lo;
-    if (len == 0) return;
-    while (len > 1) {  // the answer of lane j stays in [pos[j], pos[j] + len]
+/// pos[j] = first index e in [begin, end) of doc block b's entries with term[e] >= t[j] (end when none), for
+/// j < n <= kSearchLanes. Two levels, each in lockstep over the lanes so that their loads overlap in the memory
+/// system (one chained binary search per term was bound by memory latency): a branch-free binary search over the
+/// block's directory (every kDirStride-th term: a few cache lines, shared by the lanes) picks the window of
+/// kDirStride entries that holds the answer, and four halvings inside it finish (about one cache line a lane).
+inline void lower_bounds(const DocBlockForwardView& fw, uint32_t b, const QueryTerm* t, size_t n, uint64_t* pos) {
+    const uint64_t begin = fw.start[b], end = fw.start[b + 1];
+    const uint32_t* dir = fw.dir + fw.dir_start[b];
+    const uint64_t nd = fw.dir_start[b + 1] - fw.dir_start[b];
+    const uint32_t* term = fw.term;
+    if (nd == 0) {
+        for (size_t j = 0; j < n; ++j) pos[j] = end;
+        return;
+    }
+    uint64_t p[kSearchLanes];  // the last directory entry < t[j], or nd when none (every entry >= t[j])
+    for (size_t j = 0; j < n; ++j) p[j] = 0;
+    for (uint64_t len = nd; len > 1;) {  // first directory index with dir[i] >= t: in [p, p + len]
         const uint64_t half = len / 2;
-        for (size_t j = 0; j < n; ++j)  // branch-free: a branch here is mispredicted half the time
-            pos[j] += half & (uint64_t(0) - uint64_t(term[pos[j] + half] < t[j].term));
+        for (size_t j = 0; j < n; ++j) p[j] += half & (uint64_t(0) - uint64_t(dir[p[j] + half] < t[j].term));
         len -= half;
     }
-    for (size_t j = 0; j < n; ++j) pos[j] += term[pos[j]] < t[j].term ? 1 : 0;
+    for (size_t j = 0; j < n; ++j) {
+        const uint64_t first_ge = p[j] + (dir[p[j]] < t[j].term ? 1 : 0);  // first directory index >= t[j]
+        if (first_ge == 0) {  // term[begin] >= t[j]
+            pos[j] = begin;
+            p[j] = UINT64_MAX;
+        } else {
+            p[j] = begin + (first_ge - 1) * kDirStride;  // term[p] < t[j]; the answer is in (p, p + kDirStride]
+        }
+    }
+    for (uint64_t step = kDirStride / 2; step > 0; step /= 2) {  // p: the last entry < t[j] in its window
+        for (size_t j = 0; j < n; ++j) {
+            if (p[j] == UINT64_MAX) continue;
+            const uint64_t c = p[j] + step;
+            const uint64_t safe = c < end ? c : end - 1;
+            p[j] += step & (uint64_t(0) - uint64_t((c < end) & (term[safe] < t[j].term)));
+        }
+    }
+    for (size_t j = 0; j < n; ++j)
+        if (p[j] != UINT64_MAX) pos[j] = p[j] + 1;
 }
 
 /// Ask for a doc block's forward entries to be brought into the cache: the binary searches over them are chains
@@ -50,10 +75,7 @@ inline void prefetch_block(const DocBlockForwardView& fw, uint32_t b) {
     const char* t = reinterpret_cast<const char*>(fw.term + lo);
     const char* t_end = reinterpret_cast<const char*>(fw.term + hi);
     for (; t < t_end; t += 64) __builtin_prefetch(t);
-    for (uint64_t e = lo; e < hi; e += 64) {
-        __builtin_prefetch(fw.off + e);
-        __builtin_prefetch(fw.imp + e);
-    }
+    for (uint64_t e = lo; e < hi; e += 32) __builtin_prefetch(fw.hit + e);
 }
 
 inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
@@ -76,18 +98,17 @@ inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMa
         if (!order.empty()) prefetch_block(fw, order.peek_block());  // the next one, while this one is scored
         const uint32_t lo = b << shift;
         uint32_t* a = acc + lo;
-        const uint64_t begin = fw.start[b], end = fw.start[b + 1];
+        const uint64_t end = fw.start[b + 1];
         const uint32_t* fterm = fw.term;  // locals: the adds below may not alias them
-        const uint8_t* foff = fw.off;
-        const uint8_t* fimp = fw.imp;
+        const uint16_t* fhit = fw.hit;
         for (size_t j0 = 0; j0 < nterms; j0 += kSearchLanes) {
             const size_t n = nterms - j0 < kSearchLanes ? nterms - j0 : kSearchLanes;
             uint64_t pos[kSearchLanes];
-            lower_bounds(fterm, begin, end, terms + j0, n, pos);
+            lower_bounds(fw, b, terms + j0, n, pos);
             for (size_t j = 0; j < n; ++j) {
                 const uint32_t t = terms[j0 + j].term, w = terms[j0 + j].weight;
                 uint64_t e = pos[j];
-                for (; e < end && fterm[e] == t; ++e) a[foff[e]] += w * fimp[e];
+                for (; e < end && fterm[e] == t; ++e) a[fhit[e] & 0xFFu] += w * uint32_t(fhit[e] >> 8);
                 scored += e - pos[j];
             }
         }
