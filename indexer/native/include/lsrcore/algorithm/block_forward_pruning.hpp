@@ -83,9 +83,8 @@ inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMa
                                            uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
                                            uint64_t* postings, const uint64_t* allowed) {
     uint32_t* ub = scratch.ub;
-    uint32_t* touched = scratch.touched;
-    const size_t ntouched = block_bounds(bm, terms, nterms, ub, touched);
-    BlockOrder order(scratch.heap, ub, touched, ntouched);
+    const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);
+    BlockOrder order(scratch.heap, ub, touched);
     TopkQueue q(k);
     uint64_t scored = 0;
     const uint32_t shift = fw.shift, width = uint32_t(1) << shift;
@@ -122,7 +121,7 @@ inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMa
         }
         q.tighten();
     }
-    for (size_t i = 0; i < ntouched; ++i) ub[touched[i]] = 0;
+    clear_bounds(ub, touched);
     *postings += scored;
     const auto& best = q.finalize();
     for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};

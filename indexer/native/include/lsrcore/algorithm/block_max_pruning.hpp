@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "../doc_block_max.hpp"
@@ -57,15 +58,32 @@ inline void sift_down(uint64_t* h, size_t n, size_t i) {
 inline constexpr uint32_t kMinProbes = 32;  // doc blocks scored before the bar is taken as theta
 inline constexpr size_t kFirst = 64;         // best-bound doc blocks picked by one scan (>= kMinProbes)
 
+/// The doc blocks with a positive bound: the listed ones, or (list null) every block 0 .. n-1.
+struct BlockSet {
+    const uint32_t* list = nullptr;
+    size_t n = 0;
+    uint32_t at(size_t i) const { return list ? list[i] : static_cast<uint32_t>(i); }
+};
+
 /// The doc blocks in best-bound order, cheaply: one scan keeps the kFirst best keys (a small min-heap), sorted;
-/// only a search that probes past them (large k, a filter) heapifies the rest (a full heap of every block cost
-/// as much as the bounds). `keys` has room for every touched block.
+/// only a search that goes past them gathers the rest (those above a floor, see set_floor; a full heap of every
+/// block cost as much as the bounds). `keys` has room for every block of the set.
 class BlockOrder {
    public:
-    BlockOrder(uint64_t* keys, const uint32_t* ub, const uint32_t* touched, size_t ntouched)
-        : keys_(keys), ub_(ub), touched_(touched), ntouched_(ntouched) {
-        for (size_t i = 0; i < ntouched; ++i) {
-            const uint64_t key = block_key(ub[touched[i]], touched[i]);
+    BlockOrder(uint64_t* keys, const uint32_t* ub, BlockSet set) : keys_(keys), ub_(ub), set_(set) {
+        for (size_t i = 0; i < set.n; ++i) {
+            if (!set.list && n_ == kFirst && (i & 15) == 0 && i + 16 <= set.n) {
+                // every block in order: skip 16 at once when none can enter (a vectorised max)
+                uint32_t m = 0;
+                for (size_t j = i; j < i + 16; ++j) m = ub[j] > m ? ub[j] : m;
+                if (m < key_ub(keys_[0])) {
+                    i += 15;
+                    continue;
+                }
+            }
+            const uint32_t b = set.at(i);
+            if (ub[b] == 0) continue;
+            const uint64_t key = block_key(ub[b], b);
             if (n_ < kFirst) {  // min-heap of the best kFirst keys
                 size_t c = n_++;
                 while (c > 0 && keys_[(c - 1) / 2] > key) {
@@ -92,7 +110,7 @@ class BlockOrder {
             for (; j > 0 && keys_[j - 1] < x; --j) keys_[j] = keys_[j - 1];
             keys_[j] = x;
         }
-        all_ = n_ == ntouched;
+        all_ = n_ < kFirst;  // fewer positive bounds than kFirst: every one is in the sorted keys
     }
 
     bool empty() {
@@ -132,8 +150,10 @@ class BlockOrder {
         if (heap_ || next_ < n_ || all_) return;
         n_ = 0;
         const uint32_t floor = floor_ > 0 ? floor_ : 1;
-        for (size_t i = 0; i < ntouched_; ++i)
-            if (ub_[touched_[i]] >= floor) keys_[n_++] = block_key(ub_[touched_[i]], touched_[i]);
+        for (size_t i = 0; i < set_.n; ++i) {
+            const uint32_t b = set_.at(i);
+            if (ub_[b] >= floor) keys_[n_++] = block_key(ub_[b], b);
+        }
         next_ = 0;
         all_ = true;
         if (n_ <= kSortMax) {  // sorted, best first
@@ -151,8 +171,7 @@ class BlockOrder {
 
     uint64_t* keys_;
     const uint32_t* ub_;
-    const uint32_t* touched_;
-    size_t ntouched_;
+    BlockSet set_;
     size_t n_ = 0, next_ = 0;
     uint32_t floor_ = 0;
     bool all_ = false, heap_ = false;
@@ -164,15 +183,15 @@ inline void add_dense_row(uint32_t* __restrict ub, const uint8_t* __restrict row
     for (uint32_t b = 0; b < n; ++b) ub[b] += w * uint32_t(row[b]);
 }
 
-/// ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (ub all zero on entry); the doc blocks
-/// with a positive bound are listed in `touched`, and their number returned. Terms with a dense row add it whole;
-/// the others add their entries one by one.
-inline size_t block_bounds(const DocBlockMaxView& bm, const QueryTerm* terms, size_t nterms, uint32_t* ub,
-                           uint32_t* touched) {
+/// ub[b] = sum_j w_j * max_j[b] over the query terms' doc-block maxima (ub all zero on entry). Terms with a dense
+/// row add it whole, the others their entries one by one. Returns the blocks with a positive bound: listed in
+/// `touched` when no term has a dense row, else every block (the list would be most of them anyway).
+inline BlockSet block_bounds(const DocBlockMaxView& bm, const QueryTerm* terms, size_t nterms, uint32_t* ub,
+                             uint32_t* touched) {
     bool any_dense = false;
     for (size_t j = 0; j < nterms; ++j) any_dense |= bm.dense_row[terms[j].term] != UINT32_MAX;
-    size_t ntouched = 0;
     if (!any_dense) {
+        size_t ntouched = 0;
         for (size_t j = 0; j < nterms; ++j) {
             const uint32_t t = terms[j].term, w = terms[j].weight;
             for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) {
@@ -181,7 +200,7 @@ inline size_t block_bounds(const DocBlockMaxView& bm, const QueryTerm* terms, si
                 ub[b] += w * bm.max[e];
             }
         }
-        return ntouched;
+        return BlockSet{touched, ntouched};
     }
     for (size_t j = 0; j < nterms; ++j) {
         const uint32_t t = terms[j].term, w = terms[j].weight;
@@ -191,9 +210,16 @@ inline size_t block_bounds(const DocBlockMaxView& bm, const QueryTerm* terms, si
         }
         for (uint64_t e = bm.start[t]; e < bm.start[t + 1]; ++e) ub[bm.block[e]] += w * bm.max[e];
     }
-    for (uint32_t b = 0; b < bm.num_blocks; ++b)
-        if (ub[b] != 0) touched[ntouched++] = b;
-    return ntouched;
+    return BlockSet{nullptr, bm.num_blocks};
+}
+
+/// Zero the bounds of a set again (ub must be all zero between queries).
+inline void clear_bounds(uint32_t* ub, BlockSet set) {
+    if (set.list == nullptr) {
+        std::memset(ub, 0, set.n * sizeof(uint32_t));
+        return;
+    }
+    for (size_t i = 0; i < set.n; ++i) ub[set.list[i]] = 0;
 }
 
 /// First index i in [lo, hi) of the sorted docs with docs[i] >= d.
@@ -213,9 +239,8 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
                                        uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed) {
     // 0. bounds, and a heap of the doc blocks with a positive one
     uint32_t* ub = scratch.ub;
-    uint32_t* touched = scratch.touched;  // doc blocks with a positive bound, to zero ub on the way out
-    const size_t ntouched = block_bounds(bm, terms, nterms, ub, touched);
-    BlockOrder order(scratch.heap, ub, touched, ntouched);
+    const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);  // to zero ub on the way out
+    BlockOrder order(scratch.heap, ub, touched);
 
     // 1. probe the best doc blocks until the queue has held k hits
     std::vector<BlockCursor> cursors;
@@ -311,7 +336,7 @@ inline uint32_t block_max_pruning_impl(const IndexView& ix, const DocBlockMaxVie
             }
         }
     }
-    for (size_t i = 0; i < ntouched; ++i) ub[touched[i]] = 0;
+    clear_bounds(ub, touched);
     *postings += scored;
     const auto& best = q.finalize();
     for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
