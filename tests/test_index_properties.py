@@ -25,6 +25,7 @@ ALGORITHMS = [
     ("block_forward", 1),
     ("block_forward", 4),
     ("block_forward", 256),
+    ("auto", 64),
 ]
 _counter = itertools.count()
 
