@@ -17,6 +17,7 @@ import functools
 import importlib.util
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -310,6 +311,14 @@ def _fusion(  # noqa: PLR0913
     return Fusion(d["method"], tuple(d["weights"]), d["rrf_k"], d["norm"])
 
 
+def _set_algorithm(name: str) -> None:
+    from indexer.index import ALGORITHM_ENV, ALGORITHMS
+
+    if name not in ALGORITHMS:
+        raise typer.BadParameter(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {name!r}")
+    os.environ[ALGORITHM_ENV] = name  # every index this process opens searches this way
+
+
 @command()
 def search(
     collection: Path,
@@ -342,11 +351,16 @@ def search(
     mass: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="approximate: the heaviest terms holding this weight share")
     ] = None,
+    algorithm: Annotated[
+        str,
+        typer.Option(help="how the sparse index is searched, all exact: exhaustive, block_max, block_forward, auto"),
+    ] = "exhaustive",
     verbose: bool = False,
 ) -> None:
     """Search a collection (all queries in one batch); prints the hits as a table (or a TREC run), or writes a
     TREC run with --out."""
     _setup_logging(verbose)
+    _set_algorithm(algorithm)
     if fmt not in ("table", "trec"):
         raise typer.BadParameter(f"--format must be table or trec, not {fmt!r}")
     if mode not in MODES:  # checked before any model loads

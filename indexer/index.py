@@ -20,6 +20,17 @@ ALGORITHMS = ("exhaustive", "block_max", "block_forward", "auto")  # how Index.s
 # MARCO queries, one thread): block_forward/8 took 0.40 / 0.74 / 1.61 ms at k = 10 / 30 / 100 against 0.76 / 0.74
 # / 0.77 for exhaustive (an ad hoc run of the bench_pruning loop; the table in README.md is bench_pruning's).
 AUTO_MAX_K = 20
+ALGORITHM_ENV = "LSR_SEARCH_ALGORITHM"  # the process's default algorithm (unset: exhaustive)
+
+
+def default_algorithm() -> str:
+    """The algorithm a search without one uses: ``$LSR_SEARCH_ALGORITHM``, else ``"exhaustive"`` (set by ``lsr
+    search --algorithm`` and the service's ``search_algorithm`` setting, so that every index opened in the process,
+    collection shards and live segments alike, searches the same way)."""
+    name = os.environ.get(ALGORITHM_ENV, "exhaustive")
+    if name not in ALGORITHMS:
+        raise ValueError(f"{ALGORITHM_ENV}={name!r} is not an algorithm; choose one of {ALGORITHMS}")
+    return name
 
 
 class Hit(NamedTuple):
@@ -110,7 +121,7 @@ class Index:
         k: int = 10,
         threads: int | None = None,
         allowed: np.ndarray | None = None,
-        algorithm: str = "exhaustive",
+        algorithm: str | None = None,
         block_docs: int = 64,
     ) -> BatchResults:
         """Exact top-``k`` of every query; every query must have a positive weight.
@@ -119,7 +130,8 @@ class Index:
         applied inside native scoring (a bitmap the top-k queue consults), so the top ``k`` under the filter are
         exact and never over-fetched.
 
-        ``algorithm`` is how the postings are visited; the hits are the same, scores and ties included (tested):
+        ``algorithm`` is how the postings are visited (None: ``default_algorithm()``); the hits are the same, scores
+        and ties included (tested):
         ``"exhaustive"`` scores every posting of every query term; ``"block_max"`` (safe block-max pruning, BMP
         style) bounds each block of ``block_docs`` consecutive documents (a power of two) by the query terms'
         largest impacts in it, scores blocks best bound first and stops when no block left can reach the k-th
@@ -136,6 +148,7 @@ class Index:
         threads = os.cpu_count() or 1 if threads is None else threads
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        algorithm = default_algorithm() if algorithm is None else algorithm
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
         if not isinstance(block_docs, (int, np.integer)) or block_docs < 1 or block_docs & (block_docs - 1):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import threading
 import time
@@ -202,6 +203,9 @@ def _connect_ray(address: str) -> bool:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
+    from indexer.index import ALGORITHM_ENV
+
+    os.environ[ALGORITHM_ENV] = settings.search_algorithm  # every index of this process (the env var of its setting)
     engine = engine or _engine(settings)
 
     @asynccontextmanager

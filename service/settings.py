@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     )
     max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
+    search_algorithm: Literal["exhaustive", "block_max", "block_forward", "auto"] = Field(
+        "exhaustive",
+        description="how sparse indexes are searched, all exact (indexer.Index.search_batch); auto: block_forward "
+        "for top_k <= 20, exhaustive above. The pruning ones hold derived structures in memory (about 12 bytes a "
+        "posting for block_forward)",
+    )
     request_budget_s: float = Field(
         60.0, gt=0, description="seconds a /search/batch may compute; past it, a 503 (checked every 64 queries)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_trec_round_trip_and_errors(tmp_path: Path) -> None:
         trec.format_run(run, "two words")
 
 
-def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+def test_cli_index_search_eval(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     data = tmp_path / "tinybeir"
     (data / "qrels").mkdir(parents=True)
     ids = write_corpus(data / "corpus.jsonl.gz", 60, bad=True)
@@ -94,6 +95,14 @@ def test_cli_index_search_eval(tmp_path: Path, model_dir: Path) -> None:  # noqa
     assert "rank" in res.output and trec_top in res.output and " Q0 " not in res.output
     res = runner.invoke(app, ["search", str(col), "--query", "w1", "--mode", "nope"])  # refused before loading
     assert res.exit_code == 2 and "--mode must be one of" in res.output
+    monkeypatch.setenv("LSR_SEARCH_ALGORITHM", "exhaustive")  # restored after the test: --algorithm sets it
+    res = runner.invoke(app, ["search", str(col), "--query", "w1 w2", "--k", "3", "--format", "trec",
+                              "--algorithm", "block_forward"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert next(line.split()[2] for line in res.output.splitlines() if " Q0 " in line) == trec_top  # same hits
+    assert os.environ["LSR_SEARCH_ALGORITHM"] == "block_forward"
+    res = runner.invoke(app, ["search", str(col), "--query", "w1", "--algorithm", "wand"])
+    assert res.exit_code == 2 and "--algorithm must be one of" in res.output
     res = runner.invoke(app, ["eval", "--data", str(data), "--collection", str(col), "--modes", "sparse,nope"])
     assert res.exit_code == 2 and "unknown modes ['nope']" in res.output
     res = runner.invoke(app, ["index", "no-such-corpus.jsonl", "--out", str(tmp_path / "m")])

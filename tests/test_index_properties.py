@@ -325,3 +325,22 @@ def test_dense_and_sparse_block_maxima(tmp_path) -> None:
     queries = SparseBatch.from_rows([{5: 1.0, 17: 0.5, 230: 2.0}, {0: 1.0, 1: 0.3}, {0: 0.2, 9: 1.0, 99: 1.5}])
     check_against_reference(index, ref, queries, 10)
     check_against_reference(index, ref, queries, 1000)
+
+
+def test_default_algorithm_comes_from_the_environment(tmp_path, monkeypatch) -> None:
+    """LSR_SEARCH_ALGORITHM (set by lsr search --algorithm and the service's search_algorithm) is the default of
+    every search that names none; an unknown name is refused, not ignored."""
+    rng = np.random.default_rng(5)
+    docs = random_batch(rng, 300, 40, 10)
+    index = build(tmp_path, docs, 40)
+    queries = nonempty_queries(ReferenceIndex(docs, 40), random_batch(rng, 6, 40, 8, zero_rate=0.0))
+    want = index.search_batch(queries, k=10, algorithm="exhaustive")
+    assert index.pruning_bytes("block_forward", 8) == 0
+    monkeypatch.setenv("LSR_SEARCH_ALGORITHM", "auto")
+    got = index.search_batch(queries, k=10)
+    np.testing.assert_array_equal(got.docs, want.docs)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    assert index.pruning_bytes("block_forward", 8) > 0  # auto at k=10 took block_forward
+    monkeypatch.setenv("LSR_SEARCH_ALGORITHM", "wand")
+    with pytest.raises(ValueError, match="LSR_SEARCH_ALGORITHM"):
+        index.search_batch(queries, k=10)
