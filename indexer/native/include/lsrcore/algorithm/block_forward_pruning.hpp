@@ -123,9 +123,7 @@ inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMa
     }
     clear_bounds(ub, touched);
     *postings += scored;
-    const auto& best = q.finalize();
-    for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
-    return static_cast<uint32_t>(best.size());
+    return write_hits(q, out);
 }
 
 }  // namespace

@@ -100,6 +100,13 @@ inline void select_and_clear(uint32_t* acc, uint32_t lo, uint32_t end, TopkQueue
     }
 }
 
+/// The queue's k best into out, best first; their number. Ends every algorithm.
+inline uint32_t write_hits(TopkQueue& q, ScoredDoc* out) {
+    const auto& best = q.finalize();
+    for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
+    return static_cast<uint32_t>(best.size());
+}
+
 inline uint32_t exhaustive_taat_impl(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t* acc,
                                      uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed) {
     uint32_t lo = UINT32_MAX, hi = 0;
@@ -119,9 +126,7 @@ inline uint32_t exhaustive_taat_impl(const IndexView& ix, const QueryTerm* terms
     if (lo > hi) return 0;
     TopkQueue q(k);
     select_and_clear(acc, lo, hi + 1, q, allowed);
-    const auto& best = q.finalize();
-    for (size_t i = 0; i < best.size(); ++i) out[i] = ScoredDoc{best[i].score, best[i].doc};
-    return static_cast<uint32_t>(best.size());
+    return write_hits(q, out);
 }
 
 }  // namespace
