@@ -344,3 +344,23 @@ def test_default_algorithm_comes_from_the_environment(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("LSR_SEARCH_ALGORITHM", "wand")
     with pytest.raises(ValueError, match="LSR_SEARCH_ALGORITHM"):
         index.search_batch(queries, k=10)
+
+
+def test_forward_index_past_65536_terms(tmp_path) -> None:
+    """block_forward keeps term ids in 16 bits up to 65,536 terms and in 32 above: the wide layout, with terms on
+    both sides of 65,536, against the reference (every other test's vocabulary is narrow)."""
+    rng = np.random.default_rng(13)
+    vocab = 70_000
+    pool = np.r_[np.arange(65_500, 65_600), np.arange(69_900, 70_000), np.arange(0, 50)]
+    rows = [
+        {int(t): float(rng.uniform(0.1, 2.0)) for t in rng.choice(pool, size=int(rng.integers(1, 12)), replace=False)}
+        for _ in range(1500)
+    ]
+    docs = SparseBatch.from_rows(rows)
+    index = build(tmp_path, docs, vocab, batches=2)
+    ref = ReferenceIndex(docs, vocab)
+    queries = nonempty_queries(
+        ref, SparseBatch.from_rows([{65_535: 1.0, 65_536: 0.5, 69_999: 2.0}, {3: 1.0, 65_550: 1.0}, {10: 0.3}])
+    )
+    check_against_reference(index, ref, queries, 10)
+    check_against_reference(index, ref, queries, 1000)

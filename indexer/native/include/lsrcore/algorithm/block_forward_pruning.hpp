@@ -31,16 +31,15 @@ inline constexpr size_t kSearchLanes = 32;  // query terms looked up in lockstep
 /// system (one chained binary search per term was bound by memory latency): a branch-free binary search over the
 /// block's directory (every kDirStride-th term: a few cache lines, shared by the lanes) picks the window of
 /// kDirStride entries that holds the answer, and four halvings inside it finish (about one cache line a lane).
-inline void lower_bounds(const DocBlockForwardView& fw, uint32_t b, const QueryTerm* t, size_t n, uint64_t* pos) {
-    const uint64_t begin = fw.start[b], end = fw.start[b + 1];
-    const uint32_t* dir = fw.dir + fw.dir_start[b];
-    const uint64_t nd = fw.dir_start[b + 1] - fw.dir_start[b];
-    const uint32_t* term = fw.term;
+/// T: the forward index's term id type (16 or 32 bits).
+template <class T>
+inline void lower_bounds(const T* term, const T* dir, uint64_t begin, uint64_t end, uint64_t nd, const QueryTerm* t,
+                         size_t n, uint64_t* pos) {
     if (nd == 0) {
         for (size_t j = 0; j < n; ++j) pos[j] = end;
         return;
     }
-    uint64_t p[kSearchLanes];  // the last directory entry < t[j], or nd when none (every entry >= t[j])
+    uint64_t p[kSearchLanes];
     for (size_t j = 0; j < n; ++j) p[j] = 0;
     for (uint64_t len = nd; len > 1;) {  // first directory index with dir[i] >= t: in [p, p + len]
         const uint64_t half = len / 2;
@@ -68,46 +67,44 @@ inline void lower_bounds(const DocBlockForwardView& fw, uint32_t b, const QueryT
         if (p[j] != UINT64_MAX) pos[j] = p[j] + 1;
 }
 
-/// Ask for a doc block's forward entries to be brought into the cache: the binary searches over them are chains
-/// of dependent loads, so without it each step of each search can wait for memory.
-inline void prefetch_block(const DocBlockForwardView& fw, uint32_t b) {
+/// Ask for a doc block's forward entries to be brought into the cache while the block before it is scored.
+template <class T>
+inline void prefetch_block(const DocBlockForwardView& fw, const T* term, uint32_t b) {
     const uint64_t lo = fw.start[b], hi = fw.start[b + 1];
-    const char* t = reinterpret_cast<const char*>(fw.term + lo);
-    const char* t_end = reinterpret_cast<const char*>(fw.term + hi);
-    for (; t < t_end; t += 64) __builtin_prefetch(t);
+    const char* p = reinterpret_cast<const char*>(term + lo);
+    const char* p_end = reinterpret_cast<const char*>(term + hi);
+    for (; p < p_end; p += 64) __builtin_prefetch(p);
     for (uint64_t e = lo; e < hi; e += 32) __builtin_prefetch(fw.hit + e);
 }
 
-inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
-                                           const DocBlockForwardView& fw, const QueryTerm* terms, size_t nterms,
-                                           uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
-                                           uint64_t* postings, const uint64_t* allowed) {
-    uint32_t* ub = scratch.ub;
-    const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);
-    BlockOrder order(scratch.heap, ub, touched);
-    TopkQueue q(k);
+/// Phase 1 over the term id type T: doc blocks best bound first, each scored from the forward index.
+template <class T>
+inline uint64_t score_blocks(const IndexView& ix, const DocBlockForwardView& fw, const T* term, const T* dir,
+                             const QueryTerm* terms, size_t nterms, uint32_t* acc, uint32_t* ub, BlockOrder& order,
+                             TopkQueue& q, const uint64_t* allowed) {
     uint64_t scored = 0;
     const uint32_t shift = fw.shift, width = uint32_t(1) << shift;
-    if (!order.empty()) prefetch_block(fw, order.peek_block());
+    const uint16_t* hit = fw.hit;
+    if (!order.empty()) prefetch_block(fw, term, order.peek_block());
     while (!order.empty()) {
         if (q.full()) order.set_floor(q.bar_score());
         if (order.empty() || (q.full() && order.peek_ub() < q.bar_score())) break;  // empty: all below the bar
         const uint32_t b = order.pop();
         ub[b] = 0;  // BlockOrder's heap, once built, must not see it again
-        if (!order.empty()) prefetch_block(fw, order.peek_block());  // the next one, while this one is scored
+        if (!order.empty()) prefetch_block(fw, term, order.peek_block());  // the next one, while this one is scored
         const uint32_t lo = b << shift;
         uint32_t* a = acc + lo;
-        const uint64_t end = fw.start[b + 1];
-        const uint32_t* fterm = fw.term;  // locals: the adds below may not alias them
-        const uint16_t* fhit = fw.hit;
+        const uint64_t begin = fw.start[b], end = fw.start[b + 1];
+        const T* bdir = dir + fw.dir_start[b];
+        const uint64_t nd = fw.dir_start[b + 1] - fw.dir_start[b];
         for (size_t j0 = 0; j0 < nterms; j0 += kSearchLanes) {
             const size_t n = nterms - j0 < kSearchLanes ? nterms - j0 : kSearchLanes;
             uint64_t pos[kSearchLanes];
-            lower_bounds(fw, b, terms + j0, n, pos);
+            lower_bounds(term, bdir, begin, end, nd, terms + j0, n, pos);
             for (size_t j = 0; j < n; ++j) {
                 const uint32_t t = terms[j0 + j].term, w = terms[j0 + j].weight;
                 uint64_t e = pos[j];
-                for (; e < end && fterm[e] == t; ++e) a[fhit[e] & 0xFFu] += w * uint32_t(fhit[e] >> 8);
+                for (; e < end && term[e] == t; ++e) a[hit[e] & 0xFFu] += w * uint32_t(hit[e] >> 8);
                 scored += e - pos[j];
             }
         }
@@ -121,8 +118,21 @@ inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMa
         }
         q.tighten();
     }
+    return scored;
+}
+
+inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
+                                           const DocBlockForwardView& fw, const QueryTerm* terms, size_t nterms,
+                                           uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
+                                           uint64_t* postings, const uint64_t* allowed) {
+    uint32_t* ub = scratch.ub;
+    const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);
+    BlockOrder order(scratch.heap, ub, touched);
+    TopkQueue q(k);
+    *postings += fw.term16 != nullptr
+                     ? score_blocks(ix, fw, fw.term16, fw.dir16, terms, nterms, acc, ub, order, q, allowed)
+                     : score_blocks(ix, fw, fw.term, fw.dir, terms, nterms, acc, ub, order, q, allowed);
     clear_bounds(ub, touched);
-    *postings += scored;
     return write_hits(q, out);
 }
 
