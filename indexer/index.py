@@ -17,9 +17,10 @@ from .manifest import LEXICON, POSTINGS, Manifest
 
 ALGORITHMS = ("exhaustive", "block_max", "block_forward", "auto")  # how Index.search_batch visits the postings
 # "auto": block_forward over 8-document blocks up to this k, exhaustive above. Picked on debian (325k passages, MS
-# MARCO queries, one thread): block_forward/8 took 0.40 / 0.74 / 1.61 ms at k = 10 / 30 / 100 against 0.76 / 0.74
-# / 0.77 for exhaustive (an ad hoc run of the bench_pruning loop; the table in README.md is bench_pruning's).
-AUTO_MAX_K = 20
+# MARCO queries, one thread): block_forward/8 took 0.30 / 0.51 / 0.74 / 1.14 ms at k = 10 / 30 / 50 / 100 against
+# 0.67 / 0.68 / 0.69 / 0.70 for exhaustive (an ad hoc run of the bench_pruning loop; the table in README.md is
+# bench_pruning's).
+AUTO_MAX_K = 32
 ALGORITHM_ENV = "LSR_SEARCH_ALGORITHM"  # the process's default algorithm (unset: exhaustive)
 
 

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     search_algorithm: Literal["exhaustive", "block_max", "block_forward", "auto"] = Field(
         "exhaustive",
         description="how sparse indexes are searched, all exact (indexer.Index.search_batch); auto: block_forward "
-        "for top_k <= 20, exhaustive above. The pruning ones hold derived structures in memory (about 12 bytes a "
+        "for top_k <= 32, exhaustive above. The pruning ones hold derived structures in memory (about 12 bytes a "
         "posting for block_forward)",
     )
     request_budget_s: float = Field(
