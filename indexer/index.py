@@ -138,8 +138,8 @@ class Index:
         largest impacts in it, scores blocks best bound first and stops when no block left can reach the k-th
         hit. Its per-term block maxima are built on the first such search (one pass over the postings) and kept.
         ``"block_forward"`` visits the blocks in the same order but scores each from a forward index of the
-        block's postings sorted by term (BMP's layout; built on first use, six bytes a posting, ``block_docs`` at
-        most 256) instead of decoding the posting lists.
+        block's postings sorted by term (BMP's layout; built on first use, about four bytes a posting,
+        ``block_docs`` at most 256) instead of decoding the posting lists.
         ``"auto"`` is block_forward over 8-document blocks for k <= ``AUTO_MAX_K`` and exhaustive above (where
         the forward index loses); ``block_docs`` is then ignored. ``postings`` in the results counts the postings
         each query decoded.

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.index import ALGORITHMS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LSR_")
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
     )
     max_batch_hits: int = Field(100_000, ge=1, description="hits one /search/batch may ask for: sum of offset + top_k")
     search_threads: int = Field(1, ge=1, description="threads of one batch search (/search/batch)")
-    search_algorithm: Literal["exhaustive", "block_max", "block_forward", "auto"] = Field(
+    search_algorithm: Literal[ALGORITHMS] = Field(  # the names Index.search_batch takes
         "exhaustive",
         description="how sparse indexes are searched, all exact (indexer.Index.search_batch); auto: block_forward "
         "for top_k <= 32, exhaustive above. The pruning ones hold derived structures in memory (about 12 bytes a "

@@ -339,6 +339,19 @@ def test_api_keys(tmp_path, encoders) -> None:
     assert Settings(host="0.0.0.0").auth_required and not Settings(host="127.0.0.1").auth_required
 
 
+def test_search_algorithm_setting(tmp_path, encoders, monkeypatch) -> None:
+    """search_algorithm takes Index.search_batch's names only, and the app makes it the process's default."""
+    import pydantic
+
+    from indexer.index import default_algorithm
+
+    with pytest.raises(pydantic.ValidationError, match="search_algorithm"):
+        Settings(search_algorithm="wand")
+    monkeypatch.setenv("LSR_SEARCH_ALGORITHM", "exhaustive")  # restored after the test
+    create_app(Settings(root=tmp_path, search_algorithm="auto"), Engine(tmp_path, encoders))
+    assert default_algorithm() == "auto"
+
+
 def test_readyz_is_503_until_loaded(tmp_path, encoders) -> None:
     gate = threading.Event()
 

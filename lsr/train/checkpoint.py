@@ -70,11 +70,11 @@ def save(
 
     final = folder / f"step-{pos.step:07d}"
     with staged(final, overwrite=True) as work:
-        weights = {n: t.to(weights_dtype).contiguous() for n, t in trainable_state(model).items()}
-        save_file(weights, str(work / WEIGHTS))
+        trained = trainable_state(model)  # one copy off the device for both files
+        save_file({n: t.to(weights_dtype).contiguous() for n, t in trained.items()}, str(work / WEIGHTS))
         torch.save(
             {
-                "model": trainable_state(model),
+                "model": trained,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),

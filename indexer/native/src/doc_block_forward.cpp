@@ -8,17 +8,16 @@
 namespace lsrcore {
 
 DocBlockForwardView DocBlockForward::view() const {
-    const bool narrow = !wide;
     DocBlockForwardView v;
     v.shift = shift;
     v.num_blocks = num_blocks;
     v.start = start.data();
-    v.term = narrow ? nullptr : term.data();
-    v.term16 = narrow ? term16.data() : nullptr;
+    v.term = wide ? term.data() : nullptr;
+    v.term16 = wide ? nullptr : term16.data();
     v.hit = hit.data();
     v.dir_start = dir_start.data();
-    v.dir = narrow ? nullptr : dir.data();
-    v.dir16 = narrow ? dir16.data() : nullptr;
+    v.dir = wide ? dir.data() : nullptr;
+    v.dir16 = wide ? nullptr : dir16.data();
     return v;
 }
 
