@@ -4,9 +4,10 @@
     python -m benchmarks.ablate_llm encode --rows all --data DATA           (GPU machine)
     python -m benchmarks.ablate_llm lookup --rows ROW                       (anywhere: CPU, minutes)
     python -m benchmarks.ablate_llm report --data ../shared/data/scifact    (anywhere: ir_measures)
+    python -m benchmarks.ablate_llm ship --rows ROW --alias NAME            (the row's model into lsr/weights)
 
-Every row is configs/smollm2-splade.toml plus the ``--set`` overrides in ROWS, trained into runs/ablate/<row>
-(one command and one config per row: ``lsr train configs/smollm2-splade.toml --set ...``).
+Every row is configs/smollm2-ablate.toml plus the ``--set`` overrides in ROWS, trained into runs/ablate/<row>
+(one command and one config per row: ``lsr train configs/smollm2-ablate.toml --set ...``).
 
 ``encode`` loads each trained model on the device, encodes the whole corpus (title + text) and both query sets
 (the training set's held-out dev queries, for choosing, and the BEIR test split, for reporting), scores every
@@ -17,6 +18,11 @@ non-zeros per query and per document, documents per second on the device, bf16) 
 
 ``lookup`` trains inference-free queries for a row's model on those vectors (configs/smollm2-splade-if.toml,
 LookupTrainer on the CPU) and scores the dev and test queries with them (``lookup`` runs, µs per query).
+
+``ship`` copies a row's model into lsr/weights/NAME and its lookup into lsr/weights/NAME-if (each with its run.json,
+log.jsonl and config under training/), and keeps its scifact scores as data in eval/expected/scifact-NAME.json:
+the test scores of its runs, plus a few test queries' top documents with their scores from the GPU run, which
+tests/test_regression_smollm2.py re-encodes on the CPU (the whole corpus would take an hour there).
 
 ``report`` evaluates the runs (nDCG@10, R@100), fuses each row's sparse and dense runs with the DBSF weight tuned
 on the dev queries (never on test), prints the table and writes runs/ablate/report.json.
@@ -38,7 +44,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-CONFIG = "configs/smollm2-splade.toml"
+CONFIG = "configs/smollm2-ablate.toml"
 ROOT = Path("runs/ablate")
 MAIN = "echo+res+focus+dense"
 ROWS: dict[str, list[str]] = {
@@ -265,15 +271,56 @@ def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> 
         logger.info("%s: lookup queries %.0f µs each", row, stats["lookup_query_us"])
 
 
-def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # noqa: C901
-    from benchmarks.report import grid as table
+def _hybrid(runs: dict, qrels: dict, sparse: str, dense: str, name: str, measures: tuple[str, ...]) -> dict:
+    """A row's ``sparse`` runs fused with ``dense`` runs by DBSF, the dense weight tuned on dev (never on test)."""
     from eval import metrics
-    from retrieval import trec
     from retrieval.fusion import Fusion, fuse
     from retrieval.fusion import grid as fusion_grid
 
+    best, best_score = Fusion("dbsf", (1.0, 1.0)), -1.0
+    for f in fusion_grid("dbsf"):
+        score = metrics.evaluate(fuse([runs["dev", sparse], runs["dev", dense]], f), qrels["dev"],
+                                 ("nDCG@10",))["nDCG@10"]  # fmt: skip
+        if score > best_score:
+            best, best_score = f, score
+    rec = {f"{name}_dense_weight": best.weights[1]}
+    for split in qrels:
+        fused = fuse([runs[split, sparse], runs[split, dense]], best)
+        for m, v in metrics.evaluate(fused, qrels[split], measures).items():
+            rec[f"{split}_{name}_{m}"] = v
+    return rec
+
+
+def dense_runs(model: str, data: Path, dev: Path, k: int) -> dict:
+    """A separate dense model's dev and test runs over the corpus (exact inner products), computed once on this
+    machine and kept in runs/ablate/_dense-MODEL; the report fuses every row's sparse runs with them."""
+    from retrieval import trec
+
+    folder = ROOT / f"_dense-{model}"
+    splits = {"dev": _split(dev, "dev")[0], "test": _split(data, "test")[0]}
+    if not all((folder / f"{s}.dense.trec").is_file() for s in splits):
+        from lsr.dense_encoder import DenseEncoder
+
+        enc = DenseEncoder.from_pretrained(model)
+        dids, texts = _corpus(data)
+        D = enc.encode_documents(texts)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, queries in splits.items():
+            qids = list(queries)
+            Q = enc.encode_queries([queries[x] for x in qids])
+            trec.write_run(folder / f"{split}.dense.trec", _topk_run(Q @ D.T, qids, dids, k), model)
+    return {(s, "other"): trec.read_run(folder / f"{s}.dense.trec") for s in splits}
+
+
+def report(rows: list[str], data: Path, dev: Path, out: Path, dense_model: str | None = None,
+           k: int = 1000) -> list[dict]:  # fmt: skip
+    from benchmarks.report import grid as table
+    from eval import metrics
+    from retrieval import trec
+
     qrels = {"dev": _split(dev, "dev")[1], "test": _split(data, "test")[1]}
     measures = ("nDCG@10", "R@100")
+    other = dense_runs(dense_model, data, dev, k) if dense_model else {}
     results = []
     for row in rows:
         folder = ROOT / slug(row)
@@ -286,26 +333,21 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
         for (split, mode), run in runs.items():
             for m, v in metrics.evaluate(run, qrels[split], measures).items():
                 rec[f"{split}_{mode}_{m}"] = v
-        if ("dev", "dense") in runs:
-            best, best_score = Fusion("dbsf", (1.0, 1.0)), -1.0
-            for f in fusion_grid("dbsf"):
-                score = metrics.evaluate(fuse([runs["dev", "sparse"], runs["dev", "dense"]], f), qrels["dev"],
-                                         ("nDCG@10",))["nDCG@10"]  # fmt: skip
-                if score > best_score:
-                    best, best_score = f, score
-            rec["fusion_dense_weight"] = best.weights[1]
-            for split in qrels:
-                fused = fuse([runs[split, "sparse"], runs[split, "dense"]], best)
-                for m, v in metrics.evaluate(fused, qrels[split], measures).items():
-                    rec[f"{split}_hybrid_{m}"] = v
+        if ("dev", "dense") in runs:  # its own dense head
+            rec.update(_hybrid(runs, qrels, "sparse", "dense", "hybrid", measures))
+        for mode in ("sparse", "lookup"):  # beside a separate dense model (MiniLM), as the service serves it
+            if ("dev", mode) in runs and other:
+                rec.update(_hybrid({**runs, **other}, qrels, mode, "other", f"{mode}_other_hybrid", measures))
         train_log = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()] if (
             folder / "log.jsonl").is_file() else []  # fmt: skip
         if train_log:
             rec["train_steps"] = train_log[-1]["step"]
             rec["train_seq_per_s"] = float(np.mean([r["sequences_per_s"] for r in train_log]))
         results.append(rec)
+    other_name = dense_model or "dense model"
     head = ["row", "dev nDCG@10", "test nDCG@10", "test R@100", "nnz q", "nnz d", "docs/s",
-            "dense test nDCG@10", "hybrid test nDCG@10", "lookup queries: test nDCG@10", "µs / query"]  # fmt: skip
+            "dense test nDCG@10", "hybrid test nDCG@10", "lookup queries: test nDCG@10", "µs / query",
+            f"+ {other_name}: test nDCG@10", f"lookup + {other_name}: test"]  # fmt: skip
 
     def f(x: float | None, nd: int = 4) -> str:
         return "—" if x is None else f"{x:.{nd}f}"
@@ -313,15 +355,83 @@ def report(rows: list[str], data: Path, dev: Path, out: Path) -> list[dict]:  # 
     body = [[r["row"], f(r.get("dev_sparse_nDCG@10")), f(r.get("test_sparse_nDCG@10")), f(r.get("test_sparse_R@100")),
              f(r.get("nnz_query_test"), 1), f(r.get("nnz_document"), 1), f(r.get("docs_per_s"), 0),
              f(r.get("test_dense_nDCG@10")), f(r.get("test_hybrid_nDCG@10")), f(r.get("test_lookup_nDCG@10")),
-             f(r.get("lookup_query_us"), 0)] for r in results]  # fmt: skip
+             f(r.get("lookup_query_us"), 0), f(r.get("test_sparse_other_hybrid_nDCG@10")),
+             f(r.get("test_lookup_other_hybrid_nDCG@10"))] for r in results]  # fmt: skip
     print(table(head, body))  # noqa: T201 - a benchmark prints its table
     out.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
+PAIRS_QUERIES, PAIRS_DOCS = 4, 3  # test queries (the first by id) and top documents each kept for the CPU check
+
+
+def ship(row: str, alias: str, data: Path, dev: Path) -> Path:
+    """The row's model and lookup into lsr/weights (atomically, replacing a previous copy) and its scores into
+    eval/expected/scifact-ALIAS.json; returns that file. The model cards (README.md) are written by hand."""
+    import shutil
+
+    from eval import metrics
+    from indexer.atomic import staged, write_bytes
+    from lsr.models import WEIGHTS_DIR
+    from retrieval import trec
+
+    folder = ROOT / slug(row)
+    run = json.loads((folder / "run.json").read_text())
+    cards = {name: (WEIGHTS_DIR / name / "README.md") for name in (alias, f"{alias}-if")}
+    kept = {name: p.read_bytes() for name, p in cards.items() if p.is_file()}
+    parts = {alias: (folder / "model", folder, Path("configs") / f"{alias}.toml"),
+             f"{alias}-if": (folder / "lookup" / "model", folder / "lookup", Path(LOOKUP_CONFIG))}  # fmt: skip
+    for name, (model, train_dir, config) in parts.items():
+        if not model.is_dir():
+            raise SystemExit(f"{model}: no model to ship (train, or run the lookup stage, first)")
+        with staged(WEIGHTS_DIR / name, overwrite=True) as work:
+            for f in model.iterdir():
+                if f.is_file() and not (name.endswith("-if") and f.name.startswith(("tokenizer", "chat_template"))):
+                    shutil.copy2(f, work / f.name)  # a lookup reads its document encoder's tokenizer
+            (work / "training").mkdir()
+            for f in ("run.json", "log.jsonl"):
+                shutil.copy2(train_dir / f, work / "training" / f)
+            shutil.copy2(config, work / "training" / config.name)
+            if not name.endswith("-if"):
+                shutil.copy2(Path(run["config"]["data"]["train"]) / "manifest.json",
+                             work / "training" / "trainset-manifest.json")  # fmt: skip
+            else:  # the lookup names the shipped document encoder, not the run's folder
+                cfg = json.loads((work / "query_lookup.json").read_text())
+                cfg["document_encoder"] = alias
+                (work / "query_lookup.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+            if name in kept:
+                (work / "README.md").write_bytes(kept[name])
+    qrels = _split(data, "test")[1]
+    stats = json.loads((folder / "stats.json").read_text())
+    runs = {m: trec.read_run(folder / f"test.{m}.trec") for m in ("sparse", "lookup")}
+    measures = ("nDCG@10", "R@100", "R@1000", "RR@10")
+    qids = sorted(runs["sparse"])[:PAIRS_QUERIES]
+    pairs = {m: {q: dict(sorted(runs[m][q].items(), key=lambda x: -x[1])[:PAIRS_DOCS]) for q in qids}
+             for m in runs}  # fmt: skip
+    expected = {
+        "sparse_model": alias,
+        "query_model": f"{alias}-if",
+        "made_by": f"python -m benchmarks.ablate_llm ship --rows {slug(row)} --alias {alias}",
+        "row": row,
+        "device": stats.get("gpu"),
+        "dtype": stats.get("dtype"),
+        "scores": {m: metrics.evaluate(r, qrels, measures) for m, r in runs.items()},
+        "query_nnz": {"sparse": stats["nnz_query_test"], "lookup": stats["lookup_nnz_query_test"]},
+        "doc_nnz": stats["nnz_document"],
+        "pairs": pairs,
+    }
+    out = Path("eval/expected") / f"scifact-{alias}.json"
+    write_bytes(out, (json.dumps(expected, indent=2) + "\n").encode())
+    logger.info("shipped %s as %s and %s-if; scores in %s", row, alias, alias, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("train", "encode", "lookup", "report"))
+    p.add_argument("stage", choices=("train", "encode", "lookup", "report", "ship"))
+    p.add_argument("--alias", default="smollm2-splade", help="ship: the name in lsr/weights")
+    p.add_argument("--dense-model", default="minilm-l6", help="report: fuse every row with this dense model too "
+                   "(its runs computed once here); '' for none")  # fmt: skip
     p.add_argument("--rows", default="all", help="comma-separated row names or slugs, or all")
     p.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     p.add_argument("--dev", type=Path, default=Path("runs/ts-scifact/dev"), help="held-out train queries (BEIR)")
@@ -342,8 +452,12 @@ def main(argv: list[str] | None = None) -> None:
         encode(rows, a.data, a.dev, a.device, a.dtype, a.batch_size, a.k)
     elif a.stage == "lookup":
         lookup(rows, a.data, a.dev, a.k, a.extra)
+    elif a.stage == "ship":
+        if len(rows) != 1:
+            raise SystemExit("ship takes one row")
+        ship(rows[0], a.alias, a.data, a.dev)
     else:
-        report(rows, a.data, a.dev, ROOT / "report.json")
+        report(rows, a.data, a.dev, ROOT / "report.json", a.dense_model or None, a.k)
 
 
 if __name__ == "__main__":

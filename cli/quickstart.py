@@ -4,6 +4,7 @@ hybrid mode (DBSF fusion, weights tuned on scifact's train split: eval/expected/
 
     python -m cli.quickstart [--data ../shared/data/scifact] [--collection runs/scifact]
                               [--query "..."] [--mode hybrid|sparse|dense] [--rebuild]
+                              [--model smollm2-splade-if --device cuda]     (the LLM encoder trained here, on a GPU)
 
 Without scifact in --data it downloads BEIR's official scifact.zip once into runs/data
 (--beir-url names a mirror); with neither it stops with one clear line.
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--collection", type=Path, default=Path("runs/scifact"))
     ap.add_argument("--model", default=DEFAULT_SPARSE, help="sparse encoder (alias or folder)")
+    ap.add_argument("--device", default="cpu", help="where the encoders run (cpu, cuda)")
     ap.add_argument("--query", action="append", default=[])
     ap.add_argument("--mode", default="hybrid", choices=["sparse", "dense", "hybrid"])
     ap.add_argument("--rebuild", action="store_true")
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s was built with another sparse model; rebuilding it with %s", args.collection, args.model)
         args.rebuild = True
     if args.rebuild or not done.exists():
-        logger.info("indexing %s with %s + minilm-l6 on CPU into %s", corpus, args.model, args.collection)
-        stats, sparse, dense = build_collection(corpus, args.collection, args.model, "minilm-l6", overwrite=True)
+        logger.info("indexing %s with %s + minilm-l6 on %s into %s", corpus, args.model, args.device, args.collection)
+        stats, sparse, dense = build_collection(
+            corpus, args.collection, args.model, "minilm-l6", overwrite=True, device=args.device
+        )
         logger.info(
             "%d docs encoded in %.0f s, indexes built in %.1f s",
             stats.records,
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from lsr import DenseEncoder, SparseEncoder
 
-        sparse, dense = SparseEncoder.from_pretrained(args.model), DenseEncoder.from_pretrained("minilm-l6")
+        sparse = SparseEncoder.from_pretrained(args.model, device=args.device)
+        dense = DenseEncoder.from_pretrained("minilm-l6", device=args.device)
     col = Collection.open(args.collection)
     logger.info(
         "collection %s: %d docs, sparse index %.1f MB (ready after %.0f s)",

@@ -28,7 +28,9 @@ PACKAGED: dict[str, Packaged] = {
 
 
 # Models trained here and kept in this repository (lsr/weights/<alias>/), each with its model card (README.md).
-SHIPPED: dict[str, str] = {"splade-tiny-distil": "splade-tiny-distil", "splade-tiny-distil-if": "splade-tiny-distil-if"}
+SHIPPED: dict[str, str] = {
+    name: name for name in ("splade-tiny-distil", "splade-tiny-distil-if", "smollm2-splade", "smollm2-splade-if")
+}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 

@@ -422,17 +422,20 @@ def test_python_m_service_logs_json_lines_with_request_ids(tmp_path) -> None:
     assert any(r["logger"].startswith("uvicorn") for r in records)
 
 
-def test_trained_model_alias_serves_an_index(client, corpus) -> None:
-    """splade-tiny-distil (trained here, kept in lsr/weights) is a sparse_model like any packaged one."""
-    r = client.post("/v1/indexes", json={"name": "distil", "sparse_model": "splade-tiny-distil", "dense_model": None})
+@pytest.mark.parametrize("model", ["splade-tiny-distil", "smollm2-splade-if"])
+def test_trained_model_alias_serves_an_index(client, corpus, model: str) -> None:
+    """The models trained here (kept in lsr/weights) are sparse_models like any packaged one: splade-tiny-distil,
+    and the LLM encoder with inference-free queries (documents through SmolLM2 on this CPU, queries by lookup)."""
+    name = model.replace("-", "")
+    r = client.post("/v1/indexes", json={"name": name, "sparse_model": model, "dense_model": None})
     assert r.status_code == 201, r.text
-    docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}"} for d in corpus[:12]]
-    assert client.post("/v1/indexes/distil/documents", json={"documents": docs}).status_code == 200
+    docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}"} for d in corpus[:8]]
+    assert client.post(f"/v1/indexes/{name}/documents", json={"documents": docs}).status_code == 200
     target = corpus[5]
-    r = client.post("/v1/indexes/distil/search", json={"query": target["title"], "mode": "sparse", "top_k": 3})
+    r = client.post(f"/v1/indexes/{name}/search", json={"query": target["title"], "mode": "sparse", "top_k": 3})
     assert r.status_code == 200, r.text
     assert r.json()["hits"][0]["id"] == target["_id"]
-    assert client.delete("/v1/indexes/distil").status_code in (200, 204)
+    assert client.delete(f"/v1/indexes/{name}").status_code in (200, 204)
 
 
 NO_TORCH_SERVICE = """

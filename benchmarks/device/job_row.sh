@@ -5,7 +5,7 @@ echo train rc=$? >> /root/logs/status
 for S in $(python -c "from benchmarks.ablate_llm import pick, slug; print(' '.join(slug(r) for r in pick('$ROW')))"); do
   R=runs/ablate/$S
   if [ ! -d $R/model ]; then  # stopped by --minutes: its latest checkpoint becomes the model
-    python -m lsr.train configs/smollm2-splade.toml --set run.out=$R $(python -c "
+    python -m lsr.train configs/smollm2-ablate.toml --set run.out=$R $(python -c "
 from benchmarks.ablate_llm import ROWS, pick
 print(' '.join('--set ' + s for s in ROWS[pick('$S')[0]]))") --save-latest >> /root/logs/train.log 2>&1
   fi
