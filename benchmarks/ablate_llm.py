@@ -14,7 +14,7 @@ Every row is configs/smollm2-ablate.toml plus the ``--set`` overrides in ROWS, t
 query against every document exactly (a sparse matrix product: the slow, obviously-correct twin of the index),
 and writes the top 1000 as TREC runs (``sparse``, and ``dense`` for the dense head), stats.json (average
 non-zeros per query and per document, documents per second on the device, bf16) and the corpus vectors
-(corpus-vectors.npz, a few MB, to bring back from a GPU machine).
+(corpus-vectors.safetensors, retrieval.vectors' format, a few MB, to bring back from a GPU machine).
 
 ``lookup`` trains inference-free queries for a row's model on those vectors (configs/smollm2-splade-if.toml,
 LookupTrainer on the CPU) and scores the dev and test queries with them (``lookup`` runs, µs per query).
@@ -213,24 +213,24 @@ def encode(rows: list[str], data: Path, dev: Path, device: str, dtype: str, batc
             torch.cuda.empty_cache()
 
 
-VECTORS = "corpus-vectors.npz"
+VECTORS = "corpus-vectors.safetensors"
 LOOKUP_CONFIG = "configs/smollm2-splade-if.toml"
 
 
 def save_vectors(path: Path, ids: list[str], D, dense: np.ndarray | None) -> None:  # noqa: ANN001
-    """The corpus's sparse rows (CSR, float16 values) and dense rows, compressed, beside the row's runs."""
-    extra = {} if dense is None else {"dense": dense.astype(np.float16)}
-    with open(path, "wb") as f:
-        np.savez_compressed(f, ids=np.array(ids), indptr=D.indptr, indices=D.indices.astype(np.uint32),
-                            values=D.data.astype(np.float16), shape=np.array(D.shape), **extra)  # fmt: skip
+    """The corpus's rows beside the row's runs, in the one vector-file format (retrieval.vectors)."""
+    from indexer import SparseBatch
+    from retrieval.vectors import write_vectors
+
+    write_vectors(path, SparseBatch(D.indptr.astype(np.uint64), D.indices.astype(np.uint32),
+                                    D.data.astype(np.float32)), dense, ids)  # fmt: skip
 
 
-def load_vectors(path: Path) -> tuple[list[str], object, np.ndarray | None]:
-    from scipy.sparse import csr_matrix
+def load_vectors(path: Path, vocab_size: int) -> tuple[list[str], object, np.ndarray | None]:
+    from retrieval.vectors import read_vectors
 
-    z = np.load(path)
-    D = csr_matrix((z["values"].astype(np.float32), z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-    return [str(x) for x in z["ids"]], D, (z["dense"].astype(np.float32) if "dense" in z else None)
+    ids, sparse, dense = read_vectors(path)
+    return list(ids), sparse.to_scipy(vocab_size), (None if dense is None else np.asarray(dense, np.float32))
 
 
 def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> None:
@@ -252,7 +252,8 @@ def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> 
         sets = [f"model.base={folder / 'model'}", f"data.train={run['config']['data']['train']}",
                 f"run.out={folder / 'lookup'}", *extra]  # fmt: skip
         cfg = TrainConfig.load(LOOKUP_CONFIG, parse_overrides(sets))
-        dids, D, dense = load_vectors(folder / VECTORS)
+        vocab_size = json.loads((folder / "model" / "lsr_config.json").read_text())["vocab_size"]
+        dids, D, dense = load_vectors(folder / VECTORS, vocab_size)
         LookupTrainer(cfg).train(show_progress=False, vectors=(dids, D, dense))
         enc = SparseEncoder.from_pretrained(folder / "lookup" / "model")
         stats = json.loads((folder / "stats.json").read_text())

@@ -648,6 +648,30 @@ def trainset(
 
 
 @command()
+def teacher(
+    trainset: Annotated[Path, typer.Argument(help="a training set folder (OUT/set of lsr trainset)")],
+    model: Annotated[str, typer.Option(help="a trained sparse encoder of ours: alias or folder")],
+    out: Annotated[Path, typer.Option(help="where the training set with the new teacher column is written")],
+    doc_vectors: Annotated[
+        Path | None, typer.Option(help="the documents' vectors by that model (a vector file with ids); else encoded")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    batch_size: int = 32,
+    verbose: bool = False,
+) -> None:
+    """Add a trained model's scores as the teacher `model` of a training set (self-distillation)."""
+    _setup_logging(verbose)
+    from lsr.train.trainer import check_device
+    from retrieval.trainset import add_model_teacher
+
+    check_device(device)
+    t0 = time.perf_counter()
+    folder = add_model_teacher(trainset, out, model, doc_vectors=doc_vectors, device=device, batch_size=batch_size)
+    typer.echo(f"{folder}: teacher 'model' ({model}) added in {time.perf_counter() - t0:.1f} s; train with "
+               "[loss] teachers = {..., model = 1.0}")  # fmt: skip
+
+
+@command()
 def train(
     config: Annotated[Path, typer.Argument(help="experiment config (TOML): [model] [data] [loss] [sparsity] ...")],
     set_: Annotated[

@@ -319,3 +319,54 @@ def build_trainset(
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }  # fmt: skip
     return data.write(out / "set", rows, {d: corpus[d] for d in corpus}, manifest)
+
+
+def add_model_teacher(
+    src: str | Path,
+    out: str | Path,
+    model: str,
+    *,
+    doc_vectors: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+) -> Path:
+    """A copy of the training set ``src`` in ``out`` with one more teacher, ``model``: the dot products of a trained
+    sparse encoder of ours for every (query, document) pair of the set (self-distillation: the LLM encoder trained
+    here teaching SPLADE-tiny beside the ensemble). The documents' vectors come from ``doc_vectors`` when given (a
+    vector file with ids, retrieval.vectors: a collection's shard, or the corpus encoded by that model on a GPU
+    machine), else they are encoded here; the queries are always encoded here. Returns ``out``."""
+    from indexer.manifest import sha256_file
+    from lsr import SparseEncoder
+    from lsr.train import data
+
+    ts = data.TrainSet.load(src)
+    enc = SparseEncoder.from_pretrained(model, device=device)
+    needed = sorted({d for r in ts.rows for d in r["doc_ids"]})
+    source: dict[str, Any] = {"name": str(model), "vocab_hash": enc.vocab_hash}
+    if doc_vectors is not None:
+        from .vectors import read_vectors
+
+        ids, sparse, _ = read_vectors(Path(doc_vectors), dense=False)
+        if ids is None:
+            raise ValueError(f"{doc_vectors}: the vector file stores no document ids")
+        if sparse.nnz and int(np.max(sparse.indices)) >= enc.vocab_size:
+            raise ValueError(f"{doc_vectors}: term ids beyond {model}'s {enc.vocab_size}-term vocabulary")
+        row_of = {d: i for i, d in enumerate(ids)}
+        missing = [d for d in needed if d not in row_of]
+        if missing:
+            raise ValueError(f"{doc_vectors}: lacks {len(missing)} of the set's documents, e.g. {missing[0]!r}")
+        D = sparse.to_scipy(enc.vocab_size)
+        source.update(doc_vectors=str(Path(doc_vectors).resolve()), doc_vectors_sha256=sha256_file(Path(doc_vectors)))
+    else:
+        t0 = time.perf_counter()
+        D = enc.encode_documents([ts.docs[d] for d in needed], batch_size=batch_size).to_scipy(enc.vocab_size)
+        row_of = {d: i for i, d in enumerate(needed)}
+        logger.info("%d documents encoded by %s in %.0f s", len(needed), model, time.perf_counter() - t0)
+    Q = enc.encode_queries([r["query"] for r in ts.rows], batch_size=batch_size).to_scipy(enc.vocab_size)
+    rows = []
+    for i, r in enumerate(ts.rows):
+        scores = (D[[row_of[d] for d in r["doc_ids"]]] @ Q[i].T).toarray().ravel()
+        rows.append({**r, "model": [float(x) for x in scores]})
+    manifest = dict(ts.manifest)
+    manifest["teachers"] = {**manifest.get("teachers", {}), "model": source}
+    return data.write(out, rows, ts.docs, manifest)

@@ -116,3 +116,63 @@ def test_builder_on_a_small_real_corpus(tmp_path: Path) -> None:
         build_trainset(tmp_path / "b", corpus, queries, qrels, replace(reuse, dense_model="other"))
     with pytest.raises(FileNotFoundError, match="no teachers"):
         build_trainset(tmp_path / "c", corpus, queries, qrels, replace(reuse, teachers_from=str(tmp_path / "no")))
+
+
+def test_model_teacher_scores_every_pair_as_its_encoder_does(tmp_path: Path) -> None:
+    """lsr teacher (add_model_teacher): a trained encoder's dot product for every (query, document) pair, equal to
+    encoding each pair alone; the same from a vector file of the documents; bad vector files refused clearly."""
+    import numpy as np
+    from tiny_models import WORDS, save_tiny_bert_encoder
+
+    from indexer import SparseBatch
+    from lsr import SparseEncoder
+    from retrieval.trainset import add_model_teacher
+    from retrieval.vectors import write_vectors
+
+    rng = np.random.default_rng(0)
+    docs = {f"d{i}": " ".join(rng.choice(WORDS, 6)) for i in range(9)}
+    rows = [
+        {"qid": f"q{j}", "query": " ".join(rng.choice(WORDS, 3)), "source": "train",
+         "doc_ids": [f"d{(j + k) % 9}" for k in range(4)], "label": [1, 0, 0, 0],
+         "bm25": [1.0, 0.5, 0.2, 0.1], "splade": None, "dense": [0.9, 0.4, 0.3, 0.2]}
+        for j in range(5)
+    ]  # fmt: skip
+    src = data.write(tmp_path / "set", rows, docs, {"teachers": {"bm25": "bm25s"}})
+    model = save_tiny_bert_encoder(tmp_path / "model")
+    out = add_model_teacher(src, tmp_path / "with-model", str(model))
+    enc = SparseEncoder.from_pretrained(model)
+
+    def dense(text: str, side: str) -> np.ndarray:  # the slow twin: one text, a dense vector
+        b = enc.encode([text], side=side).sparse
+        v = np.zeros(enc.vocab_size)
+        v[b.indices] = b.values
+        return v
+
+    ts = data.TrainSet.load(out)
+    assert ts.manifest["teachers"]["model"]["name"] == str(model) and ts.manifest["teachers"]["bm25"] == "bm25s"
+    for r, orig in zip(ts.rows, rows):
+        want = [dense(r["query"], "query") @ dense(docs[d], "document") for d in r["doc_ids"]]
+        assert r["model"] == pytest.approx(want, rel=1e-5, abs=1e-6)
+        assert r["bm25"] == pytest.approx(orig["bm25"]) and r["splade"] is None
+    assert any(max(r["model"]) > 0 for r in ts.rows)  # not all zeros (a random tiny model matches some pairs)
+    batch = next(iter(ts.batches(0, 0, 0, 2, 4, 30)))[1]  # the trainer sees it as a teacher like the others
+    assert batch.teachers["model"].shape == (2, 4)
+
+    ids = sorted(docs)
+    enc_docs = enc.encode([docs[d] for d in ids], side="document").sparse
+    write_vectors(tmp_path / "v.safetensors", enc_docs, None, ids)
+    again = add_model_teacher(src, tmp_path / "from-vectors", str(model), doc_vectors=tmp_path / "v.safetensors")
+    for a, b in zip(data.TrainSet.load(again).rows, ts.rows):
+        assert a["model"] == pytest.approx(b["model"], rel=1e-5)
+
+    write_vectors(tmp_path / "few.safetensors", enc_docs, None, [f"x{i}" for i in range(len(ids))])
+    with pytest.raises(ValueError, match=r"lacks 8 of the set's documents, e.g. 'd0'"):
+        add_model_teacher(src, tmp_path / "a", str(model), doc_vectors=tmp_path / "few.safetensors")
+    write_vectors(tmp_path / "noids.safetensors", enc_docs)
+    with pytest.raises(ValueError, match="stores no document ids"):
+        add_model_teacher(src, tmp_path / "b", str(model), doc_vectors=tmp_path / "noids.safetensors")
+    wide = SparseBatch(np.array([0, 1], np.uint64), np.array([enc.vocab_size], np.uint32), np.ones(1, np.float32))
+    write_vectors(tmp_path / "wide.safetensors", wide, None, ["d0"])
+    with pytest.raises(ValueError, match="beyond"):
+        add_model_teacher(src, tmp_path / "c", str(model), doc_vectors=tmp_path / "wide.safetensors")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()  # nothing half-written

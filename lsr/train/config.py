@@ -22,7 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LOSSES = ("infonce", "kl", "margin_mse", "disco")
-TEACHERS = ("bm25", "splade", "dense", "label")
+TEACHERS = ("bm25", "splade", "dense", "model", "label")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from indexer.manifest import sha256_file
 TRAIN_FILE = "train.parquet"
 DOCS_FILE = "docs.parquet"
 MANIFEST = "manifest.json"
-TEACHER_COLUMNS = ("bm25", "splade", "dense")
+TEACHER_COLUMNS = ("bm25", "splade", "dense", "model")  # model: a trained encoder of ours (add_model_teacher)
 REQUIRED = ("qid", "query", "source", "doc_ids", "label")
 
 
