@@ -3,6 +3,10 @@
 Workloads (SPLADE-tiny vectors; encode them first with ``benchmarks.encoded``):
   scifact   BEIR scifact corpus (5,183 docs) and its 300 test queries
   debian    debian-docs-en (325,473 passages) queried with the 6,980 MS MARCO dev-small queries
+  smollm2   BEIR scifact (5,183 docs, 300 test queries) encoded by our LLM encoder smollm2-splade (SmolLM2's
+            49,152-term vocabulary, 135 terms a document, 18 a query): the documents from a vector file with ids
+            (--smollm2-vectors: the corpus vectors its GPU run wrote), the queries encoded here on the CPU once
+            and cached beside the other encoded vectors
   synth1m   1,000,000 synthetic documents bootstrapped from the debian vectors: each document takes
             a debian document's length, its terms are drawn in proportion to the debian document
             frequencies (duplicates merged), and each term's weight is a random debian weight *of that
@@ -55,6 +59,7 @@ class Workload:
     query_ids: list[str]
     queries: SparseBatch
     note: str = ""
+    vocab: int = VOCAB
 
 
 @dataclass
@@ -82,7 +87,35 @@ def subset(ids: list[str], batch: SparseBatch, keep: set[str], limit: int) -> tu
     return [ids[i] for i in rows], SparseBatch.from_rows([tuple(x.tolist() for x in batch.row(i)) for i in rows])
 
 
-def load_workload(name: str, enc: Path, nq: int, synth_docs: int) -> Workload:
+def smollm2_workload(enc: Path, vectors: Path, nq: int) -> Workload:
+    from retrieval.corpus import find, read_queries
+    from retrieval.vectors import read_vectors, write_vectors
+
+    if not vectors.is_file():
+        raise SystemExit(f"{vectors}: no smollm2-splade corpus vectors (python -m benchmarks.ablate_llm encode)")
+    doc_ids, docs, _ = read_vectors(vectors, dense=False)
+    cached = enc / "smollm2-scifact-queries.safetensors"
+    if not cached.is_file():
+        from lsr import SparseEncoder
+
+        wanted = qrels_ids(SHARED / "scifact/qrels/test.tsv")
+        queries = {q: t for q, t in read_queries(find(SHARED / "scifact", "queries")).items() if q in wanted}
+        model = SparseEncoder.from_pretrained("smollm2-splade")
+        write_vectors(cached, model.encode_queries(list(queries.values()), batch_size=16), None, list(queries))
+    qids, queries, _ = read_vectors(cached, dense=False)
+    qids, queries = subset(list(qids), queries, set(qids), nq)
+    from lsr.models import resolve
+
+    vocab = json.loads((resolve("smollm2-splade").path / "lsr_config.json").read_text())["vocab_size"]
+    return Workload("smollm2", list(doc_ids), docs, qids, queries, "smollm2-splade vectors", vocab=vocab)
+
+
+SMOLLM2_VECTORS = Path("runs/ablate/real-800-steps/corpus-vectors.safetensors")  # its GPU run's corpus vectors
+
+
+def load_workload(name: str, enc: Path, nq: int, synth_docs: int, smollm2_vectors: Path = SMOLLM2_VECTORS) -> Workload:
+    if name == "smollm2":
+        return smollm2_workload(enc, smollm2_vectors, nq)
     if name == "scifact":
         doc_ids, docs = load(enc, "scifact-docs")
         qids, queries = load(enc, "scifact-queries")
@@ -138,7 +171,7 @@ def synthesize(docs: SparseBatch, n: int, seed: int = 0) -> tuple[list[str], Spa
 
 def build_ours(w: Workload, folder: Path) -> Index:
     """Our index over a workload's documents, added 100,000 at a time."""
-    with IndexBuilder(folder, vocab_size=VOCAB) as b:
+    with IndexBuilder(folder, vocab_size=w.vocab) as b:
         step = 100_000
         for lo in range(0, w.docs.num_rows, step):
             hi = min(lo + step, w.docs.num_rows)
@@ -214,7 +247,7 @@ class Scipy(Engine):
         import scipy.sparse as sp
 
         rows = np.repeat(np.arange(w.docs.num_rows), np.diff(w.docs.indptr.astype(np.int64)))
-        self.csc = sp.csc_matrix((w.docs.values, (rows, w.docs.indices)), shape=(w.docs.num_rows, VOCAB))
+        self.csc = sp.csc_matrix((w.docs.values, (rows, w.docs.indices)), shape=(w.docs.num_rows, w.vocab))
         self.rows = [w.queries.row(i) for i in range(w.queries.num_rows)]
         return self.csc.data.nbytes + self.csc.indices.nbytes + self.csc.indptr.nbytes
 
@@ -439,7 +472,7 @@ def recall(got: list[list[int]], truth: list[list[int]], k: int) -> float:
 def run_workload(w: Workload, engines: list[str], check_queries: int) -> tuple[dict, list[Result]]:
     nq = w.queries.num_rows
     nnz = w.docs.nnz
-    ref = canonical_reference(w.docs, VOCAB)
+    ref = canonical_reference(w.docs, w.vocab)
     impacts = quantize(w.docs.values, ref.scale)
     info = {
         "workload": w.name,
@@ -521,7 +554,8 @@ def print_table(info: dict, results: list[Result]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m"])
+    ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m", "smollm2"])
+    ap.add_argument("--smollm2-vectors", type=Path, default=SMOLLM2_VECTORS)
     ap.add_argument(
         "--engines",
         default="scipy,ours,bmp,pisa,seismic",
@@ -536,7 +570,7 @@ def main() -> None:
     engines = args.engines.split(",")
     out = []
     for name in args.workload:
-        w = load_workload(name, args.encoded, args.queries, args.synth_docs)
+        w = load_workload(name, args.encoded, args.queries, args.synth_docs, args.smollm2_vectors)
         info, results = run_workload(w, engines, args.check_queries)
         print_table(info, results)
         out.append({"info": info, "results": [r.__dict__ for r in results]})

@@ -26,6 +26,7 @@ import numpy as np
 from benchmarks.bench_index import build_ours, load_workload
 from benchmarks.report import grid
 from indexer import Index, SparseBatch
+from indexer.index import AUTO_BLOCK_DOCS
 
 
 def run(index: Index, queries: list[SparseBatch], k: int, algorithm: str, block_docs: int) -> dict:
@@ -49,8 +50,10 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         build_s = time.perf_counter() - t0
         queries = [w.queries.take([i]) for i in range(w.queries.num_rows)]
         settings = [("exhaustive", 0)] + [
-            (a, b) for a in args.algorithms for b in args.block_docs if a != "block_forward" or b <= 256
+            (a, b) for a in args.algorithms if a != "auto" for b in args.block_docs if a != "block_forward" or b <= 256
         ]
+        if "auto" in args.algorithms:
+            settings.append(("auto", AUTO_BLOCK_DOCS))
         prep = {}
         for s in settings[1:]:  # derived structures (block maxima, then the forward index) built before timing
             t0 = time.perf_counter()
@@ -83,10 +86,11 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m"])
+    ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m", "smollm2"])
     ap.add_argument(
-        "--algorithms", nargs="+", default=["block_max", "block_forward"], choices=["block_max", "block_forward"]
-    )
+        "--algorithms", nargs="+", default=["block_max", "block_forward", "auto"],
+        choices=["block_max", "block_forward", "auto"], help="beside exhaustive; auto has its own block size",
+    )  # fmt: skip
     ap.add_argument("--block-docs", nargs="+", type=int, default=[8, 16, 32])
     ap.add_argument("--k", nargs="+", type=int, default=[10, 1000])
     ap.add_argument("--queries", type=int, default=1000)

@@ -16,11 +16,7 @@ from .lexicon import Lexicon
 from .manifest import LEXICON, POSTINGS, Manifest
 
 ALGORITHMS = ("exhaustive", "block_max", "block_forward", "auto")  # how Index.search_batch visits the postings
-# "auto": block_forward over 8-document blocks up to this k, exhaustive above. Picked on debian (325k passages, MS
-# MARCO queries, one thread): block_forward/8 took 0.30 / 0.51 / 0.74 / 1.14 ms at k = 10 / 30 / 50 / 100 against
-# 0.67 / 0.68 / 0.69 / 0.70 for exhaustive (an ad hoc run of the bench_pruning loop; the table in README.md is
-# bench_pruning's).
-AUTO_MAX_K = 32
+AUTO_BLOCK_DOCS = 8  # "auto": block_forward over 8-document blocks, handing a query to exhaustive search when cheaper
 ALGORITHM_ENV = "LSR_SEARCH_ALGORITHM"  # the process's default algorithm (unset: exhaustive)
 
 
@@ -140,9 +136,11 @@ class Index:
         ``"block_forward"`` visits the blocks in the same order but scores each from a forward index of the
         block's postings sorted by term (BMP's layout; built on first use, about four bytes a posting,
         ``block_docs`` at most 256) instead of decoding the posting lists.
-        ``"auto"`` is block_forward over 8-document blocks for k <= ``AUTO_MAX_K`` and exhaustive above (where
-        the forward index loses); ``block_docs`` is then ignored. ``postings`` in the results counts the postings
-        each query decoded.
+        ``"auto"`` is block_forward over ``AUTO_BLOCK_DOCS``-document blocks that hands a query over to exhaustive
+        search once the blocks still above its k-th score would cost more than the query's postings (decided per
+        query, from its bounds; native ``auto_block_budget``); ``block_docs`` is then ignored. ``postings`` in the
+        results counts the postings each query decoded (a query handed over: its blocks' entries, then every
+        posting).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -159,7 +157,7 @@ class Index:
         if algorithm == "block_forward" and block_docs > 256:
             raise ValueError(f"block_forward takes block_docs of at most 256, got {block_docs}")
         if algorithm == "auto":
-            algorithm, block_docs = ("block_forward", 8) if k <= AUTO_MAX_K else ("exhaustive", 64)
+            block_docs = AUTO_BLOCK_DOCS
         q = SparseBatch(*queries).validated(self.vocab_size, what="queries", allow_empty_rows=False)
         k_eff = int(min(k, max(self.num_docs, 1)))
         bitmap = None if allowed is None else allowed_bitmap(allowed, self.num_docs)
@@ -176,7 +174,7 @@ class Index:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
         if algorithm == "auto":
-            algorithm, block_docs = "block_forward", 8
+            algorithm, block_docs = "block_forward", AUTO_BLOCK_DOCS
         if algorithm == "exhaustive":
             return 0
         shift = int(block_docs).bit_length() - 1

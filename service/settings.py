@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     search_algorithm: Literal[ALGORITHMS] = Field(  # the names Index.search_batch takes
         "exhaustive",
         description="how sparse indexes are searched, all exact (indexer.Index.search_batch); auto: block_forward "
-        "for top_k <= 32, exhaustive above. The pruning ones hold derived structures in memory (about 12 bytes a "
-        "posting for block_forward)",
+        "that hands each query to exhaustive search when that is cheaper. The pruning ones hold derived structures "
+        "in memory (about 10 bytes a posting for block_forward and auto)",
     )
     request_budget_s: float = Field(
         60.0, gt=0, description="seconds a /search/batch may compute; past it, a 503 (checked every 64 queries)"

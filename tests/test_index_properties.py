@@ -346,6 +346,29 @@ def test_default_algorithm_comes_from_the_environment(tmp_path, monkeypatch) -> 
         index.search_batch(queries, k=10)
 
 
+def test_auto_keeps_the_blocks_or_hands_over_midway(tmp_path) -> None:
+    """Algorithm "auto" decides per query: a selective query keeps block_forward (fewer postings than exhaustive),
+    one whose blocks above its k-th score would cost more is handed to exhaustive search after its first blocks
+    were scored (more postings than exhaustive: the blocks, then every posting). The hits equal exhaustive's
+    (itself held to the reference above) on every kernel."""
+    rng = np.random.default_rng(11)
+    n, vocab = 30_000, 60
+    docs = random_batch(rng, n, vocab, 12, zero_rate=0.0)
+    index = build(tmp_path, docs, vocab)
+    queries = nonempty_queries(ReferenceIndex(docs, vocab), random_batch(rng, 12, vocab, 3, zero_rate=0.0))
+    kept = handed = 0
+    for kernel in KERNELS:
+        _core.select_kernel(kernel)
+        for k in (1, 10, 1000):
+            want = index.search_batch(queries, k=k, threads=1, algorithm="exhaustive")
+            got = index.search_batch(queries, k=k, threads=1, algorithm="auto")
+            np.testing.assert_array_equal(got.docs, want.docs)
+            np.testing.assert_array_equal(got.scores, want.scores)
+            kept += int((got.postings < want.postings).sum())
+            handed += int((got.postings > want.postings).sum())
+    assert kept > 0 and handed > 0, (kept, handed)
+
+
 def test_forward_index_past_65536_terms(tmp_path) -> None:
     """block_forward keeps term ids in 16 bits up to 65,536 terms and in 32 above: the wide layout, with terms on
     both sides of 65,536, against the reference (every other test's vocabulary is narrow)."""

@@ -182,8 +182,11 @@ NB_MODULE(_core, m) {
                     algo = lsrcore::Algorithm::BlockMax;
                 else if (algorithm == "block_forward")
                     algo = lsrcore::Algorithm::BlockForward;
+                else if (algorithm == "auto")
+                    algo = lsrcore::Algorithm::Auto;
                 else
-                    throw std::invalid_argument("unknown algorithm '" + algorithm + "' (exhaustive, block_max, block_forward)");
+                    throw std::invalid_argument("unknown algorithm '" + algorithm +
+                                                "' (exhaustive, block_max, block_forward, auto)");
                 if (block_shift > 20) throw std::invalid_argument("block_shift must be in 0..20");
                 if (allowed && allowed->shape(0) != (size_t(s.view().num_docs) + 63) / 64)
                     throw std::invalid_argument("allowed needs ceil(num_docs / 64) words");

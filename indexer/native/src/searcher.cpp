@@ -135,9 +135,10 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
                             Algorithm algorithm, uint32_t block_shift) {
     if (k == 0) throw std::invalid_argument("k must be positive");
     if (algorithm != Algorithm::Exhaustive && algorithm != Algorithm::BlockMax &&
-        algorithm != Algorithm::BlockForward)
+        algorithm != Algorithm::BlockForward && algorithm != Algorithm::Auto)
         throw std::invalid_argument("unknown search algorithm");
-    if (algorithm == Algorithm::BlockForward && block_shift > kMaxForwardShift)
+    const bool forward = algorithm == Algorithm::BlockForward || algorithm == Algorithm::Auto;
+    if (forward && block_shift > kMaxForwardShift)
         throw std::invalid_argument("block_forward takes doc blocks of at most 256 documents");
     if (threads == 0) throw std::invalid_argument("threads must be positive");
     if (indptr[0] != 0) throw std::invalid_argument("query indptr[0] must be 0");
@@ -158,7 +159,7 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
     DocBlockMaxView bm;
     DocBlockForwardView fw;
     if (pruned) bm = doc_block_max(block_shift).view();
-    if (algorithm == Algorithm::BlockForward) fw = doc_block_forward(block_shift).view();
+    if (forward) fw = doc_block_forward(block_shift).view();
     std::atomic<size_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;
@@ -177,9 +178,10 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
                 if (algorithm == Algorithm::BlockMax)
                     n = kernel.block_max_pruning(ix_, bm, terms, nterms, acc, scratch, k, hits.data(), &scored,
                                                  allowed);
-                else if (algorithm == Algorithm::BlockForward)
-                    n = kernel.block_forward_pruning(ix_, bm, fw, terms, nterms, acc, scratch, k, hits.data(),
-                                                     &scored, allowed);
+                else if (forward)
+                    n = kernel.block_forward_pruning(
+                        ix_, bm, fw, terms, nterms, acc, scratch, k, hits.data(), &scored, allowed,
+                        algorithm == Algorithm::Auto ? kernels::auto_block_budget(ix_, terms, nterms) : UINT64_MAX);
                 else
                     n = kernel.exhaustive_taat(ix_, terms, nterms, acc, k, hits.data(), &scored, allowed);
                 uint32_t* docs = out_docs + q * k;

@@ -34,6 +34,7 @@ enum class Algorithm : uint32_t {
     Exhaustive = 0,  // algorithm/exhaustive_taat.hpp: every posting of every query term
     BlockMax = 1,    // algorithm/block_max_pruning.hpp: doc blocks in upper-bound order, stopping early
     BlockForward = 2,  // algorithm/block_forward_pruning.hpp: the same order, blocks scored from a forward index
+    Auto = 3,  // block_forward handing a query over to exhaustive once its blocks would cost more (per query)
 };
 
 class Searcher {

@@ -12,6 +12,13 @@
 // No document of a block left over scores more than its bound < the bar <= the final k-th score, so the hits
 // equal exhaustive_taat's, scores and ties included. Unlike block_max_pruning, no posting list is read: a block
 // costs a merge of about (query terms) x log2(block entries) steps, not the decoding of 128-posting blocks.
+// 2. Budget (search algorithm "auto"): when the blocks scored plus those still queued above the bar exceed
+//    `budget` (kernels::auto_block_budget: what exhaustive search of the same query would cost, in blocks), the blocks
+//    are abandoned between two blocks (every accumulator is zero there) and the query is searched exhaustively:
+//    the same hits either way, at about the cheaper of the two costs. The queue's bar is known only after the
+//    first blocks, so a query pays for its bounds and those first blocks before it is handed over, unless its
+//    budget is below what the first check must find queued (the kFirst best blocks, or every block of its
+//    commonest term when fewer): then it goes to exhaustive search before any bound is computed.
 //
 // Included by src/kernels/taat_<isa>.cpp inside namespace lsrcore::kernels::<isa>, like the others.
 #pragma once
@@ -20,6 +27,7 @@
 
 #include "../doc_block_forward.hpp"
 #include "block_max_pruning.hpp"
+#include "exhaustive_taat.hpp"
 
 namespace lsrcore {
 namespace {
@@ -81,14 +89,21 @@ inline void prefetch_block(const DocBlockForwardView& fw, const T* term, uint32_
 template <class T>
 inline uint64_t score_blocks(const IndexView& ix, const DocBlockForwardView& fw, const T* term, const T* dir,
                              const QueryTerm* terms, size_t nterms, uint32_t* acc, uint32_t* ub, BlockOrder& order,
-                             TopkQueue& q, const uint64_t* allowed) {
-    uint64_t scored = 0;
+                             TopkQueue& q, const uint64_t* allowed, uint64_t budget, bool* abandoned) {
+    uint64_t scored = 0, blocks = 0;
     const uint32_t shift = fw.shift, width = uint32_t(1) << shift;
     const uint16_t* hit = fw.hit;
     if (!order.empty()) prefetch_block(fw, term, order.peek_block());
     while (!order.empty()) {
         if (q.full()) order.set_floor(q.bar_score());
-        if (order.empty() || (q.full() && order.peek_ub() < q.bar_score())) break;  // empty: all below the bar
+        if (budget != UINT64_MAX) order.set_limit(budget > blocks ? budget - blocks : 0);
+        const bool done = order.empty() || (q.full() && order.peek_ub() < q.bar_score());  // empty: all below bar
+        if (order.over() || (!done && blocks + order.left() > budget)) {
+            *abandoned = true;  // exhaustive search is cheaper: hand the query over (every acc is zero here)
+            break;
+        }
+        if (done) break;
+        ++blocks;
         const uint32_t b = order.pop();
         ub[b] = 0;  // BlockOrder's heap, once built, must not see it again
         if (!order.empty()) prefetch_block(fw, term, order.peek_block());  // the next one, while this one is scored
@@ -124,15 +139,24 @@ inline uint64_t score_blocks(const IndexView& ix, const DocBlockForwardView& fw,
 inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
                                            const DocBlockForwardView& fw, const QueryTerm* terms, size_t nterms,
                                            uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
-                                           uint64_t* postings, const uint64_t* allowed) {
+                                           uint64_t* postings, const uint64_t* allowed, uint64_t budget) {
+    if (budget != UINT64_MAX) {  // the first check below will find at least this many blocks queued
+        uint64_t max_df = 0;
+        for (size_t j = 0; j < nterms; ++j) max_df = ix.term_df[terms[j].term] > max_df ? ix.term_df[terms[j].term] : max_df;
+        const uint64_t at_least = std::min<uint64_t>(kFirst, (max_df + (uint64_t(1) << fw.shift) - 1) >> fw.shift);
+        if (at_least > budget) return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings, allowed);
+    }
     uint32_t* ub = scratch.ub;
     const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);
     BlockOrder order(scratch.heap, ub, touched);
     TopkQueue q(k);
-    *postings += fw.term16 != nullptr
-                     ? score_blocks(ix, fw, fw.term16, fw.dir16, terms, nterms, acc, ub, order, q, allowed)
-                     : score_blocks(ix, fw, fw.term, fw.dir, terms, nterms, acc, ub, order, q, allowed);
+    bool abandoned = false;
+    *postings +=
+        fw.term16 != nullptr
+            ? score_blocks(ix, fw, fw.term16, fw.dir16, terms, nterms, acc, ub, order, q, allowed, budget, &abandoned)
+            : score_blocks(ix, fw, fw.term, fw.dir, terms, nterms, acc, ub, order, q, allowed, budget, &abandoned);
     clear_bounds(ub, touched);
+    if (abandoned) return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings, allowed);
     return write_hits(q, out);
 }
 

@@ -122,11 +122,20 @@ class BlockOrder {
     /// takes only the others, sorted when they are few, instead of a heap of every block. Floors only rise.
     void set_floor(uint32_t floor) { floor_ = floor; }
 
+    /// A refill that finds more than `limit` blocks above the floor stops there, unsorted, and says so (over()):
+    /// the caller gives up on blocks then, without paying to order them.
+    void set_limit(size_t limit) { limit_ = limit; }
+    bool over() const { return over_; }
+
     /// The best bound left (call only when not empty).
     uint32_t peek_ub() {
         refill();
         return key_ub(heap_ ? keys_[0] : keys_[next_]);
     }
+
+    /// How many blocks are queued (after empty() or peek_ub(), which refill: once the first sorted keys are used
+    /// up, every block left whose bound reaches the floor).
+    size_t left() const { return heap_ ? n_ : n_ - next_; }
 
     /// The doc block with the best bound left, not removed (call only when not empty).
     uint32_t peek_block() {
@@ -150,12 +159,16 @@ class BlockOrder {
         if (heap_ || next_ < n_ || all_) return;
         n_ = 0;
         const uint32_t floor = floor_ > 0 ? floor_ : 1;
+        next_ = 0;
+        all_ = true;
         for (size_t i = 0; i < set_.n; ++i) {
             const uint32_t b = set_.at(i);
             if (ub_[b] >= floor) keys_[n_++] = block_key(ub_[b], b);
+            if (n_ > limit_) {  // more than the caller will score: not worth sorting
+                over_ = true;
+                return;
+            }
         }
-        next_ = 0;
-        all_ = true;
         if (n_ <= kSortMax) {  // sorted, best first
             std::sort(keys_, keys_ + n_, KeyGreater{});
             return;
@@ -172,9 +185,9 @@ class BlockOrder {
     uint64_t* keys_;
     const uint32_t* ub_;
     BlockSet set_;
-    size_t n_ = 0, next_ = 0;
+    size_t n_ = 0, next_ = 0, limit_ = SIZE_MAX;
     uint32_t floor_ = 0;
-    bool all_ = false, heap_ = false;
+    bool all_ = false, heap_ = false, over_ = false;
 };
 
 /// ub[b] += w * row[b] for every doc block: a dense row of doc_block_max.hpp (vectorised by the compiler for the
