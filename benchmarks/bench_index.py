@@ -20,7 +20,8 @@ Every engine indexes the same 8-bit impacts except scipy and seismic, which take
 For each engine: build seconds, index bytes per posting, single-thread latency p50/p99 and CPU time per
 query at k=10 and k=1000, 2-thread batch throughput at k=10, recall@10 and @1000 against the float exact
 ranking (and, for ours, a check that the ranking equals indexer.reference's quantised exact ranking).
-Prints a table and writes JSON.
+Prints a table and writes JSON, and per workload a PNG beside it (OUT-WORKLOAD.png: recall against p50 / p99
+latency at k=10 and k=1000; ``--replot`` redraws them from the JSON).
 
     python -m benchmarks.bench_index --workload scifact debian synth1m --out bench-out/index.json
 """
@@ -552,6 +553,44 @@ def print_table(info: dict, results: list[Result]) -> None:
             print(f"- {r.engine}: {r.notes.strip()}")
 
 
+def plot(run: dict, path: Path) -> None:
+    """One PNG per workload: recall against single-thread latency for every engine, at k=10 and k=1000 (a point
+    at the p50, a bar to the p99; log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    info = run["info"]
+    markers = {"ours": "o", "bmp": "s", "pisa": "^", "scipy": "D", "seismic": "v", "pyserini": "P"}
+    colors = plt.get_cmap("tab20").colors
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    unmeasured = sorted({r["engine"] for r in run["results"] if not r["recall"]})
+    for ax, k in zip(axes, (10, 1000)):
+        for i, r in enumerate(run["results"]):
+            p50, p99 = r["lat"].get(f"p50@{k}"), r["lat"].get(f"p99@{k}")
+            rec = r["recall"].get(f"R@{k}", r["recall"].get(f"exact@{k}"))  # exact@: without scipy, the 8-bit truth
+            if p50 is None or rec is None or p50 != p50:  # not run, or NaN
+                continue
+            ax.errorbar([p50], [rec], xerr=[[0], [max(p99 - p50, 0)]], capsize=2, label=r["engine"],
+                        fmt=markers.get(r["engine"].split(":")[0], "x"), color=colors[i % len(colors)])  # fmt: skip
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.set_xlabel(f"latency at k={k}, one thread (ms, log scale): p50, bar to p99")
+        float_truth = any(f"R@{k}" in r["recall"] for r in run["results"])
+        ax.set_ylabel(f"recall@{k} against exact {'float' if float_truth else '8-bit impact'} scoring")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=6, loc="lower right")
+    title = f"{info['workload']}: {info['docs']:,} docs, {info['queries']} queries, {info['postings']:,} postings"
+    if unmeasured:  # a run without the scipy truth measures no recall for the peers
+        title += f"\n(no recall measured, not drawn: {', '.join(unmeasured)})"
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", nargs="+", default=["scifact"], choices=["scifact", "debian", "synth1m", "smollm2"])
@@ -566,7 +605,13 @@ def main() -> None:
     ap.add_argument("--synth-docs", type=int, default=1_000_000)
     ap.add_argument("--check-queries", type=int, default=200, help="queries checked against the quantised reference")
     ap.add_argument("--out", type=Path, default=Path("bench-out/index.json"))
+    ap.add_argument("--replot", action="store_true", help="only draw the PNGs of --out's JSON")
     args = ap.parse_args()
+    png = args.out.with_suffix("")
+    if args.replot:
+        for run in json.loads(args.out.read_text()):
+            plot(run, png.with_name(f"{png.name}-{run['info']['workload']}.png"))
+        return
     engines = args.engines.split(",")
     out = []
     for name in args.workload:
@@ -576,6 +621,7 @@ def main() -> None:
         out.append({"info": info, "results": [r.__dict__ for r in results]})
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2))
+        plot(out[-1], png.with_name(f"{png.name}-{name}.png"))
         del w
         gc.collect()
 
