@@ -577,6 +577,8 @@ def plot(run: dict, path: Path) -> None:
                         fmt=markers.get(r["engine"].split(":")[0], "x"), color=colors[i % len(colors)])  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", which="minor", labelsize=6)
         ax.set_xlabel(f"latency at k={k}, one thread (ms, log scale): p50, bar to p99")
         float_truth = any(f"R@{k}" in r["recall"] for r in run["results"])
         ax.set_ylabel(f"recall@{k} against exact {'float' if float_truth else '8-bit impact'} scoring")
