@@ -138,7 +138,7 @@ class Index:
         ``block_docs`` at most 256) instead of decoding the posting lists.
         ``"auto"`` is block_forward over ``AUTO_BLOCK_DOCS``-document blocks that hands a query over to exhaustive
         search once the blocks still above its k-th score would cost more than the query's postings (decided per
-        query, from its bounds; native ``auto_block_budget``); ``block_docs`` is then ignored. ``postings`` in the
+        query, from its bounds; native ``hand_over_budget``); ``block_docs`` is then ignored. ``postings`` in the
         results counts the postings each query decoded (a query handed over: its blocks' entries, then every
         posting).
         """

@@ -179,9 +179,8 @@ void Searcher::search_batch(const uint64_t* indptr, size_t nq, const uint32_t* i
                     n = kernel.block_max_pruning(ix_, bm, terms, nterms, acc, scratch, k, hits.data(), &scored,
                                                  allowed);
                 else if (forward)
-                    n = kernel.block_forward_pruning(
-                        ix_, bm, fw, terms, nterms, acc, scratch, k, hits.data(), &scored, allowed,
-                        algorithm == Algorithm::Auto ? kernels::auto_block_budget(ix_, terms, nterms) : UINT64_MAX);
+                    n = kernel.block_forward_pruning(ix_, bm, fw, terms, nterms, acc, scratch, k, hits.data(),
+                                                     &scored, allowed, algorithm == Algorithm::Auto);
                 else
                     n = kernel.exhaustive_taat(ix_, terms, nterms, acc, k, hits.data(), &scored, allowed);
                 uint32_t* docs = out_docs + q * k;

@@ -31,24 +31,12 @@ using BlockMaxFn = uint32_t (*)(const IndexView& ix, const DocBlockMaxView& bm, 
                                 ScoredDoc* out, uint64_t* postings, const uint64_t* allowed);
 
 /// Safe block-max pruning scoring doc blocks from a forward index (algorithm/block_forward_pruning.hpp): the same
-/// hits as exhaustive_taat. `acc` as above; bm and fw have the same doc blocks. Past `budget` doc blocks
-/// (UINT64_MAX: never) the query is searched exhaustively instead (search algorithm "auto").
+/// hits as exhaustive_taat. `acc` as above; bm and fw have the same doc blocks. With `hand_over` (search algorithm
+/// "auto") a query whose blocks would cost more than its postings is searched exhaustively instead.
 using BlockForwardFn = uint32_t (*)(const IndexView& ix, const DocBlockMaxView& bm, const DocBlockForwardView& fw,
                                     const QueryTerm* terms, size_t nterms, uint32_t* acc,
                                     const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out, uint64_t* postings,
-                                    const uint64_t* allowed, uint64_t budget);
-
-/// Looking up one query term in one doc block costs about this many postings of exhaustive search (measured on
-/// debian, 8-document blocks, one thread).
-inline constexpr uint64_t kBlockTermPostings = 50;
-
-/// The doc-block budget of search algorithm "auto" for a query (algorithm/block_forward_pruning.hpp): the most
-/// blocks worth scoring before exhaustive search is cheaper, its postings over the cost of one block.
-inline uint64_t auto_block_budget(const IndexView& ix, const QueryTerm* terms, size_t nterms) {
-    uint64_t postings = 0;
-    for (size_t j = 0; j < nterms; ++j) postings += ix.term_df[terms[j].term];
-    return postings / (kBlockTermPostings * (nterms > 0 ? nterms : 1));
-}
+                                    const uint64_t* allowed, bool hand_over);
 
 struct Kernel {
     const char* name;
@@ -64,7 +52,7 @@ uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const Query
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
                                const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
-                               uint64_t*, const uint64_t*, uint64_t);
+                               uint64_t*, const uint64_t*, bool);
 }
 namespace avx2 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
@@ -73,7 +61,7 @@ uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const Query
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
                                const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
-                               uint64_t*, const uint64_t*, uint64_t);
+                               uint64_t*, const uint64_t*, bool);
 }
 namespace avx512 {
 uint32_t exhaustive_taat(const IndexView&, const QueryTerm*, size_t, uint32_t*, uint32_t, ScoredDoc*, uint64_t*,
@@ -82,7 +70,7 @@ uint32_t block_max_pruning(const IndexView&, const DocBlockMaxView&, const Query
                            const BlockMaxScratch&, uint32_t, ScoredDoc*, uint64_t*, const uint64_t*);
 uint32_t block_forward_pruning(const IndexView&, const DocBlockMaxView&, const DocBlockForwardView&,
                                const QueryTerm*, size_t, uint32_t*, const BlockMaxScratch&, uint32_t, ScoredDoc*,
-                               uint64_t*, const uint64_t*, uint64_t);
+                               uint64_t*, const uint64_t*, bool);
 }
 
 /// Kernels this CPU can run, slowest first.

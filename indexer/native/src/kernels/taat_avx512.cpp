@@ -20,8 +20,9 @@ uint32_t block_max_pruning(const IndexView& ix, const DocBlockMaxView& bm, const
 uint32_t block_forward_pruning(const IndexView& ix, const DocBlockMaxView& bm, const DocBlockForwardView& fw,
                                const QueryTerm* terms, size_t nterms, uint32_t* acc, const BlockMaxScratch& scratch,
                                uint32_t k, ScoredDoc* out, uint64_t* postings, const uint64_t* allowed,
-                               uint64_t budget) {
-    return block_forward_pruning_impl(ix, bm, fw, terms, nterms, acc, scratch, k, out, postings, allowed, budget);
+                               bool hand_over) {
+    return block_forward_pruning_impl(ix, bm, fw, terms, nterms, acc, scratch, k, out, postings, allowed,
+                                      hand_over);
 }
 
 }  // namespace lsrcore::kernels::avx512

@@ -12,8 +12,8 @@
 // No document of a block left over scores more than its bound < the bar <= the final k-th score, so the hits
 // equal exhaustive_taat's, scores and ties included. Unlike block_max_pruning, no posting list is read: a block
 // costs a merge of about (query terms) x log2(block entries) steps, not the decoding of 128-posting blocks.
-// 2. Budget (search algorithm "auto"): when the blocks scored plus those still queued above the bar exceed
-//    `budget` (kernels::auto_block_budget: what exhaustive search of the same query would cost, in blocks), the blocks
+// 2. Hand-over (search algorithm "auto"): when the blocks scored plus those still queued above the bar exceed the
+//    query's budget (hand_over_budget: what exhaustive search of the same query would cost, in blocks), the blocks
 //    are abandoned between two blocks (every accumulator is zero there) and the query is searched exhaustively:
 //    the same hits either way, at about the cheaper of the two costs. The queue's bar is known only after the
 //    first blocks, so a query pays for its bounds and those first blocks before it is handed over, unless its
@@ -33,6 +33,25 @@ namespace lsrcore {
 namespace {
 
 inline constexpr size_t kSearchLanes = 32;  // query terms looked up in lockstep
+
+/// Looking up one query term in one doc block costs about this many postings of exhaustive search (measured on
+/// debian, 8-document blocks, one thread).
+inline constexpr uint64_t kBlockTermPostings = 50;
+
+/// The most doc blocks worth scoring for a query before exhaustive search is cheaper (its postings over the cost
+/// of one block), or 0 when the first check of score_blocks could not pass: it finds at least the kFirst best
+/// blocks queued, or every block of the commonest query term when fewer. One pass over the query's terms.
+inline uint64_t hand_over_budget(const IndexView& ix, const QueryTerm* terms, size_t nterms, uint32_t shift) {
+    uint64_t postings = 0, max_df = 0;
+    for (size_t j = 0; j < nterms; ++j) {
+        const uint64_t df = ix.term_df[terms[j].term];
+        postings += df;
+        max_df = df > max_df ? df : max_df;
+    }
+    const uint64_t budget = postings / (kBlockTermPostings * (nterms > 0 ? nterms : 1));
+    const uint64_t at_least = std::min<uint64_t>(kFirst, (max_df + (uint64_t(1) << shift) - 1) >> shift);
+    return at_least > budget ? 0 : budget;
+}
 
 /// pos[j] = first index e in [begin, end) of doc block b's entries with term[e] >= t[j] (end when none), for
 /// j < n <= kSearchLanes. Two levels, each in lockstep over the lanes so that their loads overlap in the memory
@@ -139,13 +158,9 @@ inline uint64_t score_blocks(const IndexView& ix, const DocBlockForwardView& fw,
 inline uint32_t block_forward_pruning_impl(const IndexView& ix, const DocBlockMaxView& bm,
                                            const DocBlockForwardView& fw, const QueryTerm* terms, size_t nterms,
                                            uint32_t* acc, const BlockMaxScratch& scratch, uint32_t k, ScoredDoc* out,
-                                           uint64_t* postings, const uint64_t* allowed, uint64_t budget) {
-    if (budget != UINT64_MAX) {  // the first check below will find at least this many blocks queued
-        uint64_t max_df = 0;
-        for (size_t j = 0; j < nterms; ++j) max_df = ix.term_df[terms[j].term] > max_df ? ix.term_df[terms[j].term] : max_df;
-        const uint64_t at_least = std::min<uint64_t>(kFirst, (max_df + (uint64_t(1) << fw.shift) - 1) >> fw.shift);
-        if (at_least > budget) return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings, allowed);
-    }
+                                           uint64_t* postings, const uint64_t* allowed, bool hand_over) {
+    const uint64_t budget = hand_over ? hand_over_budget(ix, terms, nterms, fw.shift) : UINT64_MAX;
+    if (budget == 0) return exhaustive_taat_impl(ix, terms, nterms, acc, k, out, postings, allowed);
     uint32_t* ub = scratch.ub;
     const BlockSet touched = block_bounds(bm, terms, nterms, ub, scratch.touched);
     BlockOrder order(scratch.heap, ub, touched);
