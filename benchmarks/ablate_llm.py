@@ -238,6 +238,7 @@ def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> 
     trained against the corpus vectors the encode stage saved; dev and test runs scored exactly against the same
     vectors (``lookup`` runs), and the CPU cost of encoding one query (µs, one at a time) in stats.json."""
     from lsr import SparseEncoder
+    from lsr.config import SparseEncoderConfig
     from lsr.train.config import TrainConfig, parse_overrides
     from lsr.train.lookup import LookupTrainer
     from retrieval import trec
@@ -252,8 +253,7 @@ def lookup(rows: list[str], data: Path, dev: Path, k: int, extra: list[str]) -> 
         sets = [f"model.base={folder / 'model'}", f"data.train={run['config']['data']['train']}",
                 f"run.out={folder / 'lookup'}", *extra]  # fmt: skip
         cfg = TrainConfig.load(LOOKUP_CONFIG, parse_overrides(sets))
-        vocab_size = json.loads((folder / "model" / "lsr_config.json").read_text())["vocab_size"]
-        dids, D, dense = load_vectors(folder / VECTORS, vocab_size)
+        dids, D, dense = load_vectors(folder / VECTORS, SparseEncoderConfig.load(folder / "model").vocab_size)
         LookupTrainer(cfg).train(show_progress=False, vectors=(dids, D, dense))
         enc = SparseEncoder.from_pretrained(folder / "lookup" / "model")
         stats = json.loads((folder / "stats.json").read_text())
@@ -366,7 +366,7 @@ def report(rows: list[str], data: Path, dev: Path, out: Path, dense_model: str |
 PAIRS_QUERIES, PAIRS_DOCS = 4, 3  # test queries (the first by id) and top documents each kept for the CPU check
 
 
-def ship(row: str, alias: str, data: Path, dev: Path) -> Path:
+def ship(row: str, alias: str, data: Path) -> Path:
     """The row's model and lookup into lsr/weights (atomically, replacing a previous copy) and its scores into
     eval/expected/scifact-ALIAS.json; returns that file. The model cards (README.md) are written by hand."""
     import shutil
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.stage == "ship":
         if len(rows) != 1:
             raise SystemExit("ship takes one row")
-        ship(rows[0], a.alias, a.data, a.dev)
+        ship(rows[0], a.alias, a.data)
     else:
         report(rows, a.data, a.dev, ROOT / "report.json", a.dense_model or None, a.k)
 

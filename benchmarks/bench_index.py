@@ -105,9 +105,10 @@ def smollm2_workload(enc: Path, vectors: Path, nq: int) -> Workload:
         write_vectors(cached, model.encode_queries(list(queries.values()), batch_size=16), None, list(queries))
     qids, queries, _ = read_vectors(cached, dense=False)
     qids, queries = subset(list(qids), queries, set(qids), nq)
+    from lsr.config import SparseEncoderConfig
     from lsr.models import resolve
 
-    vocab = json.loads((resolve("smollm2-splade").path / "lsr_config.json").read_text())["vocab_size"]
+    vocab = SparseEncoderConfig.load(resolve("smollm2-splade").path).vocab_size
     return Workload("smollm2", list(doc_ids), docs, qids, queries, "smollm2-splade vectors", vocab=vocab)
 
 

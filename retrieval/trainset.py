@@ -349,8 +349,7 @@ def add_model_teacher(
         ids, sparse, _ = read_vectors(Path(doc_vectors), dense=False)
         if ids is None:
             raise ValueError(f"{doc_vectors}: the vector file stores no document ids")
-        if sparse.nnz and int(np.max(sparse.indices)) >= enc.vocab_size:
-            raise ValueError(f"{doc_vectors}: term ids beyond {model}'s {enc.vocab_size}-term vocabulary")
+        sparse = sparse.validated(enc.vocab_size, what=f"{doc_vectors} (vectors of {model})")
         row_of = {d: i for i, d in enumerate(ids)}
         missing = [d for d in needed if d not in row_of]
         if missing:
