@@ -63,21 +63,36 @@ class Backbone(nn.Module):
     def config(self) -> Any:
         return self.lm.config
 
+    @property
+    def num_layers(self) -> int:
+        return int(self.lm.config.num_hidden_layers)
+
     def body(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states (B, T, H); for causal models after the final norm."""
+        return self.body_and_layer(input_ids, attention_mask, 0)[0]
+
+    def body_and_layer(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden states and those of block ``layer`` (1-based; 0: the last ones again), from one pass."""
+        if not 0 <= layer < self.num_layers:
+            raise ValueError(f"layer must be in [0, {self.num_layers}) (0: the last hidden states), not {layer}")
         inner = self.lm.base_model if self.kind == "mlm" else self.lm.get_decoder()
+        kwargs: dict[str, Any] = {"output_hidden_states": True} if layer else {}
         if self.kind == "mlm":
-            return inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        mask: torch.Tensor = attention_mask
-        if self.bidirectional:
-            dtype = self.lm.get_output_embeddings().weight.dtype
-            allowed = attention_mask.bool()[:, None, None, :].expand(-1, 1, attention_mask.shape[1], -1)
-            mask = torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device).masked_fill(
-                ~allowed, torch.finfo(dtype).min
-            )
-        out = inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
-        return out.last_hidden_state
+            out = inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        else:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            mask: torch.Tensor = attention_mask
+            if self.bidirectional:
+                dtype = self.lm.get_output_embeddings().weight.dtype
+                allowed = attention_mask.bool()[:, None, None, :].expand(-1, 1, attention_mask.shape[1], -1)
+                mask = torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device).masked_fill(
+                    ~allowed, torch.finfo(dtype).min
+                )
+            out = inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False, **kwargs)
+        last = out.last_hidden_state
+        return last, (out.hidden_states[layer] if layer else last)
 
     def pre_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """What the vocabulary projection sees: the MLM transform's output, or the hidden state itself."""

@@ -31,6 +31,12 @@ class SparseEncoderConfig:
     focus_k_document: int = 512
     query_l2_norm: bool = False
     dense_pooling: str | None = None  # dense head from the same forward pass: "last", "mean" or None
+    # which hidden states the dense head pools: 0 the last ones (after a decoder's final norm), k >= 1 the output of
+    # block k. A decoder's last blocks serve its LM head: on SmolLM2 the mean of block 28's output (of 30) ranks
+    # far better than the last hidden states, before training and after sparse-only training (benchmarks/
+    # dense_head.py, `probe`)
+    dense_layer: int = 0
+    dense_projection: bool = False  # a trained (H, H) linear map on the pooled vector, the identity at the start
     lora: dict | None = None  # {"r", "alpha", "dropout", "target_modules"} once adapters are added
     # set when the saved weights hold only the trained parts (LoRA, residual): the base weights are read from
     # base_model at load time and must have this sha256
@@ -44,6 +50,10 @@ class SparseEncoderConfig:
             raise ValueError(f"pooling must be 'max' or 'last', not {self.pooling!r}")
         if self.dense_pooling not in (None, "last", "mean"):
             raise ValueError(f"dense_pooling must be 'last', 'mean' or None, not {self.dense_pooling!r}")
+        if self.dense_layer < 0:
+            raise ValueError(f"dense_layer must be >= 0 (0: the last hidden states), not {self.dense_layer}")
+        if (self.dense_layer or self.dense_projection) and not self.dense_pooling:
+            raise ValueError("dense_layer and dense_projection shape a dense head: set dense_pooling too")
         if self.kind == "mlm" and (self.echo or self.bidirectional or self.pooling == "last"):
             raise ValueError("echo, bidirectional and last-token pooling apply to causal (decoder-only) backbones")
         if self.kind == "mlm" and self.head_bias:

@@ -82,6 +82,12 @@ class TiedResidual(nn.Module):
         self.bias.copy_(torch.from_numpy(-scale * idf / idf.max()).to(self.bias.dtype))
 
 
+def _identity_map(size: int) -> nn.Linear:
+    layer = nn.Linear(size, size, bias=False)
+    nn.init.eye_(layer.weight)
+    return layer
+
+
 class SparseEncoder(nn.Module):
     """A sparse (and optionally dense) text encoder; ``forward`` is differentiable, ``encode_*`` is inference."""
 
@@ -97,6 +103,11 @@ class SparseEncoder(nn.Module):
         if config.literal_residual:
             head_weight, _ = self.backbone.projection()
             self.residual = TiedResidual(self.backbone.hidden_size, int(head_weight.shape[1]), config.vocab_size)
+        if config.dense_layer >= self.backbone.num_layers:
+            raise ValueError(f"dense_layer {config.dense_layer}: the backbone has {self.backbone.num_layers} blocks")
+        self.dense_proj: nn.Linear | None = None
+        if config.dense_projection:
+            self.dense_proj = _identity_map(self.backbone.hidden_size)
         # CPU inference of max pooling goes through the native int8-screened head (exact in float32)
         self.use_fast_head = fast_head.available()
         self._fast_head = fast_head.FastHead()
@@ -189,8 +200,22 @@ class SparseEncoder(nn.Module):
 
     def trained_parts(self) -> dict[str, torch.Tensor]:
         """The weights an adapter-only save holds: LoRA adapters, the residual head and the LM-head bias."""
-        return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith("residual.")
+        return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith(("residual.", "dense_proj."))
                 or n == "backbone.head_bias"}  # fmt: skip
+
+    def add_dense_head(self, pooling: str = "mean", layer: int = 0) -> SparseEncoder:
+        """Give an encoder without one a dense head: ``pooling`` ("mean" or "last") of block ``layer``'s hidden states
+        (0: the last ones) through a trained (H, H) projection that starts as the identity. The sparse vectors do
+        not change; the head is then trained, alone on frozen features (lsr.train.dense_head) or with the rest."""
+        if self.config.dense_pooling:
+            raise ValueError("this encoder already has a dense head")
+        config = dataclasses.replace(self.config, dense_pooling=pooling, dense_layer=layer, dense_projection=True)
+        if layer >= self.backbone.num_layers:
+            raise ValueError(f"dense_layer {layer}: the backbone has {self.backbone.num_layers} blocks")
+        self.config = config
+        p = self.backbone.lm.get_input_embeddings().weight
+        self.dense_proj = _identity_map(self.backbone.hidden_size).to(device=p.device, dtype=p.dtype)
+        return self
 
     def add_lora(self, r: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules: list[str] | None = None):
         """Inject LoRA adapters (peft) into the backbone; the base weights are then usually frozen for training."""
@@ -322,7 +347,7 @@ class SparseEncoder(nn.Module):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         cfg, bb = self.config, self.backbone
-        hidden = bb.body(batch.input_ids, batch.attention_mask)
+        hidden, dense_hidden = bb.body_and_layer(batch.input_ids, batch.attention_mask, cfg.dense_layer)
         has_terms = batch.keep.any(dim=1, keepdim=True)
         h_last = pooling.gather_rows(hidden, batch.last)
         if cfg.pooling == "max" and self._fast_path(hidden):
@@ -348,7 +373,12 @@ class SparseEncoder(nn.Module):
         w = w * has_terms  # a text with no tokens has no terms (and never NaNs from an empty row)
         dense = None
         if cfg.dense_pooling:
-            pooled = h_last if cfg.dense_pooling == "last" else pooling.mean_pool(hidden, batch.keep)
+            if cfg.dense_pooling == "last":
+                pooled = pooling.gather_rows(dense_hidden, batch.last)
+            else:
+                pooled = pooling.mean_pool(dense_hidden, batch.keep)
+            if self.dense_proj is not None:
+                pooled = self.dense_proj(pooled)
             dense = pooling.l2_normalize(pooled) * has_terms
         return w, dense
 

@@ -14,6 +14,8 @@ python -m benchmarks.ablate_llm encode --rows "$ROW" --data /root/work/data/scif
 echo encode rc=$? >> /root/logs/status
 for S in $(python -c "from benchmarks.ablate_llm import pick, slug; print(' '.join(slug(r) for r in pick('$ROW')))"); do
   R=runs/ablate/$S
-  tar czf /root/logs/model-$S.tgz $R/model && tar czf /root/logs/rest-$S.tgz --exclude=checkpoints --exclude=model $R
+  tar czf /root/logs/model-$S.tgz $R/model && tar czf /root/logs/rest-$S.tgz --exclude=checkpoints --exclude=model \
+    --exclude=corpus-dense.safetensors $R
+  if [ -f $R/corpus-dense.safetensors ]; then tar czf /root/logs/dense-$S.tgz $R/corpus-dense.safetensors; fi
 done
 echo tar rc=$? >> /root/logs/status

@@ -14,7 +14,12 @@ from .config import TrainConfig, parse_overrides
 
 
 def run(cfg: TrainConfig, resume: bool = True, minutes: float | None = None, show_progress: bool = True):  # noqa: ANN201
-    """Train what the config asks for: the encoder (Trainer) or inference-free queries (LookupTrainer)."""
+    """Train what the config asks for: the encoder (Trainer), inference-free queries (LookupTrainer) or a dense head
+    beside a frozen encoder (DenseHeadTrainer)."""
+    if cfg.model.dense_head_only:
+        from .dense_head import DenseHeadTrainer
+
+        return DenseHeadTrainer(cfg).train(show_progress=show_progress)
     if cfg.model.queries == "lookup":
         from .lookup import LookupTrainer
 

@@ -47,6 +47,9 @@ class ModelSection:
     # and the inference-free queries together (OpenSearch's doc-only recipe: the encoder never sees a query)
     queries: str = "model"
     lookup_lr: float = 5e-3  # "lookup-joint": the learning rate of the per-token query weights (IDF start)
+    # keep ``base`` (a trained sparse encoder) frozen and train only a dense head added to it: the
+    # ``settings.dense_pooling`` of block ``settings.dense_layer`` through a projection (lsr.train.dense_head)
+    dense_head_only: bool = False
 
 
 QUERY_SIDES = ("model", "lookup", "lookup-joint")
@@ -139,6 +142,16 @@ class TrainConfig:
                     "[model] queries = 'lookup-joint' trains sparse queries only: set [loss] dense = 0 or "
                     "model.settings.dense_pooling = 'none'"
                 )
+        if self.model.dense_head_only:
+            extra = set(self.model.settings) - {"dense_pooling", "dense_layer", "max_length", "query_max_length"}
+            if self.model.settings.get("dense_pooling") not in ("mean", "last") or extra:
+                raise ValueError(
+                    "[model] dense_head_only adds a dense head to a trained encoder: settings takes dense_pooling "
+                    f"('mean' or 'last'), dense_layer and the lengths only (got {sorted(self.model.settings)})"
+                )
+            if self.model.queries != "model" or self.model.lora or not lo.dense:
+                raise ValueError("[model] dense_head_only trains the dense head alone: queries = 'model', "
+                                 "lora = false and [loss] dense > 0")  # fmt: skip
         if d.group_size < 1 or d.batch_size < 1 or d.negatives_depth < 1:
             raise ValueError("[data] group_size, batch_size and negatives_depth must be positive")
         for name in ("infonce", "kl", "margin_mse", "disco", "dense"):

@@ -14,9 +14,7 @@ It takes seconds to minutes on a CPU, so it writes no checkpoints: a run starts 
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from indexer.atomic import write_bytes
-
-from ..progress import progress as progress_bar
-from . import losses
 from .config import TrainConfig
 from .data import TrainSet
 
@@ -90,7 +84,8 @@ class LookupTrainer:
         training documents; without them every training document is encoded here first."""
         from lsr.inference_free import InferenceFreeEncoder, LookupConfig
 
-        from .trainer import git_commit, ranking_parts
+        from .cached import fit
+        from .trainer import ranking_parts
 
         cfg, enc, lo = self.cfg, self.encoder, self.cfg.loss
         t0 = time.perf_counter()
@@ -116,59 +111,24 @@ class LookupTrainer:
             proj = torch.nn.Parameter(torch.eye(H))
             emb = enc.backbone.lm.get_input_embeddings().weight.detach().float().cpu()
             params.append(proj)
-        opt = torch.optim.Adam(params, lr=cfg.optim.lr)
-        steps_per_epoch = self.data.steps_per_epoch(cfg.data.batch_size)
-        total = steps_per_epoch * cfg.optim.epochs
-        if cfg.optim.max_steps:
-            total = min(total, cfg.optim.max_steps)
-        self.out.mkdir(parents=True, exist_ok=True)
-        info = {"config": cfg.to_dict(), "git_commit": git_commit(), "documents": len(texts),
-                "queries": len(self.data), "total_steps": total, "encode_seconds": encode_s,
-                "trainable_parameters": sum(p.numel() for p in params)}  # fmt: skip
-        write_bytes(self.out / "run.json", (json.dumps(info, indent=2, default=str) + "\n").encode())
-        progress = progress_bar(total, show_progress, "train queries", unit="step")
-        step, window = 0, {}
-        with open(self.out / "log.jsonl", "w", encoding="utf-8") as log:
-            for epoch in range(cfg.optim.epochs):
-                batches = self.data.batches(
-                    cfg.run.seed, epoch, 0, cfg.data.batch_size, cfg.data.group_size, cfg.data.negatives_depth
-                )
-                for _, batch in batches:
-                    if step >= total:
-                        break
-                    q_tok = enc.layout.tokenize(batch.queries)
-                    rows = [row_of[d] for d in batch.doc_ids]
-                    d = torch.from_numpy(D[rows].toarray())
-                    q = query_matrix(q_tok, weight)
-                    G = batch.group_size
-                    target = None
-                    if lo.kl or lo.margin_mse:
-                        teachers = {n: torch.as_tensor(v) for n, v in batch.teachers.items()}
-                        target = losses.ensemble_target(teachers, lo.teachers, lo.teacher_norm)
-                    parts = ranking_parts(q @ d.T, G, target, lo, lo.infonce_temperature, lo.kl_temperature)
-                    if self.dense and lo.dense:
-                        qd = torch.nn.functional.normalize(mean_embeddings(q_tok, emb) @ proj.T, dim=-1)
-                        dd = torch.from_numpy(np.asarray(dense_rows[rows], dtype=np.float32))
-                        dense_parts = ranking_parts(
-                            qd @ dd.T, G, target, lo, lo.dense_temperature, lo.dense_temperature, "dense_"
-                        )
-                        parts.update({k: lo.dense * v for k, v in dense_parts.items()})
-                    loss = sum(parts.values())
-                    if not math.isfinite(float(loss.detach())):
-                        raise FloatingPointError(f"loss is {float(loss.detach())} at step {step}; lower [optim] lr")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    step += 1
-                    progress.update(1)
-                    for k, v in parts.items():
-                        window[k] = window.get(k, 0.0) + float(v.detach())
-                    if step % cfg.run.log_every == 0 or step == total:
-                        n = cfg.run.log_every if step % cfg.run.log_every == 0 else step % cfg.run.log_every
-                        rec = {"step": step, "epoch": epoch, **{k: v / n for k, v in window.items()}}
-                        log.write(json.dumps(rec) + "\n")
-                        window = {}
-        progress.close()
+
+        def step_loss(batch, target):  # noqa: ANN001, ANN202
+            q_tok = enc.layout.tokenize(batch.queries)
+            rows = [row_of[d] for d in batch.doc_ids]
+            d = torch.from_numpy(D[rows].toarray())
+            G = batch.group_size
+            parts = ranking_parts(query_matrix(q_tok, weight) @ d.T, G, target, lo, lo.infonce_temperature,
+                                  lo.kl_temperature)  # fmt: skip
+            if self.dense and lo.dense:
+                qd = torch.nn.functional.normalize(mean_embeddings(q_tok, emb) @ proj.T, dim=-1)
+                dd = torch.from_numpy(np.asarray(dense_rows[rows], dtype=np.float32))
+                dense_parts = ranking_parts(qd @ dd.T, G, target, lo, lo.dense_temperature, lo.dense_temperature,
+                                            "dense_")  # fmt: skip
+                parts.update({k: lo.dense * v for k, v in dense_parts.items()})
+            return parts
+
+        info = {"documents": len(texts), "encode_seconds": encode_s}
+        fit(cfg, self.data, params, step_loss, info, "train queries", show_progress)
         config = LookupConfig(cfg.model.base, enc.vocab_size, enc.vocab_hash, dense=self.dense)
         model = InferenceFreeEncoder(
             enc, config, weight.detach().numpy(), None if proj is None else proj.detach().numpy()

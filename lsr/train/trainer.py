@@ -165,7 +165,7 @@ class Trainer:
             enc.add_lora(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_targets)
             for n, p in enc.named_parameters():
                 p.requires_grad = "lora_" in n or (
-                    m.train_head and (n.startswith("residual.") or n == "backbone.head_bias")
+                    m.train_head and (n.startswith(("residual.", "dense_proj.")) or n == "backbone.head_bias")
                 )
         if m.gradient_checkpointing:
             enc.backbone.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
