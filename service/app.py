@@ -188,7 +188,11 @@ def _engine(settings: Settings) -> Engine:
 
         remote = remote_queries(settings.ray_query_replicas, settings.ray_query_device, settings.ray_query_cpus,
                                 settings.ray_query_gpus)  # fmt: skip
-    return Engine(settings.root, Encoders(settings.device, remote), open_index=opener(settings.ray_cpus_per_shard))
+    return Engine(
+        settings.root,
+        Encoders(settings.device, remote),
+        open_index=opener(settings.ray_cpus_per_shard, readers=settings.ray_readers_per_shard),
+    )
 
 
 def _connect_ray(address: str) -> bool:

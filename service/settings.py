@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         "or 'local' to start Ray here; unset: every shard in this process",
     )
     ray_cpus_per_shard: float = Field(0.5, gt=0, description="CPUs Ray reserves for each shard's actor")
+    ray_readers_per_shard: int = Field(
+        0, ge=0, description="with LSR_RAY_ADDRESS: read replicas per shard, each an actor of its own that serves "
+        "searches and gets and sees every acknowledged write (0: the shard's writer serves them)",
+    )  # fmt: skip
     ray_query_replicas: int = Field(
         0, ge=0, description="with LSR_RAY_ADDRESS: encode queries on this many Ray Serve replicas per model, which "
         "batch the requests (0: in this process)",

@@ -162,3 +162,42 @@ def test_queries_encoded_on_serve_replicas_with_request_batching(tmp_path: Path,
         assert found[0] == found[1]
     finally:
         serve.shutdown()
+
+
+def test_read_replicas_answer_every_read_see_every_write_and_survive_a_kill(tmp_path: Path, cluster) -> None:  # noqa: ANN001
+    """readers=2: each shard's searches and gets go to its two replicas in turn (the writer answers none), a get
+    right after each acknowledged upsert finds it whichever replica answers, a replica killed meanwhile is
+    restarted while the other answers, and the results equal the in-process index's."""
+    ShardedLiveIndex.create(tmp_path / "idx", FIXED, 2).close()
+    index = open_sharded(tmp_path / "idx", cpus_per_shard=0.1, readers=2)
+    rng = np.random.default_rng(5)
+    model: dict = {}
+    try:
+        shard = index.shards[0]
+        assert len(shard.readers) == 2
+        pids = {ray.get(h.pid.remote()) for h in [shard.handle, *shard.readers]}
+        assert len(pids) == 3  # three processes
+        victim = shard.readers[0]
+        writer_calls = ray.get(shard.handle.answered.remote())
+        for b in range(30):
+            ids = [f"d{b}-{i}" for i in range(4)]
+            batch, dense, new = docs(rng, ids)
+            index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
+            model.update(new)
+            assert set(index.get(ids)) == set(ids)  # read after write, on a replica
+            assert index.num_docs == len(model)
+            if b == 10:
+                ray.kill(victim, no_restart=False)  # Ray restarts it, as after a crash
+        check(index, model, np.random.default_rng(6))
+        q = SparseBatch.from_rows([{int(t): 1.0 for t in rng.choice(VOCAB, 3, replace=False)} for _ in range(5)])
+        remote = index.search_sparse_batch(q, 10)
+        # the writer answered the upserts routed to it (at most one a batch), none of the 60+ reads
+        assert 0 < ray.get(shard.handle.answered.remote()) - writer_calls <= 30
+        assert all(ray.get(h.answered.remote()) > 0 for h in shard.readers)
+    finally:
+        index.close()
+    local = ShardedLiveIndex.open(tmp_path / "idx")
+    try:
+        assert local.search_sparse_batch(q, 10) == remote
+    finally:
+        local.close()

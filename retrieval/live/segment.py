@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,15 @@ class Segment:
         self.live[live_rows] = True
         self.dead = int(self.sparse.num_docs - self.live.sum())
         self.columns = None  # its metadata index (retrieval.filters.MetadataColumns), built on first use
+
+    def with_live(self, live_rows: np.ndarray) -> Segment:
+        """The same segment (its memory-mapped files and metadata index shared) with other live rows: what a read
+        replica (LiveReader) makes of a segment it holds when the catalog changed."""
+        seg = copy.copy(self)
+        seg.live = np.zeros(self.sparse.num_docs, dtype=bool)
+        seg.live[live_rows] = True
+        seg.dead = int(seg.rows - seg.live.sum())
+        return seg
 
     @property
     def rows(self) -> int:
