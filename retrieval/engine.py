@@ -340,7 +340,8 @@ class Engine:
             v, ms = self.dense_vector(name, q)
             res.encode_ms += ms
             dense = v[None, :]
-        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, 1, _filter(q.filter), q.prune)[0]
+        return self._search_vectors(name, [res], sparse, dense, mode, k, fusion, 1, _filter(q.filter), q.prune,
+                                    q.algorithm)[0]  # fmt: skip
 
     def search_batch(
         self, name: str, queries: Sequence[Query], mode: str = "sparse", k: int = 10, fusion: Fusion | None = None,
@@ -358,6 +359,10 @@ class Engine:
         if len(prunes) > 1:
             raise QueryError("one batch search takes one pruning setting; group the queries by it")
         prune = prunes.pop() if prunes else None
+        algorithms = {q.algorithm for q in queries}
+        if len(algorithms) > 1:
+            raise QueryError("one batch search takes one algorithm; group the queries by it")
+        algorithm = algorithms.pop() if algorithms else None
         results = [SearchResult(hits=[]) for _ in queries]
         n = max(len(queries), 1)
         sparse = dense = None
@@ -392,11 +397,12 @@ class Engine:
             ms = (time.perf_counter() - t0) * 1000 / n
             for r in results:
                 r.encode_ms += ms
-        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node, prune)
+        return self._search_vectors(name, results, sparse, dense, mode, k, fusion, threads, node, prune, algorithm)
 
     def _search_vectors(
         self, name: str, results: list[SearchResult], sparse: list | None, dense: np.ndarray | None, mode: str,
         k: int, fusion: Fusion | None, threads: int, filter: Node | None = None, prune: Pruning | None = None,
+        algorithm: str | None = None,
     ) -> list[SearchResult]:  # fmt: skip
         """Encoded queries in, hits out, through the one query path (``retrieval.searcher.search_vectors``); with
         ``prune``, each sparse vector is cut to its heaviest terms first (what the result reports and explains)."""
@@ -413,6 +419,7 @@ class Engine:
             batch = SparseBatch.concat(SparseBatch(np.array([0, len(i)], np.uint64), i, v) for i, v in rows)
         found = search_vectors(
             self.get(name), mode, k, sparse=batch, dense=dense, fusion=fusion, threads=threads, filter=filter,
+            algorithm=algorithm,
         )  # fmt: skip
         for r, f in zip(results, found):
             r.hits, r.postings = f.hits, f.postings

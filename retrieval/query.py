@@ -49,6 +49,7 @@ class Query:
     vocab_hash: str | None = None  # of the model that made indices/terms, when the caller knows it
     prune: Pruning | None = None  # approximate: search only the query's heaviest terms
     filter: dict | None = None  # on the documents' metadata (retrieval.filters)
+    algorithm: str | None = None  # how the index visits the postings (indexer.index.ALGORITHMS); None: the default
 
 
 def vocabulary_mismatch(name: str, index_hash: str, given: str) -> str:

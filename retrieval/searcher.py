@@ -51,10 +51,11 @@ class Source(Protocol):
     (``retrieval.live.LiveIndex``)."""
 
     def search_sparse_batch(
-        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None, algorithm: str | None = None
     ) -> list[tuple[Hits, int]]:
         """Per query row: its top ``k`` among the documents matching ``filter`` (best first) and the postings
-        scored; a row without terms finds nothing."""
+        scored, the postings visited by ``algorithm`` (indexer.index.ALGORITHMS; None: the process default; the
+        same hits whichever); a row without terms finds nothing."""
         ...
 
     def search_dense_batch(self, vectors: np.ndarray, k: int, filter: Node | None = None) -> list[Hits]:
@@ -84,11 +85,13 @@ def search_vectors(
     threads: int = 1,
     depth: int | None = None,
     filter: Node | None = None,
+    algorithm: str | None = None,
 ) -> list[Found]:
     """The hits of already-encoded queries: ``sparse`` rows for sparse and hybrid, ``dense`` rows for dense and
     hybrid. Hybrid fuses each query's two lists, searched ``max(k, depth)`` deep (default ``FUSION_DEPTH``), and
     keeps the top ``k``: for any k up to the depth, a document's fused score is the same.
-    ``filter`` (retrieval.filters) restricts every list to the documents whose metadata match it."""
+    ``filter`` (retrieval.filters) restricts every list to the documents whose metadata match it; ``algorithm`` is
+    how the sparse index visits the postings (exact whichever: indexer.index.ALGORITHMS)."""
     if mode not in INDEX_MODES:
         raise ValueError(f"mode must be one of {INDEX_MODES}, not {mode!r}")
     depth = max(k, FUSION_DEPTH if depth is None else depth)
@@ -99,7 +102,7 @@ def search_vectors(
         if sparse is None:
             raise ValueError(f"{mode} search needs the queries' sparse vectors")
         t0 = time.perf_counter()
-        rows = source.search_sparse_batch(sparse, depth if mode == "hybrid" else k, threads, filter)
+        rows = source.search_sparse_batch(sparse, depth if mode == "hybrid" else k, threads, filter, algorithm)
         share = (time.perf_counter() - t0) / max(n, 1)
         sparse_hits = [h for h, _ in rows]
         for f, (_, postings) in zip(found, rows):
@@ -181,7 +184,7 @@ class Collection:
         return self._columns.mask(filter)
 
     def search_sparse_batch(
-        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None, algorithm: str | None = None
     ) -> list[tuple[Hits, int]]:
         """``Source``: one native batch search over every query row that has terms (documents matching ``filter``
         only: the native allowed-document bitmap)."""
@@ -189,7 +192,7 @@ class Collection:
         rows, batch = queries.nonempty()
         out: list[tuple[Hits, int]] = [([], 0)] * queries.num_rows
         if rows and (allowed is None or allowed.any()):
-            res = self.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed)
+            res = self.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed, algorithm=algorithm)
             for j, i in enumerate(rows):
                 out[i] = ([(h.doc_id, h.score) for h in self.sparse.hits(res, j)], int(res.postings[j]))
         return out

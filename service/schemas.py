@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from indexer.index import ALGORITHMS
+
 Include = Literal["text", "metadata", "explanation"]
 
 
@@ -53,6 +55,11 @@ class SearchRequest(QueryBody):
     fusion: FusionParams | None = None
     include: list[Include] = Field(default_factory=list, max_length=3)
     prune: PruneParams | None = Field(None, description="query term pruning (approximate; off by default: exact)")
+    algorithm: Literal[ALGORITHMS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="how the sparse index visits the postings: exhaustive, block_max, block_forward or auto; the "
+        "same hits and scores whichever (exact), at another cost; unset: the service's LSR_SEARCH_ALGORITHM",
+    )
     filter: dict[str, Any] | None = Field(
         None,
         description="only documents whose metadata match: {'field': F, 'eq': V} | {'field': F, 'in': [V, ...]} | "

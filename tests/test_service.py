@@ -532,6 +532,39 @@ def test_query_term_pruning_searches_the_heaviest_terms(client, corpus) -> None:
     assert bad.status_code == 422
 
 
+def test_a_request_picks_how_the_postings_are_visited(client) -> None:
+    """algorithm: on 600 documents of random vectors, every algorithm returns exhaustive search's hits and scores
+    for a top 1 of three terms, and block_max reports another count of postings (it counts the blocks' postings it
+    decodes: the choice reaches the index); a batch groups queries by it; an unknown name is a 422."""
+    import numpy as np
+
+    r = client.post("/v1/indexes", json={"name": "algo", "sparse_model": "splade-tiny", "dense_model": None})
+    assert r.status_code == 201, r.text
+    rng = np.random.default_rng(0)
+    docs = [{"id": f"r{i}", "sparse": {"indices": sorted(rng.choice(60, 8, replace=False).tolist()),
+                                       "values": rng.uniform(0.1, 3.0, 8).round(3).tolist()}}
+            for i in range(600)]  # fmt: skip
+    assert client.post("/v1/indexes/algo/documents", json={"documents": docs}).json()["upserted"] == 600
+    query = {"indices": [1, 2, 3], "values": [1.0, 0.5, 0.2], "top_k": 1}
+    got = {}
+    for algorithm in ("exhaustive", "block_max", "block_forward", "auto"):
+        r = client.post("/v1/indexes/algo/search", json={**query, "algorithm": algorithm})
+        assert r.status_code == 200, r.text
+        got[algorithm] = r.json()
+    want = [(h["id"], h["score"]) for h in got["exhaustive"]["hits"]]
+    assert len(want) == 1
+    for algorithm, res in got.items():
+        assert [(h["id"], h["score"]) for h in res["hits"]] == want, algorithm
+    postings = {a: res["usage"]["postings_scored"] for a, res in got.items()}
+    assert postings["block_max"] != postings["exhaustive"], postings
+    batch = {"queries": [{"id": a, **query, "algorithm": a} for a in got]}
+    r = client.post("/v1/indexes/algo/search/batch", json=batch).json()["results"]
+    assert {a: r[a]["usage"]["postings_scored"] for a in got} == postings
+    bad = client.post("/v1/indexes/algo/search", json={**query, "algorithm": "wand"})
+    assert bad.status_code == 422 and "algorithm" in bad.text
+    assert client.delete("/v1/indexes/algo").status_code in (200, 204)
+
+
 def test_every_setting_is_in_the_help_and_the_readme() -> None:
     import subprocess
     import sys

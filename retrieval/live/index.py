@@ -205,7 +205,7 @@ class LiveIndex:
         return self.search_sparse_batch(SparseBatch(np.array([0, len(indices)], np.uint64), indices, values), k)[0]
 
     def search_sparse_batch(
-        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None, algorithm: str | None = None
     ) -> list[tuple[list[tuple[str, float]], int]]:
         """For each query row: the top-``k`` live documents (matching ``filter``) and the postings scored. One native
         ``search_batch`` per segment serves every row (on ``threads`` threads), with the segment's live rows that
@@ -220,7 +220,7 @@ class LiveIndex:
                 allowed = self._allowed(seg, filter)
                 if allowed is not None and not allowed.any():
                     continue
-                res = seg.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed)
+                res = seg.sparse.search_batch(batch, k=k, threads=threads, allowed=allowed, algorithm=algorithm)
                 for j, i in enumerate(rows):
                     postings[i] += int(res.postings[j])
                     c = int(res.counts[j])

@@ -102,8 +102,10 @@ class RemoteShard:
     def vector(self, doc_id: str) -> Any:
         return self._call("vector", doc_id)
 
-    def search_sparse_batch(self, queries: Any, k: int, threads: int = 1, filter: Any = None) -> Any:
-        return self._call("search_sparse_batch", queries, k, threads, filter)
+    def search_sparse_batch(
+        self, queries: Any, k: int, threads: int = 1, filter: Any = None, algorithm: str | None = None
+    ) -> Any:
+        return self._call("search_sparse_batch", queries, k, threads, filter, algorithm)
 
     def search_dense_batch(self, vectors: Any, k: int, filter: Any = None) -> Any:
         return self._call("search_dense_batch", vectors, k, filter)

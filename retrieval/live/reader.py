@@ -112,9 +112,11 @@ class LiveReader(LiveIndex):
         self.refresh()
         return super().stats()
 
-    def search_sparse_batch(self, queries: Any, k: int, threads: int = 1, filter: Any = None) -> Any:
+    def search_sparse_batch(
+        self, queries: Any, k: int, threads: int = 1, filter: Any = None, algorithm: str | None = None
+    ) -> Any:
         self.refresh()
-        return super().search_sparse_batch(queries, k, threads, filter)
+        return super().search_sparse_batch(queries, k, threads, filter, algorithm)
 
     def search_dense_batch(self, vectors: Any, k: int, filter: Any = None) -> Any:
         self.refresh()

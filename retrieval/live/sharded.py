@@ -175,11 +175,11 @@ class ShardedLiveIndex:
         return self.search_sparse_batch(SparseBatch(np.array([0, len(indices)], np.uint64), indices, values), k)[0]
 
     def search_sparse_batch(
-        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None
+        self, queries: SparseBatch, k: int, threads: int = 1, filter: Node | None = None, algorithm: str | None = None
     ) -> list[tuple[list[tuple[str, float]], int]]:
         """Every shard's top ``k`` of each query (the shards in parallel, one thread each), merged by score; the
         postings scored are summed over the shards."""
-        per_shard = self._each(lambda s: s.search_sparse_batch(queries, k, 1, filter))
+        per_shard = self._each(lambda s: s.search_sparse_batch(queries, k, 1, filter, algorithm))
         out = []
         for q in range(queries.num_rows):
             hits = _merge([shard[q][0] for shard in per_shard], k)

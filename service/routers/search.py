@@ -41,6 +41,7 @@ def _query(body: SearchRequest | ExplainRequest) -> Query:
         vocab_hash=body.vocab_hash,
         filter=getattr(body, "filter", None),
         prune=None if getattr(body, "prune", None) is None else Pruning(body.prune.max_terms, body.prune.mass),
+        algorithm=getattr(body, "algorithm", None),
     )
 
 
@@ -125,14 +126,15 @@ def search_batch(  # noqa: ANN201
         raise Problem(422, f"{chars} characters of queries to encode; at most {settings.max_request_chars} a request")
     t0 = time.perf_counter()
     name = index.path.name
-    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter, pruning)
+    groups: dict[tuple, list[int]] = {}  # one batch search per (mode, fusion, filter, pruning, algorithm)
     for i, q in enumerate(body.queries):
         prune = None if q.prune is None else (q.prune.max_terms, q.prune.mass)
-        groups.setdefault((q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True), prune), []).append(i)
+        key = (q.mode, _fusion(q), json.dumps(q.filter, sort_keys=True), prune, q.algorithm)
+        groups.setdefault(key, []).append(i)
     results: list[SearchResponse | None] = [None] * len(body.queries)
     chunks = [(key, members[lo : lo + BUDGET_CHUNK]) for key, members in groups.items()
               for lo in range(0, len(members), BUDGET_CHUNK)]  # fmt: skip
-    for n, ((mode, fusion, _, _), members) in enumerate(chunks):
+    for n, ((mode, fusion, *_), members) in enumerate(chunks):
         if n and time.perf_counter() - t0 > settings.request_budget_s:  # a bounded request, not a bounded wait only
             done = sum(len(m) for _, m in chunks[:n])
             raise Problem(
