@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from indexer import SparseBatch
 from retrieval.live import IndexSpec, LiveIndex
@@ -46,3 +47,46 @@ def check(index: LiveIndex, model: dict, rng: np.random.Generator) -> None:
         np.testing.assert_allclose(
             [s for _, s in dense_hits], [float(model[d][1] @ v) for d in want], rtol=1e-5, atol=1e-6
         )
+
+
+def churn(index: LiveIndex, w: int, written: dict, lock, poke=None, steps: int = 25) -> None:  # noqa: ANN001
+    """Writer ``w``'s share of a concurrency test: ``steps`` upserts of 3 of its 15 ids, every fourth step a delete,
+    each recorded in ``written`` under ``lock`` once acknowledged; ``poke`` (a merger's) after each write."""
+    rng = np.random.default_rng(w)
+    for step in range(steps):
+        ids = [f"w{w}-{i}" for i in rng.choice(15, size=3, replace=False)]
+        if step % 4 == 3:
+            index.delete(ids)
+            with lock:
+                for d in ids:
+                    written.pop(d, None)
+        else:
+            batch, dense, new = docs(rng, ids)
+            index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
+            with lock:
+                written.update(new)
+        if poke is not None:
+            poke()
+
+
+POOL = [f"d{i}" for i in range(30)]
+# a hypothesis strategy: a short sequence of writes, each with its size
+OPERATIONS = st.lists(st.tuples(st.sampled_from(["upsert", "delete", "merge"]), st.integers(1, 12)), min_size=1,
+                      max_size=12)  # fmt: skip
+
+
+def apply(index: LiveIndex, op: str, n: int, rng: np.random.Generator, model: dict) -> None:
+    """One operation of OPERATIONS on ``index`` over the ids of POOL, mirrored in ``model`` (id -> doc), checking
+    what the index returns."""
+    if op == "upsert":
+        ids = list(rng.choice(POOL, size=min(n, len(POOL)), replace=False))
+        batch, dense, new = docs(rng, ids)
+        assert index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids]) == len(ids)
+        model.update(new)
+    elif op == "delete":
+        ids = list(rng.choice(POOL, size=n, replace=False))
+        assert set(index.delete(ids)) == {d for d in ids if d not in model}
+        for d in ids:
+            model.pop(d, None)
+    else:
+        index.merge(max_segments=1, count=2)

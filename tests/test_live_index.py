@@ -14,37 +14,21 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from live_model import DIM, SPEC, VOCAB, check, docs
+from live_model import DIM, OPERATIONS, SPEC, VOCAB, apply, check, churn, docs
 
 from indexer import SparseBatch
 from retrieval.live import LiveIndex, map_tensors, merge_plan
 from retrieval.merger import Merger
 
 
-@given(
-    st.integers(0, 2**32 - 1),
-    st.lists(st.tuples(st.sampled_from(["upsert", "delete", "merge"]), st.integers(1, 12)), min_size=1, max_size=12),
-)
+@given(st.integers(0, 2**32 - 1), OPERATIONS)
 def test_operations_match_a_dict_and_survive_reopening(tmp_path_factory, seed: int, ops) -> None:
     rng = np.random.default_rng(seed)
     path = tmp_path_factory.mktemp("live") / "idx"
     index = LiveIndex.create(path, SPEC)
     model: dict = {}
-    pool = [f"d{i}" for i in range(30)]
     for op, n in ops:
-        if op == "upsert":
-            ids = list(rng.choice(pool, size=min(n, len(pool)), replace=False))
-            batch, dense, new = docs(rng, ids)
-            assert index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids]) == len(ids)
-            model.update(new)
-        elif op == "delete":
-            ids = list(rng.choice(pool, size=n, replace=False))
-            missing = index.delete(ids)
-            assert set(missing) == {d for d in ids if d not in model}
-            for d in ids:
-                model.pop(d, None)
-        else:
-            index.merge(max_segments=1, count=2)
+        apply(index, op, n, rng, model)
     check(index, model, np.random.default_rng(seed))
     index.close()
     reopened = LiveIndex.open(path)
@@ -122,21 +106,8 @@ def test_concurrent_writes_searches_and_background_merges_lose_nothing(tmp_path:
     errors: list[BaseException] = []
 
     def writer(w: int) -> None:
-        rng = np.random.default_rng(w)
         try:
-            for step in range(25):
-                ids = [f"w{w}-{i}" for i in rng.choice(15, size=3, replace=False)]
-                if step % 4 == 3:
-                    index.delete(ids)
-                    with lock:
-                        for d in ids:
-                            written.pop(d, None)
-                else:
-                    batch, dense, new = docs(rng, ids)
-                    index.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
-                    with lock:
-                        written.update(new)
-                merger.poke()
+            churn(index, w, written, lock, merger.poke)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 

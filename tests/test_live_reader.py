@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from live_model import DIM, SPEC, VOCAB, check, docs
+from live_model import DIM, OPERATIONS, SPEC, VOCAB, apply, check, churn, docs
 
 from indexer import SparseBatch
 from retrieval.live import LiveIndex
@@ -30,30 +30,15 @@ def same_answers(reader: LiveReader, writer: LiveIndex, rng: np.random.Generator
     assert reader.get(ids) == writer.get(ids)
 
 
-@given(
-    st.integers(0, 2**32 - 1),
-    st.lists(st.tuples(st.sampled_from(["upsert", "delete", "merge"]), st.integers(1, 12)), min_size=1, max_size=12),
-)
+@given(st.integers(0, 2**32 - 1), OPERATIONS)
 def test_a_reader_answers_as_its_writer_after_every_write(tmp_path_factory, seed: int, ops) -> None:
     rng = np.random.default_rng(seed)
     path = tmp_path_factory.mktemp("live") / "idx"
     writer = LiveIndex.create(path, SPEC)
     reader = LiveReader.open(path)
     model: dict = {}
-    pool = [f"d{i}" for i in range(30)]
     for op, n in ops:
-        if op == "upsert":
-            ids = list(rng.choice(pool, size=min(n, len(pool)), replace=False))
-            batch, dense, new = docs(rng, ids)
-            writer.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
-            model.update(new)
-        elif op == "delete":
-            ids = list(rng.choice(pool, size=n, replace=False))
-            writer.delete(ids)
-            for d in ids:
-                model.pop(d, None)
-        else:
-            writer.merge(max_segments=1, count=2)
+        apply(writer, op, n, rng, model)
         same_answers(reader, writer, rng)
     check(reader, model, np.random.default_rng(seed))
     assert {s.seq for s in reader.segments} == {s.seq for s in writer.segments}
@@ -89,21 +74,8 @@ def test_readers_keep_answering_through_concurrent_writes_and_merges(tmp_path: P
     stop = threading.Event()
 
     def write(w: int) -> None:
-        rng = np.random.default_rng(w)
         try:
-            for step in range(25):
-                ids = [f"w{w}-{i}" for i in rng.choice(15, size=3, replace=False)]
-                if step % 4 == 3:
-                    writer.delete(ids)
-                    with lock:
-                        for d in ids:
-                            written.pop(d, None)
-                else:
-                    batch, dense, new = docs(rng, ids)
-                    writer.upsert(ids, batch, dense, texts=[new[d][2] for d in ids])
-                    with lock:
-                        written.update(new)
-                merger.poke()
+            churn(writer, w, written, lock, merger.poke)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 

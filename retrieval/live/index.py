@@ -89,6 +89,18 @@ def check_documents(spec: IndexSpec, ids: Sequence[str], sparse: SparseBatch, de
     return sparse
 
 
+def connect(path: Path) -> tuple[sqlite3.Connection, IndexSpec]:
+    """A connection to a live index's catalog (autocommit, shareable between threads) and the index's spec."""
+    if not (path / CATALOG).is_file():
+        raise FileNotFoundError(f"{path}: no {CATALOG}; not a live index")
+    db = sqlite3.connect(path / CATALOG, check_same_thread=False, isolation_level=None)
+    row = db.execute("SELECT value FROM settings WHERE key='spec'").fetchone()
+    if row is None:
+        db.close()
+        raise ValueError(f"{path}: catalog without settings")
+    return db, IndexSpec(**json.loads(row[0]))
+
+
 class LiveIndex:
     """A folder of segments and its catalog; thread-safe (one writer at a time, searches lock-free)."""
 
@@ -128,16 +140,10 @@ class LiveIndex:
     def open(cls, path: str | Path) -> LiveIndex:
         """Open the last committed state; removes segment folders the catalog does not name."""
         path = Path(path)
-        if not (path / CATALOG).is_file():
-            raise FileNotFoundError(f"{path}: no {CATALOG}; not a live index")
-        db = sqlite3.connect(path / CATALOG, check_same_thread=False, isolation_level=None)
+        db, spec = connect(path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        row = db.execute("SELECT value FROM settings WHERE key='spec'").fetchone()
-        if row is None:
-            raise ValueError(f"{path}: catalog without settings")
         add_checksums(db)
-        spec = IndexSpec(**json.loads(row[0]))
         segments = []
         named = set()
         for seq, rows in db.execute("SELECT seq, rows FROM segments ORDER BY seq").fetchall():

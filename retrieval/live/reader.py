@@ -14,16 +14,13 @@ migrates the catalog nor removes folders (the writer's ``open`` does both), and 
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .catalog import CATALOG
-from .index import SEGMENTS, IndexSpec, LiveIndex
+from .index import SEGMENTS, LiveIndex, connect
 from .segment import Segment, seg_name
 
 logger = logging.getLogger(__name__)
@@ -41,15 +38,11 @@ class LiveReader(LiveIndex):
     @classmethod
     def open(cls, path: str | Path) -> LiveReader:
         path = Path(path)
-        if not (path / CATALOG).is_file():
-            raise FileNotFoundError(f"{path}: no {CATALOG}; not a live index")
-        db = sqlite3.connect(path / CATALOG, check_same_thread=False, isolation_level=None)
-        row = db.execute("SELECT value FROM settings WHERE key='spec'").fetchone()
-        if row is None:
-            raise ValueError(f"{path}: catalog without settings")
+        db, spec = connect(path)
         if "crc" not in {r[1] for r in db.execute("PRAGMA table_info(docs)")}:
+            db.close()
             raise ValueError(f"{path}: an old catalog; open it once with its writer (LiveIndex.open) first")
-        reader = cls(path, db, IndexSpec(**json.loads(row[0])), ())
+        reader = cls(path, db, spec, ())
         reader._version = None
         reader.refresh()
         return reader
