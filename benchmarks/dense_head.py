@@ -17,21 +17,22 @@ for the last ones, projection = identity) to the sparse encoder (``--model``, de
 once per block: runs/dense-head/L<k>/{documents,queries}.safetensors (retrieval.vectors' format; dense rows
 only, about 12 MB and 2.5 MB, so that a GPU machine's files come back under its 16 MB a file).
 
-``train`` trains each block's projection on those rows (lsr.train.dense_head, configs/smollm2-splade-dense.toml)
-into runs/dense-head/L<k>/model: the sparse encoder plus its dense head.
+``train`` trains each block's projection on those rows (lsr.train.dense_head, configs/smollm2-splade-dense.toml,
+``--set`` overrides) into runs/dense-head/L<k>/<--head>/model: the sparse encoder plus its dense head. Name
+each setting tried (``--head lr3e-3 --set optim.lr=3e-3``); the report shows them all, to choose on dev.
 
-``report`` scores the dev and test queries against the corpus exactly with each head, untrained (identity) and
-trained, alone and fused with the encoder's own sparse runs (runs/ablate/<--sparse-row>/{dev,test}.sparse.trec,
-from benchmarks/ablate_llm.py), DBSF weight tuned on dev; the block is chosen on dev. It reads the trained
-projection from the saved model and applies it to the cached rows, normalise(P normalise(x)) = normalise(P x);
-the slow twin, the saved model itself encoding a few test queries on this machine, must give the same vectors.
-Writes benchmarks/results/dense-head-smollm2.json and prints the table.
+``report`` scores the dev and test queries against the corpus exactly with each block's heads, untrained
+(identity) and trained, alone and fused with the encoder's own sparse runs (runs/ablate/<--sparse-row>/
+{dev,test}.sparse.trec, from benchmarks/ablate_llm.py), DBSF weight tuned on dev. It applies each saved
+projection to the cached rows: normalise(P normalise(x)) = normalise(P x). Writes
+benchmarks/results/dense-head-smollm2.json and prints the table.
 
-``ship`` puts the chosen block's head into the shipped encoder (lsr/weights/<--model>: its configuration and
-weights file, now with the projection; the sparse weights are checked to be the same tensors) with this
-stage's run.json, log.jsonl and config under training/dense-head/, and adds the head's test scores, its hybrid's
-and a few test queries' top documents with their cosine scores to eval/expected/scifact-<--model>.json, which
-tests/test_regression_smollm2.py re-encodes on the CPU.
+``ship`` checks the chosen head against its slow twin (the saved model itself encodes four test queries here, in
+float32: its vectors must be the rows' through P, within 0.02) and puts it into the shipped encoder
+(lsr/weights/<--model>: its configuration and weights file, now with the projection; the sparse weights are checked
+to be the same tensors) with this stage's run.json, log.jsonl and config under training/dense-head/, and adds the
+head's test scores, its hybrid's and a few test queries' top documents with their cosines to
+eval/expected/scifact-<--model>.json, which tests/test_regression_smollm2.py re-encodes on the CPU.
 """
 
 from __future__ import annotations
@@ -137,13 +138,13 @@ def _rows(path: Path) -> tuple[list[str], np.ndarray]:
     return list(ids), np.asarray(dense, dtype=np.float32)
 
 
-def train(layers: list[int], extra: list[str]) -> None:
+def train(layers: list[int], extra: list[str], head: str) -> None:
     from lsr.train.config import TrainConfig, parse_overrides
     from lsr.train.dense_head import DenseHeadTrainer
 
     for layer in layers:
         folder = ROOT / f"L{layer}"
-        sets = [f"model.settings.dense_layer={layer}", f"run.out={folder}", *extra]
+        sets = [f"model.settings.dense_layer={layer}", f"run.out={folder / head}", *extra]
         trainer = DenseHeadTrainer(TrainConfig.load(CONFIG, parse_overrides(sets)))
         trainer.train(show_progress=False, documents=_rows(folder / DOCS), queries=_rows(folder / QUERIES))
 
@@ -170,6 +171,7 @@ def check_twin(model: Path, q_texts: list[str], Q: np.ndarray, P: np.ndarray) ->
 
 
 def report(layers: list[int], data: Path, dev: Path, sparse_row: str, out: Path, k: int = 1000) -> list[dict]:
+    """Every block's untrained head and each head trained on it (ROOT/L<k>/<head>/model), dev and test."""
     from benchmarks.ablate_llm import ROOT as ABLATE
     from benchmarks.ablate_llm import _hybrid, _split, _topk_run
     from benchmarks.report import grid as table
@@ -186,16 +188,15 @@ def report(layers: list[int], data: Path, dev: Path, sparse_row: str, out: Path,
         dids, D = _rows(folder / DOCS)
         q_texts, Q = _rows(folder / QUERIES)
         at = {t: i for i, t in enumerate(q_texts)}
-        rec: dict = {"layer": layer}
         heads = {"untrained": np.eye(D.shape[1], dtype=np.float32)}
-        if (folder / "model").is_dir():
-            heads["trained"] = _projection(folder / "model")
-            log = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
-            rec["train_steps"] = log[-1]["step"]
-            test_texts = list(splits["test"][0].values())[:4]
-            rows = Q[[at[t] for t in test_texts]]
-            rec["twin_max_abs_diff"] = check_twin(folder / "model", test_texts, rows, heads["trained"])
+        for model in sorted(folder.glob("*/model")):
+            heads[model.parent.name] = _projection(model)
         for head, P in heads.items():
+            rec: dict = {"layer": layer, "head": head}
+            if head != "untrained":
+                run_info = json.loads((folder / head / "run.json").read_text())
+                rec["optim"] = {x: run_info["config"]["optim"][x] for x in ("lr", "epochs", "max_steps")}
+                rec["train_steps"] = run_info["total_steps"]
             Dp = _normalise(D @ P.T)
             runs = dict(sparse)
             for split, (queries, _) in splits.items():
@@ -203,40 +204,36 @@ def report(layers: list[int], data: Path, dev: Path, sparse_row: str, out: Path,
                 Qp = _normalise(Q[[at[queries[q]] for q in qids]] @ P.T)
                 runs[split, "dense"] = _topk_run(Qp @ Dp.T, qids, dids, k)
                 for m, v in metrics.evaluate(runs[split, "dense"], qrels[split], measures).items():
-                    rec[f"{head}_{split}_dense_{m}"] = v
-            hybrid = _hybrid(runs, qrels, "sparse", "dense", "hybrid", measures)
-            rec.update({f"{head}_{key}": v for key, v in hybrid.items()})
-        if (folder / "model").is_dir():
-            trec.write_run(folder / "test.dense.trec", runs["test", "dense"], "dense")
-        results.append(rec)
+                    rec[f"{split}_dense_{m}"] = v
+            rec.update(_hybrid(runs, qrels, "sparse", "dense", "hybrid", measures))
+            if head != "untrained":
+                trec.write_run(folder / head / "test.dense.trec", runs["test", "dense"], "dense")
+            results.append(rec)
     sparse_scores = {f"{s}_{m}": v for s in splits
                      for m, v in metrics.evaluate(sparse[s, "sparse"], qrels[s], measures).items()}  # fmt: skip
 
     def f(x: float | None) -> str:
         return "—" if x is None else f"{x:.4f}"
 
-    head = ["block", "untrained dense dev", "untrained dense test", "dense dev", "dense test", "dense test R@100",
-            "hybrid dev", "hybrid test", "hybrid test R@100", "dense weight"]  # fmt: skip
-    body = [[str(r["layer"] or "last"), f(r.get("untrained_dev_dense_nDCG@10")),
-             f(r.get("untrained_test_dense_nDCG@10")), f(r.get("trained_dev_dense_nDCG@10")),
-             f(r.get("trained_test_dense_nDCG@10")), f(r.get("trained_test_dense_R@100")),
-             f(r.get("trained_dev_hybrid_nDCG@10")), f(r.get("trained_test_hybrid_nDCG@10")),
-             f(r.get("trained_test_hybrid_R@100")), f(r.get("trained_hybrid_dense_weight"))]
-            for r in results]  # fmt: skip
+    head = ["block", "head", "dense dev", "dense test", "dense test R@100", "hybrid dev", "hybrid test",
+            "hybrid test R@100", "dense weight"]  # fmt: skip
+    body = [[str(r["layer"] or "last"), r["head"], f(r["dev_dense_nDCG@10"]), f(r["test_dense_nDCG@10"]),
+             f(r["test_dense_R@100"]), f(r["dev_hybrid_nDCG@10"]), f(r["test_hybrid_nDCG@10"]),
+             f(r["test_hybrid_R@100"]), f(r["hybrid_dense_weight"])] for r in results]  # fmt: skip
     print(table(head, body))  # noqa: T201 - a benchmark prints its table
     print(
         f"sparse alone ({sparse_row}): dev nDCG@10 {sparse_scores['dev_nDCG@10']:.4f}, "  # noqa: T201
         f"test {sparse_scores['test_nDCG@10']:.4f}"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"sparse_row": sparse_row, "sparse": sparse_scores, "blocks": results}, indent=2) + "\n")
+    out.write_text(json.dumps({"sparse_row": sparse_row, "sparse": sparse_scores, "heads": results}, indent=2) + "\n")
     return results
 
 
 PAIRS_QUERIES, PAIRS_DOCS = 4, 3
 
 
-def ship(layer: int, alias: str, data: Path, results: Path) -> Path:
+def ship(layer: int, head: str, alias: str, data: Path, results: Path) -> Path:
     import shutil
 
     from safetensors.numpy import load_file
@@ -251,11 +248,17 @@ def ship(layer: int, alias: str, data: Path, results: Path) -> Path:
 
     if alias not in SHIPPED:
         raise SystemExit(f"{alias!r} is not a shipped model (lsr.models.SHIPPED)")
-    folder, target = ROOT / f"L{layer}", WEIGHTS_DIR / SHIPPED[alias]
+    folder, target = ROOT / f"L{layer}" / head, WEIGHTS_DIR / SHIPPED[alias]
     model = folder / "model"
-    block = next((r for r in json.loads(results.read_text())["blocks"] if r["layer"] == layer), None)
-    if not model.is_dir() or block is None or "trained_test_hybrid_nDCG@10" not in block:
-        raise SystemExit(f"block {layer}: train it and run the report first ({model}, {results})")
+    rec = next((r for r in json.loads(results.read_text())["heads"] if (r["layer"], r["head"]) == (layer, head)), None)
+    if not model.is_dir() or rec is None:
+        raise SystemExit(f"block {layer}, head {head}: train it and run the report first ({model}, {results})")
+    q_texts, Q = _rows(ROOT / f"L{layer}" / QUERIES)
+    test_texts = sorted(set(_split(data, "test")[0].values()))[:4]
+    at = {t: i for i, t in enumerate(q_texts)}
+    twin = check_twin(model, test_texts, Q[[at[t] for t in test_texts]], _projection(model))
+    if twin > 0.02:  # bfloat16 rows against the float32 model: a few thousandths
+        raise SystemExit(f"{model}: its own dense vectors differ from the rows' by {twin:.4f}; refusing to ship")
     new, old = load_file(str(model / WEIGHTS_NAME)), load_file(str(target / WEIGHTS_NAME))
     if set(new) - set(old) != {"dense_proj.weight"} or any(not np.array_equal(new[k], old[k]) for k in old):
         raise SystemExit(f"{model}: its sparse weights are not those of {target}; refusing to mix them")
@@ -264,7 +267,7 @@ def ship(layer: int, alias: str, data: Path, results: Path) -> Path:
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             shutil.copy2(model / name, work / name)
         (work / "training" / "dense-head").mkdir(exist_ok=True)
-        for f in (folder / "run.json", folder / "log.jsonl", Path(CONFIG)):
+        for f in (folder / "run.json", folder / "log.jsonl", Path(CONFIG)):  # the config's overrides: run.json
             shutil.copy2(f, work / "training" / "dense-head" / f.name)
     qrels = _split(data, "test")[1]
     run = trec.read_run(folder / "test.dense.trec")
@@ -272,11 +275,12 @@ def ship(layer: int, alias: str, data: Path, results: Path) -> Path:
     path = Path("eval/expected") / f"scifact-{alias}.json"
     expected = json.loads(path.read_text())
     expected["scores"]["dense"] = metrics.evaluate(run, qrels, ("nDCG@10", "R@100", "R@1000", "RR@10"))
-    expected["scores"]["hybrid"] = {m: block[f"trained_test_hybrid_{m}"] for m in ("nDCG@10", "R@100")}
-    expected["hybrid_dense_weight"] = block["trained_hybrid_dense_weight"]
+    expected["scores"]["hybrid"] = {m: rec[f"test_hybrid_{m}"] for m in ("nDCG@10", "R@100")}
+    expected["hybrid_dense_weight"] = rec["hybrid_dense_weight"]
+    expected["dense_twin_max_abs_diff"] = twin
     expected["pairs"]["dense"] = {q: dict(sorted(run[q].items(), key=lambda x: -x[1])[:PAIRS_DOCS]) for q in qids}
     expected["dense_made_by"] = (f"python -m benchmarks.dense_head features/train/report --layers {layer}, then "
-                                 f"ship --layers {layer} (features in bfloat16)")  # fmt: skip
+                                 f"ship --layers {layer} --head {head} (features in bfloat16 on a CPU)")  # fmt: skip
     write_bytes(path, (json.dumps(expected, indent=2) + "\n").encode())
     return path
 
@@ -300,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--sparse-row", default="real-800-steps", help="the ablation row whose sparse runs are fused")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="train: overrides")
+    ap.add_argument("--head", default="head", help="train / ship: the trained head's name (runs/dense-head/L<k>/NAME)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/dense-head-smollm2.json"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -315,13 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.stage == "features":
         features(args.model, layers, args.data, args.dev, args.train_set, args.device, args.dtype, args.batch_size)
     elif args.stage == "train":
-        train(layers, args.set)
+        train(layers, args.set, args.head)
     elif args.stage == "report":
         report(layers, args.data, args.dev, args.sparse_row, args.out)
     else:
         if len(layers) != 1:
             raise SystemExit("ship: name one block (--layers K)")
-        logger.info("scores in %s", ship(layers[0], args.model, args.data, args.out))
+        logger.info("scores in %s", ship(layers[0], args.head, args.model, args.data, args.out))
     return 0
 
 
