@@ -74,6 +74,27 @@ def test_cpu_scores_reproduce_the_gpu_run(models, texts, mode: str) -> None:  # 
                 assert got[i] > got[i + 1], (mode, qid, ids[i], ids[i + 1])
 
 
+# the dense head's cosines: bfloat16 rows on a CPU (benchmarks/dense_head.py) against float32 here
+DENSE_ABS = 0.02
+
+
+def test_cpu_dense_scores_reproduce_the_kept_ones(models, texts) -> None:  # noqa: ANN001
+    """The dense head (block 28's mean through its projection, from the same forward pass as the sparse vector):
+    the kept test pairs' cosines within DENSE_ABS, in the same order wherever they were clearly apart."""
+    sparse, _ = models
+    docs, queries = texts
+    assert sparse.config.dense_pooling == "mean" and sparse.dense_proj is not None
+    for qid, top in EXPECTED["pairs"]["dense"].items():
+        ids = list(top)
+        q = sparse.encode([queries[qid]], "query").dense
+        d = sparse.encode([docs[x] for x in ids], "document", batch_size=4).dense
+        got, want = (q @ d.T)[0].tolist(), [top[x] for x in ids]
+        assert got == pytest.approx(want, abs=DENSE_ABS), (qid, got, want)
+        for i in range(len(want) - 1):
+            if want[i] - want[i + 1] > 2 * DENSE_ABS:
+                assert got[i] > got[i + 1], (qid, ids[i], ids[i + 1])
+
+
 def test_the_lookup_is_the_shipped_encoders_query_side(models) -> None:  # noqa: ANN001
     from lsr.inference_free import InferenceFreeEncoder
 
@@ -93,3 +114,6 @@ def test_scores_beat_bm25_and_splade_tiny_within_budget() -> None:
         assert got["nDCG@10"] > BASELINES["sparse"]["nDCG@10"], mode
         assert EXPECTED["query_nnz"][mode] <= 64
     assert EXPECTED["doc_nnz"] <= 256
+    # its own hybrid (sparse + its dense head, one forward pass) against SPLADE-tiny + MiniLM's
+    assert EXPECTED["scores"]["hybrid"]["nDCG@10"] > BASELINES["hybrid"]["nDCG@10"]
+    assert EXPECTED["scores"]["hybrid"]["nDCG@10"] > EXPECTED["scores"]["sparse"]["nDCG@10"]

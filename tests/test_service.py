@@ -422,19 +422,26 @@ def test_python_m_service_logs_json_lines_with_request_ids(tmp_path) -> None:
     assert any(r["logger"].startswith("uvicorn") for r in records)
 
 
-@pytest.mark.parametrize("model", ["splade-tiny-distil", "smollm2-splade-if"])
-def test_trained_model_alias_serves_an_index(client, corpus, model: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "dense_model", "mode"),
+    [("splade-tiny-distil", None, "sparse"), ("smollm2-splade-if", None, "sparse"),
+     ("smollm2-splade-if", "smollm2-splade", "hybrid")],
+)  # fmt: skip
+def test_trained_model_alias_serves_an_index(client, corpus, model: str, dense_model: str | None, mode: str) -> None:
     """The models trained here (kept in lsr/weights) are sparse_models like any packaged one: splade-tiny-distil,
-    and the LLM encoder with inference-free queries (documents through SmolLM2 on this CPU, queries by lookup)."""
-    name = model.replace("-", "")
-    r = client.post("/v1/indexes", json={"name": name, "sparse_model": model, "dense_model": None})
+    and the LLM encoder with inference-free queries (documents through SmolLM2 on this CPU, queries by lookup);
+    the LLM encoder's own dense head is a dense_model (a hybrid from one model's two heads)."""
+    name = model.replace("-", "") + ("-hybrid" if dense_model else "")
+    r = client.post("/v1/indexes", json={"name": name, "sparse_model": model, "dense_model": dense_model})
     assert r.status_code == 201, r.text
     docs = [{"id": d["_id"], "text": f"{d['title']} {d['text']}"} for d in corpus[:8]]
     assert client.post(f"/v1/indexes/{name}/documents", json={"documents": docs}).status_code == 200
     target = corpus[5]
-    r = client.post(f"/v1/indexes/{name}/search", json={"query": target["title"], "mode": "sparse", "top_k": 3})
-    assert r.status_code == 200, r.text
-    assert r.json()["hits"][0]["id"] == target["_id"]
+    modes = [mode] + (["dense"] if dense_model else [])
+    for m in modes:
+        r = client.post(f"/v1/indexes/{name}/search", json={"query": target["title"], "mode": m, "top_k": 3})
+        assert r.status_code == 200, r.text
+        assert r.json()["hits"][0]["id"] == target["_id"], m
     assert client.delete(f"/v1/indexes/{name}").status_code in (200, 204)
 
 
