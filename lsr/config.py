@@ -32,9 +32,8 @@ class SparseEncoderConfig:
     query_l2_norm: bool = False
     dense_pooling: str | None = None  # dense head from the same forward pass: "last", "mean" or None
     # which hidden states the dense head pools: 0 the last ones (after a decoder's final norm), k >= 1 the output of
-    # block k. A decoder's last blocks serve its LM head: on SmolLM2 the mean of block 28's output (of 30) ranks
-    # far better than the last hidden states, before training and after sparse-only training (benchmarks/
-    # dense_head.py, `probe`)
+    # block k. A decoder's last blocks serve its LM head: on smollm2-splade the mean of block 28's output (of 30)
+    # ranks far better than the last hidden states (benchmarks/dense_head.py, `probe`: MRR 0.50 against 0.16)
     dense_layer: int = 0
     dense_projection: bool = False  # a trained (H, H) linear map on the pooled vector, the identity at the start
     lora: dict | None = None  # {"r", "alpha", "dropout", "target_modules"} once adapters are added
