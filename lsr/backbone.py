@@ -12,6 +12,7 @@ Two families:
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import torch
@@ -78,21 +79,35 @@ class Backbone(nn.Module):
         if not 0 <= layer < self.num_layers:
             raise ValueError(f"layer must be in [0, {self.num_layers}) (0: the last hidden states), not {layer}")
         inner = self.lm.base_model if self.kind == "mlm" else self.lm.get_decoder()
-        kwargs: dict[str, Any] = {"output_hidden_states": True} if layer else {}
-        if self.kind == "mlm":
-            out = inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        else:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            mask: torch.Tensor = attention_mask
-            if self.bidirectional:
-                dtype = self.lm.get_output_embeddings().weight.dtype
-                allowed = attention_mask.bool()[:, None, None, :].expand(-1, 1, attention_mask.shape[1], -1)
-                mask = torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device).masked_fill(
-                    ~allowed, torch.finfo(dtype).min
-                )
-            out = inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False, **kwargs)
+        captured: list[torch.Tensor] = []
+        hook = None
+        if layer:  # block ``layer``'s output alone (output_hidden_states would keep every block's to the end)
+            blocks = inner.encoder.layer if self.kind == "mlm" else inner.layers
+            me = threading.get_ident()  # CPU workers run the same modules at once: take this thread's pass only
+
+            def grab(_module: nn.Module, _args: Any, out: Any) -> None:
+                if threading.get_ident() == me:
+                    captured.append(out[0] if isinstance(out, tuple) else out)
+
+            hook = blocks[layer - 1].register_forward_hook(grab)
+        try:
+            if self.kind == "mlm":
+                out = inner(input_ids=input_ids, attention_mask=attention_mask)
+            else:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+                mask: torch.Tensor = attention_mask
+                if self.bidirectional:
+                    dtype = self.lm.get_output_embeddings().weight.dtype
+                    allowed = attention_mask.bool()[:, None, None, :].expand(-1, 1, attention_mask.shape[1], -1)
+                    mask = torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device).masked_fill(
+                        ~allowed, torch.finfo(dtype).min
+                    )
+                out = inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
+        finally:
+            if hook is not None:
+                hook.remove()  # before any backward: a checkpointed block's recomputation adds nothing
         last = out.last_hidden_state
-        return last, (out.hidden_states[layer] if layer else last)
+        return last, (captured[0] if layer else last)
 
     def pre_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """What the vocabulary projection sees: the MLM transform's output, or the hidden state itself."""

@@ -199,7 +199,8 @@ class SparseEncoder(nn.Module):
         return enc
 
     def trained_parts(self) -> dict[str, torch.Tensor]:
-        """The weights an adapter-only save holds: LoRA adapters, the residual head and the LM-head bias."""
+        """The weights an adapter-only save holds: LoRA adapters, the residual head, the LM-head bias and the dense
+        head's projection."""
         return {n: t for n, t in self.state_dict().items() if "lora_" in n or n.startswith(("residual.", "dense_proj."))
                 or n == "backbone.head_bias"}  # fmt: skip
 
