@@ -234,8 +234,25 @@ def save_vectors(folder: Path, ids: list[str], D, dense: np.ndarray | None) -> N
     write_vectors(folder / VECTORS, SparseBatch(D.indptr.astype(np.uint64), D.indices.astype(np.uint32),
                                                 D.data.astype(np.float32)), None, ids)  # fmt: skip
     if dense is not None:
-        empty = SparseBatch(np.zeros(len(ids) + 1, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.float32))
-        write_vectors(folder / DENSE_VECTORS, empty, dense, ids)
+        save_dense(folder / DENSE_VECTORS, ids, dense)
+
+
+def save_dense(path: Path, ids: list[str], dense: np.ndarray) -> None:
+    """Dense rows alone (no sparse terms) in the one vector-file format, with their ids."""
+    from indexer import SparseBatch
+    from retrieval.vectors import write_vectors
+
+    write_vectors(path, SparseBatch.from_rows({} for _ in ids), dense, ids)
+
+
+def load_dense(path: Path) -> tuple[list[str], np.ndarray]:
+    """The ids and float32 rows ``save_dense`` wrote."""
+    from retrieval.vectors import read_vectors
+
+    ids, _, dense = read_vectors(path)
+    if ids is None or dense is None:
+        raise ValueError(f"{path}: no ids or no dense rows: not a file of save_dense")
+    return list(ids), np.asarray(dense, dtype=np.float32)
 
 
 def load_vectors(folder: Path, vocab_size: int) -> tuple[list[str], object, np.ndarray | None]:
@@ -243,8 +260,8 @@ def load_vectors(folder: Path, vocab_size: int) -> tuple[list[str], object, np.n
 
     ids, sparse, dense = read_vectors(folder / VECTORS)
     if (folder / DENSE_VECTORS).is_file():
-        dense_ids, _, dense = read_vectors(folder / DENSE_VECTORS)
-        if list(dense_ids) != list(ids):
+        dense_ids, dense = load_dense(folder / DENSE_VECTORS)
+        if dense_ids != list(ids):
             raise ValueError(f"{folder}: {DENSE_VECTORS} holds other documents than {VECTORS}")
     return list(ids), sparse.to_scipy(vocab_size), (None if dense is None else np.asarray(dense, np.float32))
 

@@ -45,17 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.ablate_llm import load_dense
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path("runs/dense-head")
 CONFIG = "configs/smollm2-splade-dense.toml"
 DOCS, QUERIES = "documents.safetensors", "queries.safetensors"
-
-
-def _empty_sparse(n: int):  # noqa: ANN202
-    from indexer import SparseBatch
-
-    return SparseBatch(np.zeros(n + 1, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.float32))
 
 
 def _query_texts(data: Path, dev: Path, train: Path) -> list[str]:
@@ -112,9 +108,8 @@ def probe(model: str, train: Path, queries: int = 60, others: int = 300, seed: i
 
 def features(model: str, layers: list[int], data: Path, dev: Path, train: Path, device: str, dtype: str,
              batch_size: int) -> None:  # fmt: skip
-    from benchmarks.ablate_llm import _corpus
+    from benchmarks.ablate_llm import _corpus, save_dense
     from lsr import SparseEncoder
-    from retrieval.vectors import write_vectors
 
     dids, texts = _corpus(data)
     q_texts = _query_texts(data, dev, train)
@@ -123,19 +118,10 @@ def features(model: str, layers: list[int], data: Path, dev: Path, train: Path, 
         D = enc.encode(texts, "document", batch_size=batch_size, show_progress=True).dense
         Q = enc.encode(q_texts, "query", batch_size=batch_size, show_progress=True).dense
         folder = ROOT / f"L{layer}"
-        write_vectors(folder / DOCS, _empty_sparse(len(dids)), D, dids)
-        write_vectors(folder / QUERIES, _empty_sparse(len(q_texts)), Q, q_texts)
+        save_dense(folder / DOCS, dids, D)
+        save_dense(folder / QUERIES, q_texts, Q)
         logger.info("block %d: %d documents, %d queries", layer, len(dids), len(q_texts))
         del enc
-
-
-def _rows(path: Path) -> tuple[list[str], np.ndarray]:
-    from retrieval.vectors import read_vectors
-
-    ids, _, dense = read_vectors(path)
-    if ids is None or dense is None:
-        raise SystemExit(f"{path}: not a features file of this benchmark (ids and dense rows)")
-    return list(ids), np.asarray(dense, dtype=np.float32)
 
 
 def train(layers: list[int], extra: list[str], head: str) -> None:
@@ -146,7 +132,7 @@ def train(layers: list[int], extra: list[str], head: str) -> None:
         folder = ROOT / f"L{layer}"
         sets = [f"model.settings.dense_layer={layer}", f"run.out={folder / head}", *extra]
         trainer = DenseHeadTrainer(TrainConfig.load(CONFIG, parse_overrides(sets)))
-        trainer.train(show_progress=False, documents=_rows(folder / DOCS), queries=_rows(folder / QUERIES))
+        trainer.train(show_progress=False, documents=load_dense(folder / DOCS), queries=load_dense(folder / QUERIES))
 
 
 def _projection(model: Path) -> np.ndarray:
@@ -185,8 +171,8 @@ def report(layers: list[int], data: Path, dev: Path, sparse_row: str, out: Path,
     results = []
     for layer in layers:
         folder = ROOT / f"L{layer}"
-        dids, D = _rows(folder / DOCS)
-        q_texts, Q = _rows(folder / QUERIES)
+        dids, D = load_dense(folder / DOCS)
+        q_texts, Q = load_dense(folder / QUERIES)
         at = {t: i for i, t in enumerate(q_texts)}
         heads = {"untrained": np.eye(D.shape[1], dtype=np.float32)}
         for model in sorted(folder.glob("*/model")):
@@ -253,7 +239,7 @@ def ship(layer: int, head: str, alias: str, data: Path, results: Path) -> Path:
     rec = next((r for r in json.loads(results.read_text())["heads"] if (r["layer"], r["head"]) == (layer, head)), None)
     if not model.is_dir() or rec is None:
         raise SystemExit(f"block {layer}, head {head}: train it and run the report first ({model}, {results})")
-    q_texts, Q = _rows(ROOT / f"L{layer}" / QUERIES)
+    q_texts, Q = load_dense(ROOT / f"L{layer}" / QUERIES)
     test_texts = sorted(set(_split(data, "test")[0].values()))[:4]
     at = {t: i for i, t in enumerate(q_texts)}
     twin = check_twin(model, test_texts, Q[[at[t] for t in test_texts]], _projection(model))

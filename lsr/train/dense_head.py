@@ -72,7 +72,7 @@ class DenseHeadTrainer:
         (texts, rows) are the identity head's vectors computed elsewhere (say on a GPU machine) for at least the
         training documents and queries; whichever is missing is encoded here first."""
         from .cached import fit
-        from .trainer import ranking_parts
+        from .trainer import dense_ranking_parts
 
         cfg, enc, lo = self.cfg, self.encoder, self.cfg.loss
         t0 = time.perf_counter()
@@ -90,9 +90,7 @@ class DenseHeadTrainer:
             norm = torch.nn.functional.normalize
             q = norm(Q[[query_row[t] for t in batch.queries]] @ proj.T, dim=-1)
             d = norm(D[[doc_row[x] for x in batch.doc_ids]] @ proj.T, dim=-1)
-            parts = ranking_parts(q @ d.T, batch.group_size, target, lo, lo.dense_temperature, lo.dense_temperature,
-                                  "dense_")  # fmt: skip
-            return {k: lo.dense * v for k, v in parts.items()}
+            return dense_ranking_parts(q @ d.T, batch.group_size, target, lo)
 
         info = {"documents": len(doc_ids), "encode_seconds": encode_s, "dense_layer": enc.config.dense_layer}
         fit(cfg, self.data, [proj], step_loss, info, "train dense head", show_progress)

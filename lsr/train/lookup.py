@@ -85,7 +85,7 @@ class LookupTrainer:
         from lsr.inference_free import InferenceFreeEncoder, LookupConfig
 
         from .cached import fit
-        from .trainer import ranking_parts
+        from .trainer import dense_ranking_parts, ranking_parts
 
         cfg, enc, lo = self.cfg, self.encoder, self.cfg.loss
         t0 = time.perf_counter()
@@ -122,9 +122,7 @@ class LookupTrainer:
             if self.dense and lo.dense:
                 qd = torch.nn.functional.normalize(mean_embeddings(q_tok, emb) @ proj.T, dim=-1)
                 dd = torch.from_numpy(np.asarray(dense_rows[rows], dtype=np.float32))
-                dense_parts = ranking_parts(qd @ dd.T, G, target, lo, lo.dense_temperature, lo.dense_temperature,
-                                            "dense_")  # fmt: skip
-                parts.update({k: lo.dense * v for k, v in dense_parts.items()})
+                parts.update(dense_ranking_parts(qd @ dd.T, G, target, lo))
             return parts
 
         info = {"documents": len(texts), "encode_seconds": encode_s}

@@ -86,6 +86,15 @@ def ranking_parts(
     return parts
 
 
+def dense_ranking_parts(
+    scores_all: torch.Tensor, group_size: int, target: torch.Tensor | None, lo: Any
+) -> dict[str, torch.Tensor]:
+    """``ranking_parts`` on a dense head's cosine scores: at ``dense_temperature`` (InfoNCE and KL alike), named
+    ``dense_*`` and weighted by ``[loss] dense``."""
+    t = lo.dense_temperature
+    return {k: lo.dense * v for k, v in ranking_parts(scores_all, group_size, target, lo, t, t, "dense_").items()}
+
+
 DOCUMENT_FOLDER = "document"  # where a "lookup-joint" model keeps its document encoder, inside the lookup
 
 
@@ -235,29 +244,19 @@ class Trainer:
             d, d_dense = enc(d_in, "document")
         q, d = q.float(), d.float()
         B, G = len(batch.queries), batch.group_size
-        parts: dict[str, torch.Tensor] = {}
         teachers = {n: to_device(torch.as_tensor(v), dev) for n, v in batch.teachers.items()}
         lo = cfg.loss
         target = None
         if lo.kl or lo.margin_mse:
             target = losses.ensemble_target(teachers, lo.teachers, lo.teacher_norm)
-
-        def ranking(scores_all: torch.Tensor, prefix: str, temperature: float) -> None:
-            kl_t = lo.kl_temperature if not prefix else temperature
-            parts.update(ranking_parts(scores_all, G, target, lo, temperature, kl_t, prefix))
-
-        ranking(q @ d.T, "", lo.infonce_temperature)
+        parts = ranking_parts(q @ d.T, G, target, lo, lo.infonce_temperature, lo.kl_temperature)
         if lo.disco:
             t_in = q_in if q_in is not None else enc.layout.batch(q_tok, enc.config.query_max_length, dev)
             with torch.no_grad(), autocast:
                 t_q, _ = self.teacher(t_in, "query")
             parts["disco"] = lo.disco * losses.disco(q, d, t_q.float(), lo.kl_temperature)
         if q_dense is not None and lo.dense:
-            qd, dd = q_dense.float(), d_dense.float()
-            before = set(parts)
-            ranking(qd @ dd.T, "dense_", lo.dense_temperature)
-            for k in set(parts) - before:
-                parts[k] = lo.dense * parts[k]
+            parts.update(dense_ranking_parts(q_dense.float() @ d_dense.float().T, G, target, lo))
         sp = cfg.sparsity
         reg = regularizers.flops if sp.kind == "flops" else regularizers.l1
         lam_q = regularizers.quadratic_warmup(sp.query, step, sp.warmup_steps)

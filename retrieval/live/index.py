@@ -101,6 +101,20 @@ def connect(path: Path) -> tuple[sqlite3.Connection, IndexSpec]:
     return db, IndexSpec(**json.loads(row[0]))
 
 
+def read_segments(db: sqlite3.Connection, path: Path, have: tuple[Segment, ...] = ()) -> tuple[Segment, ...]:
+    """The segments the catalog names, with their live rows: those among ``have`` (by number) kept, memory maps and
+    all, with the new live rows; the others opened. Raises FileNotFoundError for a segment folder that is gone."""
+    held = {s.seq: s for s in have}
+    out = []
+    for seq, rows in db.execute("SELECT seq, rows FROM segments ORDER BY seq").fetchall():
+        live = np.array([r for (r,) in db.execute("SELECT row FROM docs WHERE seg=?", (seq,))], dtype=np.int64)
+        seg = held[seq].with_live(live) if seq in held else Segment(seq, path / SEGMENTS / seg_name(seq), live)
+        if seg.rows != rows:
+            raise ValueError(f"{seg.path}: {seg.rows} rows, the catalog says {rows}")
+        out.append(seg)
+    return tuple(out)
+
+
 class LiveIndex:
     """A folder of segments and its catalog; thread-safe (one writer at a time, searches lock-free)."""
 
@@ -144,20 +158,13 @@ class LiveIndex:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         add_checksums(db)
-        segments = []
-        named = set()
-        for seq, rows in db.execute("SELECT seq, rows FROM segments ORDER BY seq").fetchall():
-            live = np.array([r for (r,) in db.execute("SELECT row FROM docs WHERE seg=?", (seq,))], dtype=np.int64)
-            seg = Segment(seq, path / SEGMENTS / seg_name(seq), live)
-            if seg.rows != rows:
-                raise ValueError(f"{seg.path}: {seg.rows} rows, the catalog says {rows}")
-            segments.append(seg)
-            named.add(seg_name(seq))
+        segments = read_segments(db, path)
+        named = {seg.path.name for seg in segments}
         for folder in (path / SEGMENTS).iterdir():
             if folder.name not in named:
                 logger.warning("%s: removing %s, which no committed change names", path, folder.name)
                 shutil.rmtree(folder, ignore_errors=True)
-        return cls(path, db, spec, tuple(segments))
+        return cls(path, db, spec, segments)
 
     def close(self) -> None:
         with self._merging, self._write, self._read:

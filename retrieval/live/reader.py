@@ -18,10 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .index import SEGMENTS, LiveIndex, connect
-from .segment import Segment, seg_name
+from .index import LiveIndex, connect, read_segments
+from .segment import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -56,31 +54,16 @@ class LiveReader(LiveIndex):
                     return False
                 self._db.execute("BEGIN")  # one read snapshot of the segments and their live rows
                 try:
-                    listed = self._db.execute("SELECT seq, rows FROM segments ORDER BY seq").fetchall()
-                    live = {seq: np.array([r for (r,) in self._db.execute("SELECT row FROM docs WHERE seg=?", (seq,))],
-                                          dtype=np.int64) for seq, _ in listed}  # fmt: skip
+                    segments = read_segments(self._db, self.path, self._segments)
+                except FileNotFoundError as e:  # a merge removed it after our snapshot: its commit is there now
+                    logger.info("%s: %s; reading the catalog again", self.path, e)
+                    continue
                 finally:
                     self._db.execute("COMMIT")
-            try:
-                segments = self._segments_of(listed, live)
-            except FileNotFoundError as e:  # a merge removed it after our snapshot: its commit is there now
-                logger.info("%s: %s; reading the catalog again", self.path, e)
-                continue
             self._segments = segments
             self._version = version
             return True
         raise RuntimeError(f"{self.path}: no stable snapshot in {ATTEMPTS} tries (merges removing segments)")
-
-    def _segments_of(self, listed: list[tuple[int, int]], live: dict[int, np.ndarray]) -> tuple[Segment, ...]:
-        have = {s.seq: s for s in self._segments}
-        out = []
-        for seq, rows in listed:
-            path = self.path / SEGMENTS / seg_name(seq)
-            seg = have[seq].with_live(live[seq]) if seq in have else Segment(seq, path, live[seq])
-            if seg.rows != rows:
-                raise ValueError(f"{seg.path}: {seg.rows} rows, the catalog says {rows}")
-            out.append(seg)
-        return tuple(out)
 
     # every read catches up first
     @property

@@ -26,19 +26,20 @@ class Segment:
         self.indptr, self.indices, self.values = vectors
         if len(self.indptr) != self.sparse.num_docs + 1:
             raise ValueError(f"{path}: {len(self.indptr) - 1} vectors for {self.sparse.num_docs} documents")
-        self.live = np.zeros(self.sparse.num_docs, dtype=bool)
-        self.live[live_rows] = True
-        self.dead = int(self.sparse.num_docs - self.live.sum())
+        self._set_live(live_rows)
         self.columns = None  # its metadata index (retrieval.filters.MetadataColumns), built on first use
 
     def with_live(self, live_rows: np.ndarray) -> Segment:
         """The same segment (its memory-mapped files and metadata index shared) with other live rows: what a read
         replica (LiveReader) makes of a segment it holds when the catalog changed."""
         seg = copy.copy(self)
-        seg.live = np.zeros(self.sparse.num_docs, dtype=bool)
-        seg.live[live_rows] = True
-        seg.dead = int(seg.rows - seg.live.sum())
+        seg._set_live(live_rows)
         return seg
+
+    def _set_live(self, live_rows: np.ndarray) -> None:
+        self.live = np.zeros(self.sparse.num_docs, dtype=bool)
+        self.live[live_rows] = True
+        self.dead = int(self.sparse.num_docs - self.live.sum())
 
     @property
     def rows(self) -> int:
