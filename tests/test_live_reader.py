@@ -61,6 +61,21 @@ def test_a_reader_never_writes(tmp_path: Path) -> None:
         LiveReader.open(tmp_path / "nothing")
 
 
+def test_a_damaged_segment_is_an_error_not_a_retry(tmp_path: Path) -> None:
+    """A segment that fails to open while no commit followed the snapshot is damage: raised at once (a segment
+    half removed by a merge, with the merge's commit there, is read again instead: the concurrent test)."""
+    from indexer.errors import CorruptIndexError
+
+    writer = LiveIndex.create(tmp_path / "idx", SPEC)
+    reader = LiveReader.open(tmp_path / "idx")
+    for name in ("a", "b"):
+        batch, dense, _ = docs(np.random.default_rng(0), [name])
+        writer.upsert([name], batch, dense)
+    (writer.segments[0].path / "sparse" / "docids.bin").unlink()
+    with pytest.raises(CorruptIndexError, match="docids.bin"):
+        reader.refresh()
+
+
 def test_readers_keep_answering_through_concurrent_writes_and_merges(tmp_path: Path) -> None:
     """Writers, a background merger that removes merged segments' folders, and two readers searching meanwhile:
     no reader fails, and each ends with the writer's state."""

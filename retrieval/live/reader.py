@@ -7,8 +7,9 @@ The writer commits each change to the catalog (SQLite in WAL mode) before it ret
 once written. So a reader needs no message from the writer: before every read it asks its catalog connection
 whether another connection committed since its last look (``PRAGMA data_version``, a few µs) and, if so, reads the
 catalog's segments and live rows in one read transaction, keeps the segments it already has memory-mapped (with
-their new live rows) and opens the new ones. A segment folder that a merge removed between that snapshot and its
-opening makes it look again: the merge that removed it committed first. The reader never writes: it neither
+their new live rows) and opens the new ones. A segment that fails to open (its folder gone, or half removed) while
+the catalog has moved on since the snapshot makes it look again: the merge that removed it committed first. With
+no commit since, the failure is damage, and it is raised. The reader never writes: it neither
 migrates the catalog nor removes folders (the writer's ``open`` does both), and upsert, delete and merge raise.
 """
 
@@ -53,13 +54,20 @@ class LiveReader(LiveIndex):
                 if version == self._version:
                     return False
                 self._db.execute("BEGIN")  # one read snapshot of the segments and their live rows
+                failed: Exception | None = None
                 try:
                     segments = read_segments(self._db, self.path, self._segments)
-                except FileNotFoundError as e:  # a merge removed it after our snapshot: its commit is there now
-                    logger.info("%s: %s; reading the catalog again", self.path, e)
-                    continue
+                except (OSError, ValueError) as e:  # gone, or half removed (CorruptIndexError, DamagedVectorsError)
+                    failed = e
                 finally:
                     self._db.execute("COMMIT")
+                moved_on = failed is not None and self._db.execute("PRAGMA data_version").fetchone()[0] != version
+            if failed is not None:
+                if not moved_on:  # no commit since the snapshot: the segment it names is damaged, not being removed
+                    raise failed
+                logger.info("%s: %s; a merge removed it after the snapshot, reading the catalog again", self.path,
+                            failed)  # fmt: skip
+                continue
             self._segments = segments
             self._version = version
             return True
